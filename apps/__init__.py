@@ -1,0 +1,1 @@
+"""Applications built on the runtime: camera re-id, gallery, reports."""

@@ -1,0 +1,1 @@
+"""INT8 calibration: calibration sets, ranges, Q/DQ models, TensorRT caches."""

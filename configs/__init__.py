@@ -1,0 +1,1 @@
+"""Built-in YAML configs (read with dgnet_edge.config.load_config)."""

@@ -1,0 +1,1 @@
+"""The `dgnet-edge` command line: one module per command group, wired in :mod:`.main`."""

@@ -1,0 +1,55 @@
+"""Root of the `dgnet-edge` command: wires the command modules and maps errors to exit codes.
+
+User errors (:class:`~dgnet_edge.errors.DgnetEdgeError`) print one line to stderr and exit with
+their code (1, or 2 for usage); set ``DGNET_EDGE_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from dgnet_edge import __version__
+from dgnet_edge.cli import data
+from dgnet_edge.cli.output import err, setup_logging
+from dgnet_edge.errors import DgnetEdgeError
+
+app = typer.Typer(
+    name="dgnet-edge",
+    help="Train DG-Net re-id models and compile them for the edge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    setup_logging(verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=argv, prog_name="dgnet-edge")
+    except DgnetEdgeError as e:
+        if os.environ.get("DGNET_EDGE_DEBUG"):
+            raise
+        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Typed, frozen run configuration read from YAML.
+
+A config file may name a base with ``_base_: other.yaml`` (a path relative to the file, or the name
+of a built-in config); the file's keys are deep-merged over the base's. Dotted overrides
+(``id_train.epochs=3``) are applied last, then the result is validated and frozen. A bad key or
+value raises :class:`~dgnet_edge.errors.ConfigError` naming the file, the field and what was
+expected. The resolved config is saved beside every run's outputs (:meth:`Config.to_yaml`).
+
+Built-in configs live in the ``configs/`` folder of the project (installed as
+``dgnet_edge.configs``): ``synth_small`` (CPU, synthetic world) and ``teacher_market`` (the
+paper's teacher on Market-1501).
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dgnet_edge.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BASE_KEY = "_base_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the images come from and how they are prepared for training and evaluation."""
+
+    dataset: str = Field("market1501", description="dataset reader name (see `dgnet-edge data list`)")
+    root: str = Field("data/synth", description="dataset root folder")
+    height: int = Field(256, ge=32, le=1024, description="network input height")
+    width: int = Field(128, ge=16, le=1024, description="network input width")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    pad: int = Field(10, ge=0, description="zero padding before the random crop (training)")
+    flip: bool = Field(True, description="random horizontal flip (training)")
+    erasing_p: float = Field(0.5, ge=0.0, le=1.0, description="random erasing probability")
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(4, ge=0, description="image decoding threads (0 = main thread)")
+
+
+class NetConfig(_Section):
+    """A re-id network: ResNet trunk, pooling, one ID head per dropout rate."""
+
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    last_stride: Literal[1, 2] = 1
+    pool: Literal["avg", "max"] = "max"
+    bottleneck: int = Field(512, ge=8, description="width of each head's embedding layer")
+    dropout: tuple[float, ...] = Field((0.5, 0.75), min_length=1, max_length=2)
+    pretrained: str | None = Field(None, description="local path to ImageNet ResNet weights")
+
+    @field_validator("dropout")
+    @classmethod
+    def _rates(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.0 <= r < 1.0 for r in v):
+            raise ValueError("dropout rates must lie in [0, 1)")
+        return v
+
+
+class IdTrainConfig(_Section):
+    """ID (cross-entropy) training of the teacher or of E_a alone (stages `teacher`, `baseline`)."""
+
+    epochs: int = Field(60, ge=1)
+    lr: float = Field(0.05, gt=0, description="learning rate of the ID heads")
+    backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr x this")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: float = Field(0, ge=0, description="linear lr warm-up from 0.1x")
+    milestones: tuple[int, ...] = Field((40,), description="epochs at which lr is multiplied by gamma")
+    gamma: float = Field(0.1, gt=0, le=1)
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    clip_grad: float | None = Field(None, gt=0, description="max gradient norm (None = no clipping)")
+    log_every: int = Field(20, ge=1, description="iterations between log lines")
+    eval_every: int = Field(0, ge=0, description="epochs between evaluations (0 = at the end only)")
+    max_minutes: float | None = Field(None, gt=0, description="stop (and save) after this long")
+
+    @model_validator(mode="after")
+    def _milestones_sorted(self) -> IdTrainConfig:
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
+class EvalConfig(_Section):
+    """Test-time feature extraction and ranking."""
+
+    flip: bool = Field(True, description="sum the features of the image and its mirror")
+    alpha: float = Field(0.5, ge=0, description="weight of the fine-grained half of the query feature")
+    ap: Literal["standard", "trapezoid"] = "standard"
+    rerank: bool = Field(False, description="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)")
+    batch_size: int = Field(64, ge=1)
+
+
+class Config(_Section):
+    """A whole run: data, the two networks, ID training and evaluation."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    output_dir: str = Field("runs/{name}", description="where checkpoints and logs go")
+    data: DataConfig = DataConfig()
+    appearance: NetConfig = NetConfig()
+    teacher: NetConfig = NetConfig(pool="avg", dropout=(0.5,))
+    id_train: IdTrainConfig = IdTrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output_dir.format(name=self.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def builtin_config_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("dgnet_edge.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A path to an existing file, or the name of a built-in config (``synth_small``)."""
+    candidates = [Path(name_or_path)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / name_or_path)
+    for c in candidates:
+        if c.is_file():
+            return c
+    stem = Path(name_or_path).name.removesuffix(".yaml")
+    builtin = resources.files("dgnet_edge.configs") / f"{stem}.yaml"
+    if builtin.is_file():
+        return Path(str(builtin))
+    raise ConfigError(
+        f"config {name_or_path!s} not found: give a YAML file or one of the built-in configs "
+        f"({', '.join(builtin_config_names())})"
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"{path}: _base_ chain loops: {chain}")
+    data = _read_yaml(path)
+    base_name = data.pop(BASE_KEY, None)
+    if base_name is None:
+        return data
+    base_path = resolve_config_path(base_name, relative_to=path.parent)
+    return _deep_merge(_load_tree(base_path, (*seen, path)), data)
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE with a dotted key, e.g. id_train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {e}") from None
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"field '{loc}': unknown key"
+    got = err.get("input")
+    got_text = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+    return f"field '{loc}': {err['msg']}{got_text}"
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "<dict>") -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        lines = "\n  ".join(_describe(err) for err in e.errors())
+        raise ConfigError(f"{source}: invalid config:\n  {lines}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, merge, override, validate and freeze a config."""
+    resolved = resolve_config_path(path)
+    tree = _load_tree(resolved)
+    for override in overrides:
+        _apply_override(tree, override)
+    source = str(resolved) + (f" (with overrides {', '.join(overrides)})" if overrides else "")
+    return config_from_dict(tree, source)

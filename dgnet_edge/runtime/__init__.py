@@ -1,0 +1,1 @@
+"""Runtime backends behind one interface (torch, ONNX Runtime, TensorRT)."""

@@ -1,0 +1,1 @@
+"""The model compiler: PyTorch checkpoints to ONNX and TensorRT engines."""
