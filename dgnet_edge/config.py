@@ -189,7 +189,7 @@ def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _deep_merge(_load_tree(base_path, (*seen, path)), data)
 
 
-def _apply_override(tree: dict[str, Any], override: str) -> None:
+def apply_override(tree: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {override!r}: expected KEY=VALUE with a dotted key, e.g. id_train.epochs=3")
@@ -229,6 +229,6 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     resolved = resolve_config_path(path)
     tree = _load_tree(resolved)
     for override in overrides:
-        _apply_override(tree, override)
+        apply_override(tree, override)
     source = str(resolved) + (f" (with overrides {', '.join(overrides)})" if overrides else "")
     return config_from_dict(tree, source)

@@ -1,0 +1,16 @@
+"""Learning-rate schedules as pure functions of the iteration."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+
+def id_lr_factor(iteration: int, iters_per_epoch: int, warmup_epochs: float, milestones: tuple[int, ...], gamma: float) -> float:
+    """Multiplier of the base lr for ID training: linear warm-up from 0.1 over ``warmup_epochs``
+    (the reference baseline scales the loss instead, which is the same for SGD up to weight
+    decay), then x``gamma`` at each milestone epoch."""
+    epoch = iteration / iters_per_epoch
+    factor = gamma ** bisect_right(milestones, int(epoch))
+    if warmup_epochs > 0 and epoch < warmup_epochs:
+        factor *= 0.1 + 0.9 * epoch / warmup_epochs
+    return factor
