@@ -33,8 +33,18 @@ def relabel(records: list[ImageRecord]) -> list[ImageRecord]:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files directly in ``folder``, sorted by name; DatasetError if it is not a folder.
+
+    Hidden files are skipped: copies made on macOS leave a ``._name.jpg`` metadata file beside
+    each image, which is not an image.
+    """
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder: expected a folder of images there")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
 
 
 class ReidDataset:
@@ -42,7 +52,8 @@ class ReidDataset:
 
     A subclass sets :attr:`name` and :attr:`layout` (a short description of the folder tree, shown
     when the tree is wrong), lists its required paths in :meth:`required_paths` and reads each split
-    in :meth:`_read_split`. Splits are read on first access; ``train`` is relabelled to 0..N-1.
+    in :meth:`_read_split`. Splits are read on first access; ``train`` is relabelled to 0..N-1. A split
+    with no images is a DatasetError (a half-unpacked archive or a wrong folder, never a dataset).
     """
 
     name = "base"
@@ -66,17 +77,26 @@ class ReidDataset:
             names = ", ".join(str(p) for p in missing)
             raise DatasetError(f"{self.name}: {names} not found under {self.root}. Expected layout:\n{self.layout}")
 
+    def _read_nonempty(self, split: str) -> list[ImageRecord]:
+        records = self._read_split(split)
+        if not records:
+            raise DatasetError(
+                f"{self.name}: the {split} split under {self.root} has no images; check that the archive "
+                f"unpacked completely. Expected layout:\n{self.layout}"
+            )
+        return records
+
     @cached_property
     def train(self) -> list[ImageRecord]:
-        return relabel(self._read_split("train"))
+        return relabel(self._read_nonempty("train"))
 
     @cached_property
     def query(self) -> list[ImageRecord]:
-        return self._read_split("query")
+        return self._read_nonempty("query")
 
     @cached_property
     def gallery(self) -> list[ImageRecord]:
-        return self._read_split("gallery")
+        return self._read_nonempty("gallery")
 
     @property
     def num_train_pids(self) -> int:

@@ -17,21 +17,38 @@ log = logging.getLogger(__name__)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file as an RGB uint8 array (H, W, 3); ImageReadError if it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
+    """An image file as an RGB uint8 array (H, W, 3); ImageReadError if it cannot be read or decoded.
+
+    Grey and palette images come back as three channels and an alpha channel is dropped.
+    """
+    if not Path(path).is_file():
         raise ImageReadError(f"{path}: image file not found")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:  # permissions, a file removed meanwhile, an I/O error on the disk
+        raise ImageReadError(f"{path}: cannot read the file ({e.strerror or e})") from e
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes); re-copy it from the dataset archive")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. a corrupt header declaring an absurd image size
+        image = None
     if image is None:
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize to (height, width) with bicubic interpolation, as the reference code's PIL resize."""
-    if image.shape[:2] == (height, width):
+    """Resize to (height, width) as the reference code's PIL bicubic resize does it.
+
+    Enlarging (e.g. Market-1501's 128x64 crops to 256x128) uses bicubic interpolation; shrinking
+    uses area averaging, which low-pass filters like PIL's resampling does (plain bicubic would alias).
+    """
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+    shrinking = height <= h and width <= w
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
 @dataclass
