@@ -12,7 +12,7 @@ import sys
 import typer
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import data, evaluate, train
+from dgnet_edge.cli import bench, data, evaluate, train
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(bench.app, name="bench")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 
