@@ -54,14 +54,16 @@ class ReidEmbedder(nn.Module):
         if self.flip:
             x = torch.cat([x, x.flip(3)], dim=0)
         fmap = self.net.forward_features(x)
+        # Normalise in float32 whatever the trunk ran in (an fp16 sum of 512 squares can overflow).
         parts = self.net.forward_head(fmap, pre_logits=True)
-        feature = torch.cat([F.normalize(p, dim=1) for p in parts], dim=1)
+        feature = torch.cat([F.normalize(p.float(), dim=1) for p in parts], dim=1)
         if self.flip:
             feature = feature[:batch] + feature[batch:]
-            feature = F.normalize(feature.reshape(batch, self.heads, -1), dim=2).reshape(batch, -1)
+            d = self.net.bottleneck
+            feature = torch.cat([F.normalize(feature[:, k * d : (k + 1) * d], dim=1) for k in range(self.heads)], dim=1)
         if not self.with_code:
             return feature
-        return feature, self.net.appearance(fmap[:batch])
+        return feature, self.net.appearance(fmap[:batch]).float()
 
 
 def numpy_embed(module: nn.Module, device: torch.device | str = "cpu"):

@@ -1,0 +1,51 @@
+"""Shared fixtures: small synthetic worlds, made once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from dgnet_edge.data.synth import WorldSpec, write_world
+
+TINY_WORLD = WorldSpec(train_ids=8, test_ids=6, cameras=3, images_per_camera=4, height=64, width=32, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A world of 8 training and 6 test identities at 64x32, written in Market-1501 layout."""
+    root = tmp_path_factory.mktemp("worlds") / "tiny"
+    write_world(root, TINY_WORLD, workers=1)
+    return root
+
+
+def tiny_overrides(root, out_dir=None) -> list[str]:
+    """Overrides of the synth_small config that make training on the tiny world take seconds."""
+    items = [
+        f"data.root={root}",
+        "data.height=64",
+        "data.width=32",
+        "data.pad=2",
+        "data.batch_size=8",
+        "data.workers=0",
+        "appearance.bottleneck=16",
+        "appearance.last_stride=1",  # a 4x2 map at 64x32: the 4-stripe appearance code needs 4 rows
+        "teacher.bottleneck=16",
+        "id_train.epochs=2",
+        "id_train.milestones=[1]",
+        "id_train.warmup_epochs=0.5",
+        "id_train.log_every=1",
+        "eval.batch_size=16",
+    ]
+    if out_dir is not None:
+        items.append(f"output_dir={out_dir}")
+    return items
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_world, tmp_path_factory):
+    """A baseline (E_a) checkpoint trained for one epoch on the tiny world."""
+    from dgnet_edge.config import load_config
+    from dgnet_edge.training.id_trainer import train_id
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = load_config("synth_small", tiny_overrides(tiny_world, out) + ["id_train.epochs=1"])
+    return train_id(cfg, "baseline", out, progress=False).checkpoint
