@@ -91,6 +91,89 @@ class IdTrainConfig(_Section):
         return self
 
 
+class GeneratorConfig(_Section):
+    """E_s and G (official ``gen`` section)."""
+
+    dim: int = Field(16, ge=4, description="gen.dim: width of E_s's first conv")
+    n_downsample: int = Field(2, ge=1, le=4, description="gen.n_downsample")
+    n_res: int = Field(4, ge=1, description="gen.n_res")
+    mlp_dim: int = Field(512, ge=8, description="gen.mlp_dim")
+    dilations: tuple[int, ...] = Field((3, 6, 9), min_length=1, description="ASPP dilations (official: 3, 6, 9)")
+    activation: Literal["lrelu", "relu"] = "lrelu"
+    pad_type: Literal["reflect", "zero"] = "reflect"
+    init: Literal["kaiming", "gaussian", "xavier", "orthogonal"] = "kaiming"
+
+
+class DiscriminatorConfig(_Section):
+    """D (official ``dis`` section; LSGAN, no norm)."""
+
+    dim: int = Field(32, ge=4, description="dis.dim")
+    n_layer: int = Field(2, ge=1, description="dis.n_layer")
+    n_res: int = Field(4, ge=0, description="dis.n_res")
+    num_scales: int = Field(3, ge=1, description="dis.num_scales")
+    gp_weight: float = Field(0.01, ge=0, description="dis.LAMBDA: weight of the gradient penalty on real images")
+    activation: Literal["lrelu", "relu"] = "lrelu"
+    pad_type: Literal["reflect", "zero"] = "reflect"
+    init: Literal["gaussian", "kaiming", "xavier", "orthogonal"] = "gaussian"
+
+
+class DGNetConfig(_Section):
+    """DG-Net training (stage ``dgnet``). Names follow the official ``configs/latest.yaml``; where
+    they differ the official name is given first in the description."""
+
+    max_iter: int = Field(100_000, ge=1)
+    lr_g: float = Field(1e-4, gt=0, description="lr_g: Adam lr of E_s and G")
+    lr_d: float = Field(1e-4, gt=0, description="lr_d: Adam lr of D")
+    lr_id: float = Field(0.002, gt=0, description="lr2: SGD lr of E_a's trunk")
+    head_lr_mult: float = Field(10.0, gt=0, description="E_a's ID heads learn at lr2 x this")
+    beta1: float = Field(0.0, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    milestones: tuple[int, ...] = Field((60_000, 90_000, 105_000), description="step_size s -> s, 1.5s, 1.75s")
+    gamma: float = Field(0.1, gt=0, le=1, description="gamma: lr decay of G and D")
+    gamma_id: float = Field(0.1, gt=0, le=1, description="gamma2: lr decay of E_a")
+    gan_w: float = Field(1.0, ge=0)
+    recon_x_w: float = Field(5.0, ge=0, description="self-reconstruction")
+    recon_xp_w: float = Field(5.0, ge=0, description="same-identity reconstruction")
+    recon_id_w: float = Field(0.5, ge=0, description="ID loss of the frozen E_a copy on generated images")
+    id_w: float = Field(1.0, ge=0)
+    pid_w: float = Field(1.0, ge=0, description="ID loss on the positive images")
+    recon_f_w: float = Field(0.0, ge=0, description="initial weight of appearance-code reconstruction")
+    recon_s_w: float = Field(0.0, ge=0, description="initial weight of structure-code reconstruction")
+    recon_x_cyc_w: float = Field(0.0, ge=0, description="initial weight of cycle reconstruction")
+    max_w: float = Field(1.0, ge=0, description="final weight of the code reconstructions")
+    max_cyc_w: float = Field(2.0, ge=0)
+    teacher_w: float = Field(0.0, ge=0, description="initial weight of the teacher (primary) loss")
+    max_teacher_w: float = Field(2.0, ge=0)
+    fine_w: float = Field(0.2, ge=0, description="B_w: weight of the fine-grained loss")
+    kl_w: float = Field(1.0, ge=0, description="T_w: weight of the KL term inside the teacher loss")
+    warm_iter: int = Field(30_000, ge=0, description="iteration after which the code/cycle weights grow")
+    warm_teacher_iter: int = Field(30_000, ge=0, description="iteration after which the teacher weight grows")
+    warm_scale: float = Field(0.0005, ge=0, description="growth of the warm weights per iteration")
+    use_encoder_again: float = Field(0.5, ge=0, le=1, description="probability of training E_s on generated images")
+    train_bn: bool = Field(True, description="teacher and frozen E_a copy use batch statistics on generated images")
+    appearance_init: Literal["pretrained", "teacher"] = Field(
+        "pretrained",
+        description="E_a trunk from appearance.pretrained (ImageNet, as the paper) or from the teacher's trunk "
+        "(CPU configs without ImageNet weights)",
+    )
+    pad_mode: Literal["replicate", "constant"] = Field("replicate", description="padding before the random crop (official: edge)")
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    log_every: int = Field(10, ge=1)
+    sample_every: int = Field(5000, ge=0, description="image_save_iter: iterations between sample grids (0 = never)")
+    save_every: int = Field(10_000, ge=1, description="snapshot_save_iter")
+    max_minutes: float | None = Field(None, gt=0, description="stop (and save) after this long")
+    generator: GeneratorConfig = GeneratorConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+
+    def warm_weight(self, start: float, maximum: float, iteration: int, after: int) -> float:
+        """A "0 -> w" weight at ``iteration``: grows by warm_scale per iteration past ``after``.
+
+        A pure function of the iteration, so a resumed run has exactly the weights it had.
+        """
+        return min(maximum, start + self.warm_scale * max(0, iteration - after))
+
+
 class EvalConfig(_Section):
     """Test-time feature extraction and ranking."""
 
@@ -102,7 +185,7 @@ class EvalConfig(_Section):
 
 
 class Config(_Section):
-    """A whole run: data, the two networks, ID training and evaluation."""
+    """A whole run: data, the networks, ID and DG-Net training, evaluation."""
 
     name: str = "run"
     seed: int = 0
@@ -112,6 +195,7 @@ class Config(_Section):
     appearance: NetConfig = NetConfig()
     teacher: NetConfig = NetConfig(pool="avg", dropout=(0.5,))
     id_train: IdTrainConfig = IdTrainConfig()
+    dgnet: DGNetConfig = DGNetConfig()
     eval: EvalConfig = EvalConfig()
 
     @field_validator("device")

@@ -10,8 +10,9 @@ from conftest import tiny_overrides
 from dgnet_edge.checkpoint import load_checkpoint, load_reid_net, save_checkpoint
 from dgnet_edge.config import load_config
 from dgnet_edge.errors import CheckpointError, DeviceError
-from dgnet_edge.training import id_trainer
-from dgnet_edge.training.id_trainer import IdTrainer, resume_config, train_id
+from dgnet_edge.training import trainer as trainer_module
+from dgnet_edge.training.id_trainer import IdTrainer, train_id
+from dgnet_edge.training.trainer import resume_config
 
 
 def tiny_config(root, out_dir, *extra):
@@ -62,7 +63,7 @@ def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch):
 
     trainer = IdTrainer(tiny_config(tiny_world, tmp_path / "b"), "baseline", tmp_path / "b", progress=False)
     stop_at = trainer.iters_per_epoch + 1  # mid-way through the second epoch
-    monkeypatch.setattr(id_trainer, "stop_on_interrupt", _stop_after(trainer, stop_at))
+    monkeypatch.setattr(trainer_module, "stop_on_interrupt", _stop_after(trainer, stop_at))
     partial = trainer.run()
     assert partial.stopped == "interrupted" and partial.step == stop_at
     monkeypatch.undo()

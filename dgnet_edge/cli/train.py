@@ -1,4 +1,4 @@
-"""`dgnet-edge train`: ID training of the teacher or of E_a."""
+"""`dgnet-edge train`: the teacher, E_a alone, or DG-Net."""
 
 from __future__ import annotations
 
@@ -11,22 +11,27 @@ from dgnet_edge.cli.options import ConfigOpt, DeviceOpt, OutOpt, OverridesOpt, P
 from dgnet_edge.cli.output import err
 from dgnet_edge.errors import UsageError
 
+STAGES = ("teacher", "baseline", "dgnet")
+
 
 def train(
-    stage: Annotated[str, typer.Option("--stage", help="teacher | baseline (E_a alone).")],
+    stage: Annotated[str, typer.Option("--stage", help="teacher | baseline (E_a alone) | dgnet.")],
     config: ConfigOpt = "synth_small",
     overrides: OverridesOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = None,
+    teacher: Annotated[Path | None, typer.Option("--teacher", help="Teacher checkpoint (stage dgnet).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue from this checkpoint (its config, plus --set).")] = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Train a re-id network with the ID loss; writes checkpoints, logs and metrics to the output folder."""
+    """Train a stage; writes checkpoints, logs (JSONL, CSV) and metrics to the output folder."""
     from dgnet_edge.config import load_config
-    from dgnet_edge.training.id_trainer import STAGES, resume_config, train_id
+    from dgnet_edge.training.trainer import resume_config
 
     if stage not in STAGES:
         raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    if teacher is not None and stage != "dgnet":
+        raise UsageError("--teacher is only used by --stage dgnet")
     overrides = list(overrides or [])
     if device is not None:
         overrides.append(f"device={device}")
@@ -36,7 +41,14 @@ def train(
     else:
         cfg = load_config(config, overrides)
         out_dir = out or cfg.out_dir
-    result = train_id(cfg, stage, out_dir, resume, progress)
+    if stage == "dgnet":
+        from dgnet_edge.training.dgnet_trainer import train_dgnet
+
+        result = train_dgnet(cfg, teacher, out_dir, resume, progress)
+    else:
+        from dgnet_edge.training.id_trainer import train_id
+
+        result = train_id(cfg, stage, out_dir, resume, progress)
     if result.stopped:
         err.print(f"stopped ({result.stopped}) at step {result.step}; resume with --resume {result.checkpoint}")
         raise typer.Exit(130 if result.stopped == "interrupted" else 0)

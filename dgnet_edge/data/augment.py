@@ -1,7 +1,8 @@
 """Training augmentation on whole batches, as the reference pipeline does it per image.
 
-Order as in the official code: (resize, done when loading) -> zero-pad by ``pad`` -> random crop
-back to H x W -> random horizontal flip -> normalise -> random erasing (Zhong et al. 2017; area
+Order as in the official code: (resize, done when loading) -> pad by ``pad`` (zeros as the
+reference baseline, or the edge pixels as DG-Net) -> random crop back to H x W -> random
+horizontal flip -> normalise -> random erasing (Zhong et al. 2017; area
 0.02-0.4 of the image, aspect uniform in 0.3-3.3, filled with 0 = the dataset mean after normalisation).
 All randomness comes from one ``torch.Generator`` whose state goes into checkpoints, so a resumed
 run draws the same crops as an uninterrupted one.
@@ -21,8 +22,12 @@ class BatchAugment:
         flip: bool = True,
         erasing_p: float = 0.5,
         generator: torch.Generator | None = None,
+        pad_mode: str = "constant",
     ):
+        if pad_mode not in ("constant", "replicate"):
+            raise ValueError(f"pad_mode must be constant or replicate, got {pad_mode!r}")
         self.pad = pad
+        self.pad_mode = pad_mode
         self.flip = flip
         self.erasing_p = erasing_p
         self.generator = generator or torch.Generator()
@@ -32,23 +37,25 @@ class BatchAugment:
     def _rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=self.generator)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 RGB (any device) -> (B, 3, H, W) float, normalised and augmented."""
+    def __call__(self, images: torch.Tensor, erase: bool = True) -> torch.Tensor:
+        """(B, H, W, 3) uint8 RGB (any device) -> (B, 3, H, W) float, normalised and augmented
+        (random erasing only with ``erase``; :meth:`erase` applies it to a batch later)."""
         x = images.permute(0, 3, 1, 2).float().div_(255)
         b, _, h, w = x.shape
         if self.pad > 0:
-            padded = torch.nn.functional.pad(x, (self.pad,) * 4)
+            padded = torch.nn.functional.pad(x, (self.pad,) * 4, mode=self.pad_mode)
             offsets = (self._rand(b, 2) * (2 * self.pad + 1)).long().clamp_(max=2 * self.pad)
             x = torch.stack([padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
         if self.flip:
             mirror = (self._rand(b) < 0.5).to(x.device).view(b, 1, 1, 1)
             x = torch.where(mirror, x.flip(3), x)
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        if self.erasing_p > 0:
-            x = self._erase(x)
-        return x
+        return self.erase(x) if erase else x
 
-    def _erase(self, x: torch.Tensor) -> torch.Tensor:
+    def erase(self, x: torch.Tensor) -> torch.Tensor:
+        """Random erasing of a normalised batch (a new tensor; ``x`` is left as it is)."""
+        if self.erasing_p <= 0:
+            return x
         b, _, h, w = x.shape
         apply = self._rand(b) < self.erasing_p
         # Up to 100 tries per image as the reference; draw them all at once.

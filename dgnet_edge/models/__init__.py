@@ -12,7 +12,7 @@ from dgnet_edge.models.discriminator import (
     gradient_penalty,
 )
 from dgnet_edge.models.embedder import ReidEmbedder
-from dgnet_edge.models.factory import PRESETS, build_reid_net, create_model
+from dgnet_edge.models.factory import PRESETS, build_dgnet, build_reid_net, create_model
 from dgnet_edge.models.layers import ASPP, MLP, AdaIN, ConvBlock, LayerNorm, ResBlock, init_weights
 from dgnet_edge.models.official import (
     OfficialImport,
@@ -55,6 +55,7 @@ __all__ = [
     "SwapOutput",
     "appearance_from_official",
     "appearance_to_official",
+    "build_dgnet",
     "build_reid_net",
     "build_resnet",
     "create_model",

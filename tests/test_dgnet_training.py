@@ -1,0 +1,149 @@
+import json
+
+import pytest
+import torch
+from conftest import tiny_overrides
+
+from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
+from dgnet_edge.config import DGNetConfig, load_config
+from dgnet_edge.errors import CheckpointError, ConfigError
+from dgnet_edge.models import build_reid_net
+from dgnet_edge.config import NetConfig
+from dgnet_edge.training import trainer as trainer_module
+from dgnet_edge.training.dgnet_trainer import DGNetTrainer, frozen_call, train_dgnet
+from dgnet_edge.training.id_trainer import train_id
+from dgnet_edge.training.trainer import resume_config
+
+SMALL_DGNET = [
+    "teacher.last_stride=1",
+    "dgnet.generator.dilations=[1,2,3]",
+    "dgnet.generator.mlp_dim=32",
+    "dgnet.generator.n_res=2",
+    "dgnet.discriminator.n_res=1",
+    "dgnet.discriminator.num_scales=2",
+    "dgnet.warm_iter=1",
+    "dgnet.warm_teacher_iter=1",
+    "dgnet.warm_scale=0.5",
+    "dgnet.appearance_init=teacher",
+    "dgnet.log_every=1",
+    "dgnet.max_iter=4",
+    "dgnet.sample_every=2",
+    "dgnet.save_every=2",
+]
+
+
+def dgnet_config(world, out, *extra):
+    return load_config("synth_small", tiny_overrides(world, out) + SMALL_DGNET + list(extra))
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = load_config("synth_small", tiny_overrides(tiny_world, out) + ["teacher.last_stride=1", "id_train.epochs=1"])
+    return train_id(cfg, "teacher", out, progress=False).checkpoint
+
+
+def test_dgnet_trains_end_to_end(tiny_world, teacher, tmp_path):
+    result = train_dgnet(dgnet_config(tiny_world, tmp_path), teacher, tmp_path, progress=False)
+    assert result.stopped is None and result.step == 4
+    state = load_checkpoint(result.checkpoint, kinds=("dgnet",))
+    assert set(state["models"]) == {"appearance", "structure", "decoder", "discriminator"}
+    assert set(state["optimizers"]) == {"gen", "dis", "id"}
+    assert {"rank1", "mAP"} <= set(result.metrics)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"train"' in line]
+    assert len(rows) == 4
+    for key in ("dis", "gan", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle", "id", "pid", "recon_id", "teacher"):
+        assert all(torch.isfinite(torch.tensor(r[key])) for r in rows), key
+    # The warm weights grow from 0 after warm_iter: off at step 0 and 1, on after.
+    assert [r["w_teacher"] for r in rows] == [0.0, 0.0, 0.5, 1.0]
+    assert rows[0]["cycle"] == 0.0 and rows[-1]["cycle"] > 0
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["train_00000002.png", "train_00000004.png"]
+
+
+def test_dgnet_resume_continues_exactly(tiny_world, teacher, tmp_path, monkeypatch):
+    full = train_dgnet(dgnet_config(tiny_world, tmp_path / "a"), teacher, tmp_path / "a", progress=False)
+
+    trainer = DGNetTrainer(dgnet_config(tiny_world, tmp_path / "b"), tmp_path / "b", teacher, progress=False)
+
+    class StopAt2:
+        reason = None
+
+        @property
+        def stop(self):
+            if trainer.step >= 2:
+                self.reason = "interrupted"
+            return self.reason is not None
+
+    class Flag:
+        def __enter__(self):
+            return StopAt2()
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(trainer_module, "stop_on_interrupt", lambda max_seconds=None: Flag())
+    partial = trainer.run()
+    assert partial.stopped == "interrupted" and partial.step == 2
+    monkeypatch.undo()
+
+    # Without --teacher: the checkpoint remembers it.
+    resumed = train_dgnet(resume_config(partial.checkpoint), None, tmp_path / "b", resume=partial.checkpoint, progress=False)
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
+    for part in a["models"]:
+        for key, value in a["models"][part].items():
+            torch.testing.assert_close(value, b["models"][part][key], rtol=0, atol=0, msg=f"{part}.{key}")
+
+
+def test_teacher_checks(tiny_world, teacher, tiny_checkpoint, tmp_path):
+    cfg = dgnet_config(tiny_world, tmp_path)
+    with pytest.raises(ConfigError, match="--teacher"):
+        DGNetTrainer(cfg, tmp_path, None)
+    with pytest.raises(CheckpointError, match="stage teacher"):
+        DGNetTrainer(cfg, tmp_path, tiny_checkpoint)
+    state = load_checkpoint(teacher)
+    state["num_classes"] = 99
+    save_checkpoint(tmp_path / "other.pt", {k: v for k, v in state.items() if k not in ("format", "version", "toolkit_version")})
+    with pytest.raises(CheckpointError, match="classifies 99 identities"):
+        DGNetTrainer(cfg, tmp_path, tmp_path / "other.pt")
+    wide = dgnet_config(tiny_world, tmp_path, "appearance.backbone=resnet34")
+    with pytest.raises(ConfigError, match="does not fit"):
+        DGNetTrainer(wide, tmp_path, teacher)
+
+
+def test_config_size_checks(tiny_world, teacher, tmp_path):
+    with pytest.raises(ConfigError, match="dilations"):
+        DGNetTrainer(dgnet_config(tiny_world, tmp_path, "dgnet.generator.dilations=[3,6,9]"), tmp_path, teacher)
+    with pytest.raises(ConfigError, match="stripes"):
+        DGNetTrainer(dgnet_config(tiny_world, tmp_path, "appearance.last_stride=2"), tmp_path, teacher)
+
+
+def test_warm_weights_follow_the_official_schedule():
+    d = DGNetConfig()
+    assert d.warm_weight(0.0, 2.0, 30_000, d.warm_iter) == 0.0
+    assert d.warm_weight(0.0, 2.0, 30_001, d.warm_iter) == pytest.approx(0.0005)
+    assert d.warm_weight(0.0, 2.0, 32_000, d.warm_iter) == pytest.approx(1.0)
+    assert d.warm_weight(0.0, 1.0, 99_999, d.warm_iter) == 1.0
+
+
+def test_frozen_call_passes_gradients_to_the_input_only():
+    torch.manual_seed(0)
+    net = build_reid_net(NetConfig(backbone="resnet18", bottleneck=8), 4).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(3, 3, 64, 32, requires_grad=True)
+    out = frozen_call(net, x, batch_stats=True)
+    (out.code.sum() + out.logits[0].sum()).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert net.training and all(m.training for m in net.modules())
+
+
+def test_positives_share_the_identity(tiny_world, teacher, tmp_path):
+    trainer = DGNetTrainer(dgnet_config(tiny_world, tmp_path), tmp_path, teacher, progress=False)
+    labels = trainer.train_set.labels
+    index = torch.arange(len(labels))
+    for _ in range(3):
+        pos = trainer.positives(index)
+        assert torch.equal(labels[pos], labels)
+        assert (pos != index).all()  # every identity of the tiny world has several images
