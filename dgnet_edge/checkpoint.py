@@ -84,3 +84,20 @@ def load_reid_net(path: str | Path):
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: weights do not fit the network its config describes ({e})") from None
     return net.eval(), cfg, state["kind"]
+
+
+def load_dgnet(path: str | Path):
+    """All four DG-Net parts of a ``dgnet`` checkpoint, in eval mode, with the run's config:
+    ``(model, config)``."""
+    from dgnet_edge.config import config_from_dict
+    from dgnet_edge.models import build_dgnet
+
+    state = load_checkpoint(path, kinds=("dgnet",))
+    cfg = config_from_dict(state["config"], f"{path} (config)")
+    model = build_dgnet(cfg, state["num_classes"])
+    try:
+        for name, part_state in state["models"].items():
+            getattr(model, name).load_state_dict(part_state)
+    except (AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the networks its config describes ({e})") from None
+    return model.eval(), cfg

@@ -93,6 +93,8 @@ class DGNetTrainer(Trainer):
 
     def __init__(self, cfg: Config, out_dir: Path, teacher: Path | None, resume: Path | None = None, progress: bool = True):
         state = load_checkpoint(resume, kinds=("dgnet",)) if resume is not None else None
+        if state is not None and "optimizers" not in state:
+            raise CheckpointError(f"{resume}: imported weights without training state; training cannot resume from it")
         if state is not None:
             saved = config_from_dict(state["config"], f"{resume} (config)")
             if (saved.appearance, saved.dgnet.generator, saved.dgnet.discriminator) != (cfg.appearance, cfg.dgnet.generator, cfg.dgnet.discriminator):
