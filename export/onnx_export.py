@@ -49,6 +49,22 @@ def _fix_output_dims(model: onnx.ModelProto, module: torch.nn.Module, example_in
             dims[axis].dim_value = tensor.shape[axis]
 
 
+def fold_constants(path: Path) -> None:
+    """Fold constant subgraphs into initializers (ONNX Runtime's basic, standard-ops-only level).
+
+    The exporter leaves reflection-pad amounts as small subgraphs and instance-norm scales as
+    Constant nodes; TensorRT 8.5's parser wants the latter as initializers.
+    """
+    import onnxruntime as ort
+
+    folded = path.with_name(path.stem + ".folded.onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(folded)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folded.replace(path)
+
+
 def export_onnx(
     module: torch.nn.Module,
     example_inputs: tuple[torch.Tensor, ...],
@@ -56,9 +72,11 @@ def export_onnx(
     input_names: Sequence[str],
     output_names: Sequence[str],
     opset: int = DEFAULT_OPSET,
+    fold: bool = False,
 ) -> onnx.ModelProto:
-    """Export ``module`` (eval mode) with axis 0 of every input and output named ``batch``;
-    ExportError if the graph is invalid or uses operators TensorRT cannot parse."""
+    """Export ``module`` (eval mode) with axis 0 of every input and output named ``batch``
+    (``fold``: then fold constant subgraphs); ExportError if the graph is invalid or uses
+    operators TensorRT cannot parse."""
     path = Path(path)
     module = module.eval()
     dynamic_axes = {name: {0: "batch"} for name in (*input_names, *output_names)}
@@ -75,6 +93,8 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
+    if fold:
+        fold_constants(path)
     model = onnx.load(str(path))
     _fix_output_dims(model, module, example_inputs)
     onnx.save(model, str(path))

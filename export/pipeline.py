@@ -21,14 +21,16 @@ import numpy as np
 import torch
 
 from dgnet_edge import __version__
-from dgnet_edge.checkpoint import load_reid_net
+from dgnet_edge.checkpoint import load_dgnet, load_reid_net
 from dgnet_edge.config import Config
 from dgnet_edge.data.images import load_images
 from dgnet_edge.data.registry import build_dataset
 from dgnet_edge.errors import DgnetEdgeError, ExportError
+from dgnet_edge.export.graphs import DecoderGraph, StructureGraph
 from dgnet_edge.export.onnx_export import DEFAULT_OPSET, export_onnx, graph_specs
 from dgnet_edge.manifest import BatchProfile, InputFormat, Manifest, ModelEntry, sha256_of
 from dgnet_edge.models import ReidEmbedder
+from dgnet_edge.models.preprocess import Normalise
 from dgnet_edge.models.reid import PARTS
 from dgnet_edge.runtime.base import TensorSpec
 from dgnet_edge.runtime.compare import ComparisonResult, compare_runners
@@ -51,6 +53,7 @@ class ExportOptions:
         flip: build the mirrored-image feature into the embedder (the DG-Net protocol).
         with_code: the embedder also outputs the appearance code (for on-device synthesis).
         input_dtype: float32 (0..255) or uint8 images; uint8 graph inputs need TensorRT >= 8.6.
+        generator: for a DG-Net checkpoint, also export the structure encoder and the decoder.
         profile: batch profile (min/opt/max).
         opset: ONNX opset.
     """
@@ -59,6 +62,7 @@ class ExportOptions:
     flip: bool = True
     with_code: bool = True
     input_dtype: str = "float32"
+    generator: bool = True
     profile: BatchProfile = field(default_factory=BatchProfile)
     opset: int = DEFAULT_OPSET
 
@@ -108,11 +112,12 @@ class ExportWriter:
         reference: Callable[[], torch.nn.Module] | torch.nn.Module,
         atol: float | None,
         cosine_floor: float | None,
+        fold: bool = False,
     ) -> ModelEntry:
         file = f"{role}.onnx" if precision == "fp32" else f"{role}.{precision}.onnx"
         path = self.folder / file
         example = tuple(torch.from_numpy(feeds[0][s.name]) for s in inputs)
-        model = export_onnx(module, example, path, [s.name for s in inputs], outputs, self.options.opset)
+        model = export_onnx(module, example, path, [s.name for s in inputs], outputs, self.options.opset, fold)
         with TorchRunner(reference, inputs, outputs, name=f"torch {role}") as ref, \
                 OnnxRuntimeRunner(SessionFromOnnx(path, device="cpu"), name=f"onnxruntime {file}") as cand:
             result = compare_runners(ref, cand, feeds, atol, cosine_floor)
@@ -125,6 +130,28 @@ class ExportWriter:
                            graph_specs(model.graph.output), self.options.opset, details)
         self.entries.append(entry)
         return entry
+
+
+def _export_generator(writer: ExportWriter, checkpoint: Path, image_spec: TensorSpec, feeds: list[dict[str, np.ndarray]]) -> None:
+    """structure.onnx and decoder.onnx (and fp16 versions), fed with codes of the parity images."""
+    model, cfg = load_dgnet(checkpoint)
+    structure = StructureGraph(model.structure, cfg.data.mean, cfg.data.std).eval()
+    decoder = DecoderGraph(model.decoder).eval()
+    code_feeds = []
+    with torch.no_grad():
+        for feed in feeds:
+            x = Normalise(cfg.data.mean, cfg.data.std)(torch.from_numpy(feed["images"]))
+            code_feeds.append({"structure": model.structure(x).numpy(), "appearance": model.encode_appearance(x).numpy()})
+    s = code_feeds[0]["structure"].shape
+    specs = [TensorSpec("structure", ("batch", *s[1:]), "float32"),
+             TensorSpec("appearance", ("batch", model.appearance.code_dim), "float32")]
+    writer.add("structure", "fp32", structure, [image_spec], ["structure"], feeds, structure, PARITY_ATOL, None, fold=True)
+    writer.add("decoder", "fp32", decoder, specs, ["images"], code_feeds, decoder, PARITY_ATOL, None, fold=True)
+    if writer.options.fp16:
+        writer.add("structure", "fp16", copy.deepcopy(structure).half(), [image_spec], ["structure"], feeds, structure,
+                   None, FP16_COSINE, fold=True)
+        writer.add("decoder", "fp16", copy.deepcopy(decoder).half(), specs, ["images"], code_feeds, decoder,
+                   None, FP16_COSINE, fold=True)
 
 
 def _check_part_rows(net: torch.nn.Module, cfg: Config) -> None:
@@ -173,6 +200,8 @@ def export_checkpoint(
         if options.fp16:
             half = copy.deepcopy(embedder).half()
             writer.add("embedder", "fp16", half, [image_spec], outputs, feeds, embedder, None, FP16_COSINE)
+        if kind == "dgnet" and options.generator:
+            _export_generator(writer, checkpoint, image_spec, feeds)
 
         manifest = Manifest(
             input=fmt,

@@ -37,8 +37,9 @@ def tensorrt_versions(minimum: str = MIN_TENSORRT) -> list[str]:
 
 
 def graph_ops(model: onnx.ModelProto) -> set[str]:
-    """Operator types of the graph (default domain), including Q/DQ nodes."""
-    return {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}
+    """Operator types of the graph, including Q/DQ nodes; an operator of another domain than the
+    standard one is named ``domain:op`` (TensorRT's parser knows none of those)."""
+    return {n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}" for n in model.graph.node}
 
 
 def unsupported_ops(model: onnx.ModelProto, minimum: str = MIN_TENSORRT) -> dict[str, list[str]]:

@@ -49,3 +49,42 @@ def tiny_checkpoint(tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
     cfg = load_config("synth_small", tiny_overrides(tiny_world, out) + ["id_train.epochs=1"])
     return train_id(cfg, "baseline", out, progress=False).checkpoint
+
+
+# A DG-Net small enough for the 64x32 tiny world (ASPP dilations below the 16x8 structure code).
+TINY_DGNET = [
+    "appearance.last_stride=1",
+    "appearance.bottleneck=16",
+    "dgnet.generator.dilations=[1,2,3]",
+    "dgnet.generator.mlp_dim=32",
+    "dgnet.generator.n_res=2",
+    "dgnet.discriminator.n_res=1",
+    "dgnet.discriminator.num_scales=2",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_dgnet_checkpoint(tiny_world, tmp_path_factory):
+    """A DG-Net checkpoint for the tiny world with random weights (for export and runtime tests)."""
+    import torch
+
+    from dgnet_edge.checkpoint import save_checkpoint
+    from dgnet_edge.config import load_config
+    from dgnet_edge.models import build_dgnet
+
+    torch.manual_seed(0)
+    cfg = load_config("synth_small", tiny_overrides(tiny_world) + TINY_DGNET)
+    model = build_dgnet(cfg, 8)
+    parts = {name: getattr(model, name).state_dict() for name in ("appearance", "structure", "decoder", "discriminator")}
+    path = tmp_path_factory.mktemp("dgnet") / "dgnet.pt"
+    return save_checkpoint(path, {"kind": "dgnet", "config": cfg.to_dict(), "num_classes": 8, "step": 0, "models": parts})
+
+
+@pytest.fixture(scope="session")
+def tiny_dgnet_export(tiny_dgnet_checkpoint, tmp_path_factory):
+    """The export folder (fp32 + fp16, embedder and generator parts) of the tiny DG-Net."""
+    from dgnet_edge.export.pipeline import ExportOptions, export_checkpoint
+
+    out = tmp_path_factory.mktemp("dgnet_export") / "export"
+    export_checkpoint(tiny_dgnet_checkpoint, out, ExportOptions(fp16=True))
+    return out

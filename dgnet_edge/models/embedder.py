@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgnet_edge.models.preprocess import Normalise
 from dgnet_edge.models.reid import ReidNet
 
 
@@ -40,13 +41,7 @@ class ReidEmbedder(nn.Module):
         self.flip = flip
         self.with_code = with_code
         self.heads = len(net.heads)
-        self.register_buffer("scale", (1.0 / (255.0 * torch.tensor(std))).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", (-torch.tensor(mean) / torch.tensor(std)).view(1, 3, 1, 1), persistent=False)
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float NHWC 0..255 -> normalised float NCHW."""
-        x = images.permute(0, 3, 1, 2).to(self.scale.dtype)
-        return x * self.scale + self.shift
+        self.normalise = Normalise(mean, std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = self.normalise(images)

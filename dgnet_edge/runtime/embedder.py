@@ -1,0 +1,136 @@
+"""The deployment API: an :class:`Embedder` (crops -> re-id features [+ appearance codes]) and a
+:class:`Generator` (structure codes + appearance codes -> images), each on any backend.
+
+Crops of any size go in as RGB uint8 arrays; they are resized to the network size here and
+everything else (normalisation, flip, L2) happens inside the graph. Batches larger than the
+export's batch profile maximum are split. Neither class imports torch unless the torch backend is
+asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dgnet_edge.data.images import resize
+from dgnet_edge.manifest import Manifest, load_manifest
+from dgnet_edge.runtime.base import Runner
+from dgnet_edge.runtime.select import open_runner
+from dgnet_edge.visualize import to_uint8
+
+Crops = np.ndarray | Sequence[np.ndarray]
+
+
+def prepare_crops(crops: Crops, height: int, width: int, dtype: str) -> np.ndarray:
+    """Resize RGB uint8 crops to the network size and stack them as (N, H, W, 3) of ``dtype``."""
+    if isinstance(crops, np.ndarray) and crops.ndim == 4 and crops.shape[1:3] == (height, width):
+        batch = crops
+    else:
+        images = [crops[i] for i in range(len(crops))]
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"crop {i}: expected an RGB image (H, W, 3), got shape {image.shape}")
+        batch = np.stack([resize(image, height, width) for image in images]) if images else np.zeros((0, height, width, 3), np.uint8)
+    return np.ascontiguousarray(batch, dtype=dtype)
+
+
+def run_split(runner: Runner, feeds: dict[str, np.ndarray], max_batch: int) -> dict[str, np.ndarray]:
+    """Run ``feeds`` in chunks of at most ``max_batch`` rows and concatenate the outputs."""
+    n = len(next(iter(feeds.values())))
+    parts = [runner.infer({k: v[i : i + max_batch] for k, v in feeds.items()}) for i in range(0, n, max_batch)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+class Embedder:
+    """Re-id features (and appearance codes, when the export has them) for person crops."""
+
+    def __init__(self, runner: Runner, manifest: Manifest):
+        self.runner = runner
+        self.manifest = manifest
+        self.max_batch = manifest.profile.max
+        self.feature_dim = manifest.feature_dim
+
+    @classmethod
+    def open(cls, export_dir: str | Path, backend: str = "auto", precision: str = "auto", device: str = "auto") -> Embedder:
+        manifest = load_manifest(export_dir)
+        return cls(open_runner(export_dir, manifest, "embedder", backend, precision, device).activate(), manifest)
+
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
+
+    def _run(self, crops: Crops) -> dict[str, np.ndarray]:
+        fmt = self.manifest.input
+        images = prepare_crops(crops, fmt.height, fmt.width, fmt.dtype)
+        if len(images) == 0:
+            return {"features": np.zeros((0, self.feature_dim), np.float32),
+                    "appearance": np.zeros((0, self.manifest.code_dim), np.float32)}
+        return run_split(self.runner, {"images": images}, self.max_batch)
+
+    def embed(self, crops: Crops) -> np.ndarray:
+        """(N, D) float32 features, one row per crop."""
+        return self._run(crops)["features"].astype(np.float32, copy=False)
+
+    def embed_with_code(self, crops: Crops) -> tuple[np.ndarray, np.ndarray]:
+        """Features and appearance codes from one pass (enrolment needs both)."""
+        out = self._run(crops)
+        if "appearance" not in out:
+            raise ValueError("this export has no appearance code output (exported with --no-code)")
+        return out["features"].astype(np.float32, copy=False), out["appearance"].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Generator:
+    """DG-Net's generator on a device: structure codes of crops, and images decoded from a
+    structure code and an appearance code."""
+
+    def __init__(self, structure: Runner, decoder: Runner, manifest: Manifest):
+        self.structure_runner = structure
+        self.decoder_runner = decoder
+        self.manifest = manifest
+        self.max_batch = manifest.profile.max
+
+    @classmethod
+    def open(cls, export_dir: str | Path, backend: str = "auto", precision: str = "auto", device: str = "auto") -> Generator:
+        manifest = load_manifest(export_dir)
+        structure = open_runner(export_dir, manifest, "structure", backend, precision, device).activate()
+        decoder = open_runner(export_dir, manifest, "decoder", backend, precision, device).activate()
+        return cls(structure, decoder, manifest)
+
+    def structure(self, crops: Crops) -> np.ndarray:
+        fmt = self.manifest.input
+        images = prepare_crops(crops, fmt.height, fmt.width, fmt.dtype)
+        return run_split(self.structure_runner, {"images": images}, self.max_batch)["structure"]
+
+    def decode(self, structure: np.ndarray, appearance: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) RGB uint8 images with the given structure and appearance codes."""
+        if len(structure) != len(appearance):
+            raise ValueError(f"{len(structure)} structure codes but {len(appearance)} appearance codes")
+        out = run_split(self.decoder_runner, {"structure": structure.astype(np.float32, copy=False),
+                                              "appearance": appearance.astype(np.float32, copy=False)}, self.max_batch)
+        return to_uint8(out["images"], self.manifest.input.mean, self.manifest.input.std)
+
+    def synthesise(self, appearance: np.ndarray, structure_crops: Crops) -> np.ndarray:
+        """Render one appearance code (D,) in the pose and layout of each structure crop."""
+        codes = self.structure(structure_crops)
+        return self.decode(codes, np.repeat(appearance.reshape(1, -1), len(codes), axis=0))
+
+    def close(self) -> None:
+        self.structure_runner.deactivate()
+        self.decoder_runner.deactivate()
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
