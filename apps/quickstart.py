@@ -1,0 +1,83 @@
+"""The main job on the embedded default: the synthetic world -> a small model -> its evaluation.
+
+Every step writes into its own folder and is skipped when its result is already there, so an
+interrupted quickstart picks up where it stopped (a half-trained model resumes from its last
+checkpoint). Training-side modules are imported inside the steps: importing the apps never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WORLD_MARKER = "world.json"
+
+
+@dataclass
+class QuickstartResult:
+    world: Path
+    run: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step that ran
+
+
+def ensure_world(root: Path, on_progress: Callable[[int, int], None] | None = None) -> float | None:
+    """Render the default synthetic world into ``root`` unless it is there; seconds taken, or None."""
+    if (root / WORLD_MARKER).is_file():
+        log.info("synthetic world: %s (already there)", root)
+        return None
+    from dgnet_edge.data.synth import WorldSpec, write_world
+
+    summary = write_world(root, WorldSpec(), progress=on_progress)
+    log.info("synthetic world: %s images in %.0f s", sum(summary.images.values()), summary.seconds)
+    return summary.seconds
+
+
+def ensure_model(run: Path, world: Path, config: str, overrides: list[str], progress: bool) -> tuple[Path, dict[str, Any], float | None]:
+    """Train E_a (stage ``baseline``) into ``run`` unless it finished there before; resumes a
+    stopped run. Returns (checkpoint, metrics, seconds or None)."""
+    checkpoint, metrics_file = run / "checkpoints" / "last.pt", run / "metrics.json"
+    if metrics_file.is_file() and checkpoint.is_file():
+        log.info("model: %s (already trained)", checkpoint)
+        return checkpoint, json.loads(metrics_file.read_text()), None
+    from dgnet_edge.config import load_config
+    from dgnet_edge.errors import UsageError
+    from dgnet_edge.training.id_trainer import train_id
+    from dgnet_edge.training.trainer import resume_config
+
+    if checkpoint.is_file():
+        log.info("model: resuming %s", checkpoint)
+        result = train_id(resume_config(checkpoint), "baseline", run, resume=checkpoint, progress=progress)
+    else:
+        cfg = load_config(config, [f"data.root={world}", *overrides])
+        result = train_id(cfg, "baseline", run, progress=progress)
+    if result.stopped:
+        raise UsageError(f"training stopped ({result.stopped}); run the quickstart again to resume it")
+    return result.checkpoint, result.metrics, result.seconds
+
+
+def quickstart(
+    out: Path,
+    world: Path,
+    config: str = "synth_small",
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    on_world_progress: Callable[[int, int], None] | None = None,
+) -> QuickstartResult:
+    timings: dict[str, float] = {}
+    seconds = ensure_world(world, on_world_progress)
+    if seconds is not None:
+        timings["world"] = seconds
+    run = out / "model"
+    checkpoint, metrics, seconds = ensure_model(run, world, config, list(overrides or []), progress)
+    if seconds is not None:
+        timings["train"] = seconds
+    return QuickstartResult(world, run, checkpoint, metrics, timings)

@@ -1,0 +1,98 @@
+"""The command line as a whole: every module imports, every command has help, errors map to exit codes."""
+
+import importlib
+import json
+import pkgutil
+
+import pytest
+from conftest import tiny_overrides
+from typer.testing import CliRunner
+
+import dgnet_edge
+from dgnet_edge.cli.main import app, main
+
+
+def all_modules():
+    names = []
+    for info in pkgutil.walk_packages(dgnet_edge.__path__, "dgnet_edge."):
+        if info.name != "dgnet_edge.__main__":  # runs the CLI when imported
+            names.append(info.name)
+    for sub in ("export", "calib", "apps", "configs"):
+        package = importlib.import_module(f"dgnet_edge.{sub}")
+        names += [f"dgnet_edge.{sub}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    return sorted(set(names))
+
+
+@pytest.mark.parametrize("name", all_modules())
+def test_every_module_imports(name):
+    importlib.import_module(name)
+
+
+def command_paths():
+    from typer.main import get_command
+
+    root = get_command(app)
+    paths = []
+    for name, cmd in root.commands.items():
+        paths.append([name])
+        for sub in getattr(cmd, "commands", {}):
+            paths.append([name, sub])
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p))
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_user_errors_exit_1_without_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", str(tmp_path / "missing.pt")])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "not found" in err and "Traceback" not in err
+
+
+def test_error_text_is_printed_verbatim(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--stage", "teacher", "--config", str(tmp_path / "bad.yaml")])
+    assert e.value.code == 1
+    assert "[unclosed" in capsys.readouterr().err  # not eaten as console markup
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--stage", "student"])
+    assert e.value.code == 2
+    assert "--stage must be one of" in capsys.readouterr().err
+
+
+def test_debug_variable_shows_the_traceback(tmp_path, monkeypatch):
+    from dgnet_edge.errors import CheckpointError
+
+    monkeypatch.setenv("DGNET_EDGE_DEBUG", "1")
+    with pytest.raises(CheckpointError):
+        main(["eval", str(tmp_path / "missing.pt")])
+
+
+def test_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == dgnet_edge.__version__
+
+
+def test_quickstart_trains_and_evaluates_then_skips(tiny_world, tmp_path, capsys):
+    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--no-progress"]
+    args += sum((["--set", o] for o in tiny_overrides(tiny_world) + ["id_train.epochs=1"] if not o.startswith("data.root")), [])
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code in (None, 0)
+    captured = capsys.readouterr()
+    assert "rank-1" in captured.out and "train:" in captured.err
+    metrics = json.loads((tmp_path / "qs" / "model" / "metrics.json").read_text())
+    assert 0 <= metrics["rank1"] <= 100
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "train:" not in capsys.readouterr().err  # the finished step is skipped
