@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -108,3 +109,43 @@ def _random_problem(queries: int, gallery: int, ids: int, cameras: int, dtype, s
     rows, cols = np.nonzero(q_pids[:, None] == g_pids[None, :])
     distmat[rows, cols] = 10.0 ** (-6 * rng.random(len(rows)))
     return distmat, q_pids, g_pids, q_camids, g_camids
+
+
+@app.command("speed")
+def speed(
+    export_dir: Annotated[Path, typer.Argument(help="An export folder (with the int8 models: `dgnet-edge export --int8`).")],
+    runs: Annotated[int, typer.Option(min=1, help="Timed runs per batch size, after 3 warm-up runs.")] = 30,
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="report.json whose duration to check (default: EXPORT_DIR/report/report.json).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Measure the speed targets on an export: int8 vs torch and ORT fp32, share of the int8 peak,
+    generator images/s, report time and the memory of a deployment process. Prints met/missed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dgnet_edge.apps.report.machine import describe_cpu
+    from dgnet_edge.apps.report.speed import measure_speed
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=not progress) as bar:
+        task = bar.add_task("bench", total=None)
+        result = measure_speed(export_dir, runs, report_json,
+                               lambda label, stage, done, total: bar.update(task, description=f"{label}: {stage}",
+                                                                            completed=done, total=total))
+    if json_output:
+        print_json(result.to_dict())
+        return
+
+    from rich.table import Table
+
+    cpu = describe_cpu(result.machine["cpu"]) if result.machine else "this machine"
+    table = Table(title=f"speed targets on {export_dir} ({cpu})")
+    for column in ("target", "measured", "goal", "verdict", "detail"):
+        table.add_column(column, justify="right" if column in ("measured", "goal") else "left")
+    for t in result.targets:
+        measured = "—" if t.measured is None else f"{t.measured:.2f} {t.unit}" if t.unit != "%" else f"{t.measured:.1f} %"
+        colour = {"met": "green", "missed": "red"}.get(t.verdict, "yellow")
+        table.add_row(t.name, measured, t.goal, f"[{colour}]{t.verdict}[/]", t.detail)
+    out.print(table)

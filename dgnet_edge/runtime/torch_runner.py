@@ -1,14 +1,27 @@
 """PyTorch backend: runs a module (e.g. the embedder of a training checkpoint) through the runner
-interface. Training side only: importing this module imports torch."""
+interface.
+
+torch is imported when a runner is made, not when this module is imported, so walking the runtime
+package (or a deployment process that only lists the backends) stays free of torch; making a
+:class:`TorchRunner` is what a training-side caller does.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from dgnet_edge.runtime.base import Runner, TensorSpec
+
+if TYPE_CHECKING:
+    import torch
+
+
+def import_torch() -> Any:
+    return importlib.import_module("torch")
 
 
 class TorchRunner(Runner):
@@ -32,15 +45,16 @@ class TorchRunner(Runner):
         name: str | None = None,
     ):
         super().__init__(name or "torch")
+        self._torch = import_torch()
         self._source = module
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self.device = torch.device(device)
+        self.device = self._torch.device(device)
         self.module: torch.nn.Module | None = None
 
     def activate_impl(self) -> None:
         # A module is callable itself, so only a non-module source is a loader.
-        module = self._source if isinstance(self._source, torch.nn.Module) else self._source()
+        module = self._source if isinstance(self._source, self._torch.nn.Module) else self._source()
         self.module = module.to(self.device).eval()
 
     def deactivate_impl(self) -> None:
@@ -53,6 +67,7 @@ class TorchRunner(Runner):
         return [TensorSpec(n, (), "float32") for n in self.outputs]
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
         args = [torch.from_numpy(np.ascontiguousarray(feed[s.name])).to(self.device) for s in self.inputs]
         with torch.inference_mode():
             out = self.module(*args)
