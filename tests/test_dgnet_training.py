@@ -49,7 +49,8 @@ def test_dgnet_trains_end_to_end(tiny_world, teacher, tmp_path):
     state = load_checkpoint(result.checkpoint, kinds=("dgnet",))
     assert set(state["models"]) == {"appearance", "structure", "decoder", "discriminator"}
     assert set(state["optimizers"]) == {"gen", "dis", "id"}
-    assert {"rank1", "mAP"} <= set(result.metrics)
+    assert {"rank1", "mAP", "swap_teacher_top1_appearance", "swap_chance"} <= set(result.metrics)
+    assert 0 <= result.metrics["swap_teacher_top1_appearance"] <= 100
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"train"' in line]
     assert len(rows) == 4
     for key in ("dis", "gan", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle", "id", "pid", "recon_id", "teacher"):

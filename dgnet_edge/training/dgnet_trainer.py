@@ -361,8 +361,35 @@ class DGNetTrainer(Trainer):
             self.save()
             self.dist.barrier()
 
+    @torch.no_grad()
+    def swap_identity_accuracy(self, pairs: int = 256) -> dict[str, float]:
+        """How often the teacher names the appearance provider of a swapped image x_ba (b's
+        structure in a's appearance), and how often the structure provider, on training pairs of
+        different identities drawn with a fixed seed; chance is 1 / identities."""
+        g = torch.Generator().manual_seed(12345)
+        n = len(self.train_set)
+        ia, ib = torch.randint(n, (pairs,), generator=g), torch.randint(n, (pairs,), generator=g)
+        keep = self.train_set.labels[ia] != self.train_set.labels[ib]
+        ia, ib = ia[keep], ib[keep]
+        self.model.eval()
+        self.teacher.eval()
+        hits_a = hits_b = 0
+        mean = torch.tensor(self.cfg.data.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.cfg.data.std, device=self.device).view(1, 3, 1, 1)
+        for start in range(0, len(ia), 32):
+            a, b = ia[start : start + 32], ib[start : start + 32]
+            x = [(self.train_set.pixels[i].to(self.device).permute(0, 3, 1, 2).float() / 255 - mean) / std for i in (a, b)]
+            predicted = self.teacher(self.model.swap(x[0], x[1]).x_ba).logits[0].argmax(1).cpu()
+            hits_a += int((predicted == self.train_set.labels[a]).sum())
+            hits_b += int((predicted == self.train_set.labels[b]).sum())
+        self.model.train()
+        total = max(len(ia), 1)
+        return {"swap_teacher_top1_appearance": 100.0 * hits_a / total,
+                "swap_teacher_top1_structure": 100.0 * hits_b / total,
+                "swap_chance": 100.0 / self.train_set.num_classes, "swap_pairs": len(ia)}
+
     def final_metrics(self) -> dict[str, Any]:
-        return evaluate_net(self.model.appearance, self.cfg, self.device)
+        return {**evaluate_net(self.model.appearance, self.cfg, self.device), **self.swap_identity_accuracy()}
 
 
 def train_dgnet(cfg: Config, teacher: Path | None, out_dir: Path | None = None, resume: Path | None = None,
