@@ -10,9 +10,10 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import bench, data, evaluate, train
+from dgnet_edge.cli import bench, build, calib, data, evaluate, export, generative, quickstart, report, train
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
 
@@ -25,8 +26,15 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
+app.add_typer(calib.app, name="calib")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
+app.command("export")(export.export)
+app.command("build")(build.build)
+app.command("import-official")(generative.import_official)
+app.command("synth")(generative.synth)
+app.command("quickstart")(quickstart.quickstart)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:
@@ -50,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     except DgnetEdgeError as e:
         if os.environ.get("DGNET_EDGE_DEBUG"):
             raise
-        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
 
 
