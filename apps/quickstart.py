@@ -1,4 +1,4 @@
-"""The main job on the embedded default: the synthetic world -> a small model -> its evaluation.
+"""The main job on the embedded default: synthetic world -> small model -> INT8 export -> report.
 
 Every step writes into its own folder and is skipped when its result is already there, so an
 interrupted quickstart picks up where it stopped (a half-trained model resumes from its last
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+StageFn = Callable[[str, int, "int | None"], None]  # (stage, done, total)
+ReportFn = Callable[[str, str, int, "int | None"], None]  # (row, stage, done, total)
 
 WORLD_MARKER = "world.json"
 
@@ -26,6 +30,9 @@ class QuickstartResult:
     run: Path
     checkpoint: Path
     metrics: dict[str, Any]
+    export: Path
+    report: dict[str, Any]
+    report_files: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step that ran
 
 
@@ -64,14 +71,45 @@ def ensure_model(run: Path, world: Path, config: str, overrides: list[str], prog
     return result.checkpoint, result.metrics, result.seconds
 
 
+def ensure_export(export_dir: Path, checkpoint: Path, world: Path, on_progress: StageFn | None = None) -> float | None:
+    """Export ``checkpoint`` with fp16 and INT8 models (calibrated on the world's training split)
+    unless ``export_dir`` holds a finished export; seconds taken, or None."""
+    if (export_dir / "manifest.json").is_file():
+        log.info("export: %s (already there)", export_dir)
+        return None
+    from dgnet_edge.calib.pipeline import CalibrationOptions, int8_extend
+    from dgnet_edge.export.pipeline import ExportOptions, export_checkpoint
+
+    started = time.perf_counter()
+    extend = int8_extend(CalibrationOptions(data=world), on_progress)
+    export_checkpoint(checkpoint, export_dir, ExportOptions(fp16=True), force=True, extend=extend)
+    return time.perf_counter() - started
+
+
+def make_report_files(
+    export_dir: Path, world: Path, batches: tuple[int, ...], runs: int, on_progress: ReportFn | None = None
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Measure every backend and precision of the export on the world; write them beside it."""
+    from dgnet_edge.apps.report.pipeline import ReportOptions, make_report, write_report
+
+    options = ReportOptions(export_dir, data=world, batches=batches, runs=runs)
+    report = make_report(options, on_progress)
+    return report, write_report(report, options.out_dir)
+
+
 def quickstart(
     out: Path,
     world: Path,
     config: str = "synth_small",
     overrides: list[str] | None = None,
     progress: bool = True,
+    batches: tuple[int, ...] = (1, 8, 32),
+    runs: int = 30,
     on_world_progress: Callable[[int, int], None] | None = None,
+    on_export_progress: StageFn | None = None,
+    on_report_progress: ReportFn | None = None,
 ) -> QuickstartResult:
+    """Run the steps that have not finished yet; the report is always measured afresh."""
     timings: dict[str, float] = {}
     seconds = ensure_world(world, on_world_progress)
     if seconds is not None:
@@ -80,4 +118,11 @@ def quickstart(
     checkpoint, metrics, seconds = ensure_model(run, world, config, list(overrides or []), progress)
     if seconds is not None:
         timings["train"] = seconds
-    return QuickstartResult(world, run, checkpoint, metrics, timings)
+    export_dir = out / "export"
+    seconds = ensure_export(export_dir, checkpoint, world, on_export_progress)
+    if seconds is not None:
+        timings["export"] = seconds
+    started = time.perf_counter()
+    report, files = make_report_files(export_dir, world, batches, runs, on_report_progress)
+    timings["report"] = time.perf_counter() - started
+    return QuickstartResult(world, run, checkpoint, metrics, export_dir, report, files, timings)

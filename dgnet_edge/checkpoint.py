@@ -101,3 +101,21 @@ def load_dgnet(path: str | Path):
     except (AttributeError, RuntimeError) as e:
         raise CheckpointError(f"{path}: weights do not fit the networks its config describes ({e})") from None
     return model.eval(), cfg
+
+
+def save_initial_checkpoint(path: str | Path, cfg: Any, kind: str, num_classes: int, seed: int = 0) -> Path:
+    """A checkpoint of ``cfg``'s networks at their initial (random) weights, as a run of stage
+    ``kind`` would hold them: what latency and memory benchmarks need, since neither depends on
+    the weight values. It carries ``step`` 0 and no optimizer state, so it cannot be resumed."""
+    from dgnet_edge.models import build_dgnet, build_reid_net
+
+    if kind not in FEATURE_NETWORK:
+        raise CheckpointError(f"unknown stage {kind!r}; expected one of: {', '.join(FEATURE_NETWORK)}")
+    torch.manual_seed(seed)
+    if kind == "dgnet":
+        model = build_dgnet(cfg, num_classes)
+        models = {name: getattr(model, name).state_dict() for name in ("appearance", "structure", "decoder", "discriminator")}
+    else:
+        model_key, section = FEATURE_NETWORK[kind]
+        models = {model_key: build_reid_net(getattr(cfg, section), num_classes, appearance_code=section == "appearance").state_dict()}
+    return save_checkpoint(path, {"kind": kind, "config": cfg.to_dict(), "num_classes": num_classes, "step": 0, "models": models})

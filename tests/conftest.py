@@ -66,18 +66,11 @@ TINY_DGNET = [
 @pytest.fixture(scope="session")
 def tiny_dgnet_checkpoint(tiny_world, tmp_path_factory):
     """A DG-Net checkpoint for the tiny world with random weights (for export and runtime tests)."""
-    import torch
-
-    from dgnet_edge.checkpoint import save_checkpoint
+    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
-    from dgnet_edge.models import build_dgnet
 
-    torch.manual_seed(0)
     cfg = load_config("synth_small", tiny_overrides(tiny_world) + TINY_DGNET)
-    model = build_dgnet(cfg, 8)
-    parts = {name: getattr(model, name).state_dict() for name in ("appearance", "structure", "decoder", "discriminator")}
-    path = tmp_path_factory.mktemp("dgnet") / "dgnet.pt"
-    return save_checkpoint(path, {"kind": "dgnet", "config": cfg.to_dict(), "num_classes": 8, "step": 0, "models": parts})
+    return save_initial_checkpoint(tmp_path_factory.mktemp("dgnet") / "dgnet.pt", cfg, "dgnet", 8)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import importlib
 import json
 import pkgutil
+import re
 
 import pytest
 from conftest import tiny_overrides
@@ -83,16 +84,42 @@ def test_version():
     assert result.exit_code == 0 and result.output.strip() == dgnet_edge.__version__
 
 
-def test_quickstart_trains_and_evaluates_then_skips(tiny_world, tmp_path, capsys):
-    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--no-progress"]
+def test_quickstart_trains_exports_and_reports_then_skips(tiny_world, tmp_path, capsys):
+    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--no-progress", "--batch", "1", "--runs", "2"]
     args += sum((["--set", o] for o in tiny_overrides(tiny_world) + ["id_train.epochs=1"] if not o.startswith("data.root")), [])
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code in (None, 0)
     captured = capsys.readouterr()
-    assert "rank-1" in captured.out and "train:" in captured.err
+    assert "rank-1" in captured.out and "train:" in captured.err and "export:" in captured.err
     metrics = json.loads((tmp_path / "qs" / "model" / "metrics.json").read_text())
     assert 0 <= metrics["rank1"] <= 100
+    manifest = json.loads((tmp_path / "qs" / "export" / "manifest.json").read_text())
+    assert {"int8-cpu", "int8-qdq", "fp16"} <= {m["precision"] for m in manifest["models"]}
+    report = json.loads((tmp_path / "qs" / "export" / "report" / "report.json").read_text())
+    rows = {r["key"]: r for r in report["rows"]}
+    assert rows["onnxruntime:int8-cpu"]["available"] and rows["onnxruntime:int8-cpu"]["accuracy"]["queries"] > 0
+    assert (tmp_path / "qs" / "export" / "report" / "pareto.png").is_file()
     with pytest.raises(SystemExit):
         main(args)
-    assert "train:" not in capsys.readouterr().err  # the finished step is skipped
+    timed = re.findall(r"^(\w+): [\d.]+ min$", capsys.readouterr().err, re.MULTILINE)
+    assert timed == ["report"]  # the finished steps are skipped; the report is measured again
+
+
+@pytest.mark.parametrize("stage", ["teacher", "baseline", "dgnet"])
+def test_bench_checkpoint_loads_like_a_trained_one(tiny_world, tmp_path, stage):
+    from conftest import TINY_DGNET
+
+    from dgnet_edge.checkpoint import load_checkpoint, load_dgnet, load_reid_net
+
+    path = tmp_path / f"{stage}.pt"
+    sets = sum((["--set", o] for o in tiny_overrides(tiny_world) + TINY_DGNET), [])
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "checkpoint", "--config", "synth_small", "--stage", stage, "--num-classes", "5", "--out", str(path), *sets])
+    assert e.value.code in (None, 0)
+    net, cfg, kind = load_reid_net(path)
+    assert kind == stage and net.num_classes == 5 and net.with_code == (stage != "teacher")
+    assert load_checkpoint(path)["num_classes"] == 5
+    if stage == "dgnet":
+        model, _ = load_dgnet(path)
+        assert model.decoder is not None

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from dgnet_edge.cli.options import ConfigOpt, OverridesOpt
 from dgnet_edge.cli.output import err, out, print_json
 
 app = typer.Typer(help="Benchmarks: time hot paths on generated problems.", no_args_is_help=True)
@@ -109,6 +110,28 @@ def _random_problem(queries: int, gallery: int, ids: int, cameras: int, dtype, s
     rows, cols = np.nonzero(q_pids[:, None] == g_pids[None, :])
     distmat[rows, cols] = 10.0 ** (-6 * rng.random(len(rows)))
     return distmat, q_pids, g_pids, q_camids, g_camids
+
+
+@app.command("checkpoint")
+def initial_checkpoint(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint file to write.")],
+    config: ConfigOpt = "dgnet_market",
+    overrides: OverridesOpt = None,
+    stage: Annotated[str, typer.Option("--stage", help="Which run's networks: teacher | baseline | dgnet.")] = "dgnet",
+    num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Identities of the ID heads.")] = 751,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
+) -> None:
+    """Write a checkpoint of a config's networks at their initial weights, to export and time.
+
+    Latency, memory and MAC counts do not depend on the weights, so `bench speed` can measure the
+    paper's ResNet-50 DG-Net at 256x128 without training it; its accuracy is meaningless.
+    """
+    from dgnet_edge.checkpoint import save_initial_checkpoint
+    from dgnet_edge.config import load_config
+
+    cfg = load_config(config, list(overrides or []))
+    path = save_initial_checkpoint(out_file, cfg, stage, num_classes, seed)
+    err.print(f"wrote {path} ({stage}, {cfg.appearance.backbone} at {cfg.data.height}x{cfg.data.width}, initial weights)")
 
 
 @app.command("speed")

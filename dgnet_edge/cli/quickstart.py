@@ -1,4 +1,4 @@
-"""`dgnet-edge quickstart`: the main job on the embedded default (synthetic world, CPU)."""
+"""`dgnet-edge quickstart`: the main job on the embedded default (synthetic world, CPU, ONNX Runtime)."""
 
 from __future__ import annotations
 
@@ -16,24 +16,39 @@ def quickstart(
     world: Annotated[Path, typer.Option("--world", help="The synthetic world (rendered if missing).")] = Path("data/synth"),
     config: ConfigOpt = "synth_small",
     overrides: OverridesOpt = None,
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes the report times, e.g. 1,8,32.")] = "1,8,32",
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per batch size in the report.")] = 30,
     progress: ProgressOpt = True,
 ) -> None:
-    """Synthetic world -> small model -> evaluation table. Re-running skips finished steps."""
+    """Synthetic world -> small model -> export with INT8 -> accuracy/latency report.
+
+    Re-running skips the finished steps (world, model, export) and measures the report again.
+    """
     from rich.progress import Progress
     from rich.table import Table
 
     from dgnet_edge.apps.quickstart import quickstart as run
+    from dgnet_edge.apps.report.render import report_tables
+    from dgnet_edge.cli.export import StageProgress
+    from dgnet_edge.cli.report import RowProgress, parse_batches, rich_table
 
-    with Progress(console=err, disable=not progress) as bar:
-        task = bar.add_task("rendering the world", total=None)
-        result = run(out_dir, world, config, list(overrides or []), progress,
-                     on_world_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    batches = parse_batches(batch)
+    with Progress(console=err, disable=not progress) as world_bar, StageProgress(progress) as export_bars, \
+            RowProgress(progress) as report_bars:
+        task = world_bar.add_task("rendering the world", total=None)
+        result = run(out_dir, world, config, list(overrides or []), progress, batches, runs,
+                     on_world_progress=lambda done, total: world_bar.update(task, completed=done, total=total),
+                     on_export_progress=export_bars.update, on_report_progress=report_bars.update)
     m = result.metrics
-    table = Table(title=f"E_a on the synthetic world ({world}), AP: {m['ap']}")
+    table = Table(title=f"E_a (PyTorch) on the synthetic world ({world}), AP: {m['ap']}")
     for col in ("rank-1", "rank-5", "rank-10", "mAP", "mINP"):
         table.add_column(col, justify="right")
     table.add_row(*(f"{m[k]:.1f}" for k in ("rank1", "rank5", "rank10", "mAP", "mINP")))
     out.print(table)
+    for report_table in report_tables(result.report):
+        out.print(rich_table(report_table))
     for step, seconds in result.timings.items():
         err.print(f"{step}: {seconds / 60:.1f} min")
     err.print(f"checkpoint: {result.checkpoint}")
+    err.print(f"export: {result.export}")
+    err.print(f"report: {', '.join(str(p) for p in result.report_files.values())}")
