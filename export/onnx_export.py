@@ -65,6 +65,25 @@ def fold_constants(path: Path) -> None:
     folded.replace(path)
 
 
+def inline_shared_initializers(model: onnx.ModelProto) -> int:
+    """Give every Identity of an initializer its own initializer; returns how many were inlined.
+
+    The exporter stores identical constants once and feeds the other uses through Identity nodes
+    (at initial weights every folded BatchNorm bias is zero). Quantizers and TensorRT's parser
+    want a convolution's weight and bias as initializers, not computed values.
+    """
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    inline = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    for node in inline:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    return len(inline)
+
+
 def export_onnx(
     module: torch.nn.Module,
     example_inputs: tuple[torch.Tensor, ...],
@@ -96,6 +115,7 @@ def export_onnx(
     if fold:
         fold_constants(path)
     model = onnx.load(str(path))
+    inline_shared_initializers(model)
     _fix_output_dims(model, module, example_inputs)
     onnx.save(model, str(path))
     try:

@@ -111,3 +111,22 @@ def test_manifest_rejects_tampering_and_other_versions(export_dir, tmp_path):
         load_manifest(tmp_path)
     with pytest.raises(ExportError, match="no decoder model"):
         manifest.model("decoder")
+
+
+def test_shared_constants_become_initializers_of_their_own(tmp_path):
+    """Identical biases (every folded BatchNorm bias is zero at initial weights) reach each Conv as
+    an initializer, as the quantizer and TensorRT's parser need, not through an Identity node."""
+    import torch
+
+    from dgnet_edge.export.onnx_export import export_onnx
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8),
+                              torch.nn.Conv2d(8, 8, 3, bias=False), torch.nn.BatchNorm2d(8)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    model = export_onnx(net, (x,), tmp_path / "net.onnx", ["x"], ["y"])
+    initializers = {i.name for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 2 and all(i in initializers for n in convs for i in n.input[1:])
+    assert not [n for n in model.graph.node if n.op_type == "Identity"]
+    got = OnnxRuntimeRunner(SessionFromOnnx(tmp_path / "net.onnx")).activate().infer({"x": x.numpy()})["y"]
+    np.testing.assert_allclose(got, net(x).detach().numpy(), atol=1e-5)
