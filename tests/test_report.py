@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from dgnet_edge.apps.report.macs import count_macs
 from dgnet_edge.apps.report.pareto import HEIGHT, WIDTH, Point, nice_ticks, pareto_front
 from dgnet_edge.apps.report.pipeline import FILES, ReportOptions, make_report, write_report
+from dgnet_edge.apps.report.recommend import recommend
+from dgnet_edge.apps.report.render import recommendation_table
 from dgnet_edge.apps.report.roofline import fraction_of_peak, measure_roofline, peak_kind
 from dgnet_edge.apps.report.stats import percentile, summarise, time_calls
 from dgnet_edge.apps.report.worker import RowJob, run_row_process
@@ -206,6 +208,9 @@ def test_report_json_lists_every_row_with_reasons(tiny_report):
     assert set(machine["libraries"]) >= {"numpy", "onnxruntime", "torch", "tensorrt", "opencv"}
     assert report["macs"]["embedder.onnx"]["1"]["total"] > 0
     assert "standard" in report["conventions"]["ap"]
+    rec = report["recommendation"]
+    assert rec["reference"] == "onnxruntime:fp32" and {p["goal"] for p in rec["picks"]} == {
+        "lowest latency", "highest throughput", "smallest memory"}
 
 
 def test_pareto_png_is_a_valid_picture(tiny_report):
@@ -220,7 +225,7 @@ def test_pareto_png_is_a_valid_picture(tiny_report):
 def test_markdown_and_html(tiny_report):
     _, paths, _ = tiny_report
     md = paths["report.md"].read_text()
-    for heading in ("Accuracy on", "Latency per call", "Memory, model size and start-up", "Generator", "Roofline",
+    for heading in ("What to deploy", "Accuracy on", "Latency per call", "Memory, model size and start-up", "Generator", "Roofline",
                     "Fraction of the matching peak", "Rows not measured here"):
         assert heading in md
     assert "![mAP vs batch-1 latency](pareto.png)" in md and "TensorRT: not installed" in md
@@ -228,6 +233,44 @@ def test_markdown_and_html(tiny_report):
     match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert match and base64.b64decode(match.group(1)) == paths["pareto.png"].read_bytes()
     assert "<table>" in page and 'src="pareto.png"' not in page  # self-contained
+
+
+def _row(key, rank1, mAP, ms1, rate32, rss):
+    backend, precision = key.split(":")
+    accuracy = None if rank1 is None else {"rank1": rank1, "mAP": mAP}
+    latency = {"1": {"call": {"p50_ms": ms1, "images_per_s": 1000 / ms1}},
+               "32": {"call": {"p50_ms": 32000 / rate32, "images_per_s": rate32}}}
+    return {"key": key, "label": f"{backend} {precision}", "available": True, "accuracy": accuracy, "latency": latency,
+            "peak_rss_bytes": rss}
+
+
+def test_recommendation_picks_the_fastest_row_within_the_accuracy_tolerance():
+    rows = [
+        _row("torch:fp32", 90.0, 80.0, 40.0, 150, 600e6),
+        _row("onnxruntime:fp32", 90.0, 80.0, 5.0, 260, 340e6),
+        _row("onnxruntime:int8-cpu", 89.2, 78.9, 2.0, 700, 190e6),   # within 1 / 1.5 points
+        _row("onnxruntime:int8-qdq", 87.0, 79.5, 1.0, 900, 150e6),   # fastest, but rank-1 3 points down
+        {"key": "tensorrt:int8", "label": "tensorrt int8", "available": False, "reason": "TensorRT: not installed"},
+    ]
+    rec = recommend(rows)
+    assert rec["reference"] == "onnxruntime:fp32" and rec["accuracy_measured"]
+    picks = {p["goal"]: p for p in rec["picks"]}
+    assert {p["key"] for p in picks.values()} == {"onnxruntime:int8-cpu"}
+    assert picks["lowest latency"]["value"] == "2.00 ms p50 at batch 1 (2.5x onnxruntime fp32)"
+    assert picks["highest throughput"]["value"] == "700 images/s at batch 32"
+    assert picks["lowest latency"]["rank1_drop"] == pytest.approx(0.8)
+    assert [(r["key"], "rank-1 3.00 points below" in r["reason"]) for r in rec["rejected"]] == [("onnxruntime:int8-qdq", True)]
+    table = recommendation_table({"recommendation": rec})
+    assert table.rows[0][:2] == ["lowest latency", "onnxruntime int8-cpu"] and table.rows[0][3:] == ["-0.80", "-1.10"]
+    assert any("Left out: onnxruntime int8-qdq" in n for n in table.notes)
+
+
+def test_recommendation_without_an_accuracy_pass_goes_by_speed_and_says_so():
+    rows = [_row("onnxruntime:fp32", None, None, 5.0, 260, 340e6), _row("onnxruntime:int8-qdq", None, None, 1.0, 900, 150e6)]
+    rec = recommend(rows)
+    assert not rec["accuracy_measured"] and rec["reference"] is None and not rec["rejected"]
+    assert {p["key"] for p in rec["picks"]} == {"onnxruntime:int8-qdq"}
+    assert "not measured" in recommendation_table({"recommendation": rec}).notes[0]
 
 
 def test_a_row_that_cannot_run_reports_why(tiny_dgnet_export):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dgnet_edge import __version__
+from dgnet_edge.apps.report.recommend import recommend
 from dgnet_edge.apps.report.roofline import DEFAULT_SIZES, fraction_of_peak, peak_kind
 from dgnet_edge.apps.report.rows import BACKENDS, RowSpec, plan_rows
 from dgnet_edge.errors import UsageError
@@ -266,6 +267,7 @@ def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -
         "roofline": roofline.to_dict() if roofline is not None else None,
         "macs": macs,
         "rows": rows,
+        "recommendation": recommend(rows),
     }
 
 

@@ -43,6 +43,31 @@ def _measured(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("available")]
 
 
+def _delta(drop: float | None) -> str:
+    """A drop in points as the signed change, row minus reference."""
+    if drop is None:
+        return DASH
+    change = -drop if abs(drop) >= 0.005 else 0.0  # no "-0.00"
+    return f"{change:+.2f}"
+
+
+def recommendation_table(report: dict[str, Any]) -> Table:
+    rec = report["recommendation"]
+    ref = rec["reference_label"]
+    table = Table("What to deploy", ["goal", "row", "measured", f"rank-1 vs {ref or 'fp32'}", f"mAP vs {ref or 'fp32'}"],
+                  align="llrrr")
+    for p in rec["picks"]:
+        table.rows.append([p["goal"], p["label"], p["value"], _delta(p["rank1_drop"]), _delta(p["map_drop"])])
+    tol = rec["tolerance"]
+    if not rec["accuracy_measured"]:
+        table.notes.append("Accuracy was not measured (--no-accuracy): picked by speed and memory alone.")
+    else:
+        table.notes.append(f"Only rows whose rank-1 is at most {tol['max_rank1_drop']:g} and mAP at most "
+                           f"{tol['max_map_drop']:g} points below {ref or 'an fp32 row'} are picked (points, row minus reference).")
+    table.notes += [f"Left out: {r['label']}: {r['reason']}." for r in rec["rejected"]]
+    return table
+
+
 def accuracy_table(report: dict[str, Any]) -> Table:
     data = report["data"]
     ap = report["settings"]["ap"]
@@ -95,10 +120,12 @@ def generator_table(report: dict[str, Any]) -> Table:
         "Generator: structure encoder + decoder, synthesised images per second",
         ["row", "batch", "p50 ms", "images/s", "GMAC/image", "% of peak", "status"], align="lrrrrrl",
     )
-    for row in _measured(report["rows"]):
-        gen = row.get("generator")
-        if not gen:
-            continue
+    gens = [(row, row["generator"]) for row in _measured(report["rows"]) if row.get("generator")]
+    reasons = {gen.get("reason", "") for _, gen in gens if not gen.get("available")}
+    if gens and len(reasons) == 1 and not any(gen.get("available") for _, gen in gens):
+        table.rows.append(["every row", DASH, DASH, DASH, DASH, DASH, reasons.pop()])  # one reason, said once
+        return table
+    for row, gen in gens:
         if gen.get("available"):
             table.rows.append([row["label"], str(gen["batch"]), _num(gen["latency"]["p50_ms"], 1), _num(gen["images_per_s"], 2),
                                _num(gen.get("macs_per_image", 0) / 1e9 if gen.get("macs_per_image") else None, 1),
@@ -149,6 +176,8 @@ def unavailable_table(report: dict[str, Any]) -> Table:
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
     tables = [accuracy_table(report), latency_table(report), resources_table(report)]
+    if report.get("recommendation"):
+        tables.insert(0, recommendation_table(report))
     gen = generator_table(report)
     if gen.rows:
         tables.append(gen)
