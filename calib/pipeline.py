@@ -30,6 +30,7 @@ from dgnet_edge.atomic import write_atomic
 from dgnet_edge.calib import ranges as ranges_mod
 from dgnet_edge.calib.accuracy import feature_cosine, features_on
 from dgnet_edge.calib.collect import batch_size_for, collect_histograms
+from dgnet_edge.calib.generator import calibrate_generator
 from dgnet_edge.calib.histogram import DEFAULT_PERCENTILE, METHODS
 from dgnet_edge.calib.qdq import int8_tensors, settings_for, write_int8_model
 from dgnet_edge.calib.ranges import CalibrationRanges, ranges_from_histograms
@@ -64,6 +65,8 @@ class CalibrationOptions:
         batch_size: images per batch of the pass (default: what fits in the memory budget).
         tensorrt_versions: TensorRT versions to write caches for.
         cpu_arch: x86 | arm for the CPU model (default: this machine).
+        generator: also write INT8 CPU models of the generator parts, when the export has them
+            (:mod:`~dgnet_edge.calib.generator`; needs calibration images).
     """
 
     data: Path | None = None
@@ -76,6 +79,7 @@ class CalibrationOptions:
     batch_size: int | None = None
     tensorrt_versions: tuple[str, ...] = JETPACK_TENSORRT
     cpu_arch: str | None = None
+    generator: bool = True
 
     def __post_init__(self) -> None:
         if self.data is None and self.cache is None:
@@ -198,6 +202,7 @@ def calibrate_export(
         entries.append(ModelEntry("embedder", precision, file, sha256_of(folder / file), graph_specs(model.graph.input),
                                   graph_specs(model.graph.output), fp32_entry.opset, details))
     _notify(progress, "quantizing", steps - 1, steps)
+    entries += _generator_entries(folder, manifest, images, ranges, options, progress)
     cached = cache_amax(fp32_path, ranges, options.exclude)
     caches = []
     for version in options.tensorrt_versions:
@@ -222,6 +227,21 @@ def calibrate_export(
         "caches": caches,
     }
     return replace(manifest, calibration=calibration)
+
+
+def _generator_entries(folder: Path, manifest: Manifest, images: Sequence[Path], ranges: CalibrationRanges,
+                       options: CalibrationOptions, progress: ProgressFn | None) -> list[ModelEntry]:
+    """The INT8 CPU generator parts, when asked for and possible (else a log line says why not)."""
+    if not options.generator or not (manifest.has_model("structure", "fp32") and manifest.has_model("decoder", "fp32")):
+        return []
+    if not images:
+        log.warning("the INT8 generator parts need calibration images (--calib-data): the generator stays fp32/fp16")
+        return []
+    if manifest.code_dim <= 0:
+        log.warning("the embedder has no appearance output (exported with --no-code): the generator stays fp32/fp16")
+        return []
+    settings = settings_for("cpu", arch=options.cpu_arch)
+    return calibrate_generator(folder, manifest, images, settings, ranges.method, options.percentile, progress=progress)
 
 
 def cache_amax(fp32: str | Path, ranges: CalibrationRanges, exclude: Sequence[str] = ()) -> dict[str, float]:

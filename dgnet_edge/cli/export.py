@@ -115,6 +115,10 @@ def export(
     calib_percentile: CalibPercentileOpt = None,
     calib_cache: CalibCacheOpt = None,
     exclude: ExcludeOpt = None,
+    int8_generator: Annotated[
+        bool, typer.Option("--int8-generator/--no-int8-generator",
+                           help="With --int8: also INT8 CPU models of the generator parts (DG-Net checkpoints).")
+    ] = True,
     batch: Annotated[
         str | None, typer.Option("--batch", help="TensorRT batch profile min,opt,max, e.g. 1,8,32 (default: the preset's).")
     ] = None,
@@ -144,6 +148,7 @@ def export(
             calib = CalibrationOptions(
                 data=calib_data, count=calib_count or DEFAULT_COUNT, method=calib_method,
                 percentile=calib_percentile or DEFAULT_PERCENTILE, cache=calib_cache, exclude=tuple(exclude),
+                generator=int8_generator,
             )
             extend = int8_extend(calib, bars.update)
         err.print(f"exporting {checkpoint} -> {out_dir}")
