@@ -74,6 +74,20 @@ def tiny_dgnet_checkpoint(tiny_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_dgnet_int8_export(tiny_dgnet_checkpoint, tiny_world, tmp_path_factory):
+    """The tiny DG-Net exported with INT8 models (embedder and generator parts), through the CLI."""
+    from typer.testing import CliRunner
+
+    from dgnet_edge.cli.main import app
+
+    out = tmp_path_factory.mktemp("int8_dgnet") / "export"
+    result = CliRunner().invoke(app, ["export", str(tiny_dgnet_checkpoint), "--out", str(out), "--int8", "--calib-data",
+                                      str(tiny_world), "--calib-count", "24", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_dgnet_export(tiny_dgnet_checkpoint, tmp_path_factory):
     """The export folder (fp32 + fp16, embedder and generator parts) of the tiny DG-Net."""
     from dgnet_edge.export.pipeline import ExportOptions, export_checkpoint

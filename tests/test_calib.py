@@ -522,29 +522,20 @@ def test_calib_bench_times_both_cpu_formats(int8_export):
 
 
 # -- the generator parts ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def int8_dgnet_export(tiny_dgnet_checkpoint, tiny_world, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("int8_dgnet") / "export"
-    result = runner.invoke(app, ["export", str(tiny_dgnet_checkpoint), "--out", str(out), "--int8", "--calib-data", str(tiny_world),
-                                 "--calib-count", str(CALIB_COUNT), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    return out
-
-
-def test_int8_generator_parts_are_quantized_checked_and_picked_by_default(int8_dgnet_export):
+def test_int8_generator_parts_are_quantized_checked_and_picked_by_default(tiny_dgnet_int8_export):
     from dgnet_edge.runtime.embedder import Generator
 
-    manifest = load_manifest(int8_dgnet_export)
+    manifest = load_manifest(tiny_dgnet_int8_export)
     for role in ("structure", "decoder"):
         entry = manifest.model(role, "int8-cpu")
-        verified_path(int8_dgnet_export, entry)
-        ops = {n.op_type for n in onnx.load(int8_dgnet_export / entry.file).graph.node}
+        verified_path(tiny_dgnet_int8_export, entry)
+        ops = {n.op_type for n in onnx.load(tiny_dgnet_int8_export / entry.file).graph.node}
         assert "QuantizeLinear" in ops or "QLinearConv" in ops, ops
         assert entry.details["quantized_ops"].get("Conv", 0) > 0 and entry.details["samples"] > 0
         assert entry.details["activation_type"] == settings_for("cpu").activation_type
     quality = manifest.model("decoder", "int8-cpu").details["vs_fp32"]
     assert quality["pairs"] > 0 and quality["psnr_db"] > 20 and quality["structure_cosine"] > 0.98, quality
-    with Generator.open(int8_dgnet_export, backend="onnxruntime") as generator:
+    with Generator.open(tiny_dgnet_int8_export, backend="onnxruntime") as generator:
         assert generator.decoder_runner.name == "onnxruntime int8-cpu"
         crops = np.random.default_rng(0).integers(0, 256, (3, 64, 32, 3), dtype=np.uint8)
         code_dim = next(s for s in manifest.model("decoder").inputs if s.name == "appearance").shape[1]

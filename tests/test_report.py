@@ -273,6 +273,18 @@ def test_recommendation_without_an_accuracy_pass_goes_by_speed_and_says_so():
     assert "not measured" in recommendation_table({"recommendation": rec}).notes[0]
 
 
+def test_speed_targets_measure_the_generator_as_deployed(tiny_dgnet_int8_export):
+    from dgnet_edge.apps.report.speed import measure_speed
+
+    result = measure_speed(tiny_dgnet_int8_export, runs=2, roofline_sizes=(64,))
+    targets = {t.name: t for t in result.targets}
+    gen = targets["generator images/s (structure encoder + decoder, ORT int8-cpu)"]
+    assert gen.measured > 0 and "fp32 parts:" in gen.detail
+    ratio = targets["int8 (ORT int8-cpu) vs ORT fp32, batch 1"]
+    assert ratio.measured > 0 and ratio.met is (ratio.measured >= 2.5)
+    assert result.footprint["generator"] == "onnxruntime int8-cpu + onnxruntime int8-cpu" and not result.footprint["torch_imported"]
+
+
 def test_a_row_that_cannot_run_reports_why(tiny_dgnet_export):
     job = RowJob(str(tiny_dgnet_export), "onnxruntime", "int8-cpu", [], [1], runs=1, warmup=0, generator=False)
     result = run_row_process(job)
