@@ -211,10 +211,14 @@ def settings_for(flavour: str, arch: str | None = None, cpu_format: str = CPU_FO
 
 # -- writing -----------------------------------------------------------------------------------
 class _DropQuantizerNoise(logging.Filter):
-    """The quantizer logs advice about its own pre-processing tool on the root logger; not ours."""
+    """The quantizer logs advice about its own pre-processing tool, and each copy it makes of a bias
+    shared by several convolutions, on the root logger; not ours."""
+
+    NOISE = ("pre-process", "out-of-range for weight", "Created a copy of bias input")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-process" not in record.getMessage() and "out-of-range for weight" not in record.getMessage()
+        message = record.getMessage()
+        return not any(n in message for n in self.NOISE)
 
 
 @contextlib.contextmanager

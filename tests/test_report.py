@@ -352,9 +352,10 @@ def test_generator_decodes_in_smaller_chunks_alike(tiny_dgnet_export):
 
     crops = np.random.default_rng(0).integers(0, 256, (3, 64, 32, 3), dtype=np.uint8)
     codes = np.abs(np.random.default_rng(1).standard_normal((3, 2048))).astype(np.float32)
-    with Generator.open(tiny_dgnet_export, backend="onnxruntime") as whole, \
-            Generator.open(tiny_dgnet_export, backend="onnxruntime", decode_batch=1) as single:
-        assert whole.decode_batch == 32 and single.decode_batch == 1
+    with Generator.open(tiny_dgnet_export, backend="onnxruntime", decode_batch=32) as whole, \
+            Generator.open(tiny_dgnet_export, backend="onnxruntime") as single:
+        assert whole.decode_batch == 32 and single.decode_batch == 1  # one image per call by default on the CPU
+        assert not single.decoder_runner._source.memory_arena and not single.structure_runner._source.memory_arena
         structure = whole.structure(crops)
         assert np.abs(whole.decode(structure, codes).astype(int) - single.decode(structure, codes).astype(int)).max() <= 1
     with pytest.raises(ValueError, match="decode_batch"):

@@ -211,3 +211,7 @@ def _summary(manifest: Manifest, out_dir: Path, as_json: bool) -> None:
         cos = entry.details.get("cosine_vs_fp32")
         if cos:
             err.print(f"{entry.file}: feature cosine to fp32 on {cos['images']} images: mean {cos['mean']:.4f}, min {cos['min']:.4f}")
+        gen = entry.details.get("vs_fp32") if entry.role == "decoder" else None
+        if gen:
+            err.print(f"INT8 generator parts: images PSNR {gen['psnr_db']:.1f} dB to fp32 on {gen['pairs']} swaps "
+                      f"(mean |error| {gen['mean_abs_error']:.2f} levels); structure codes cosine {gen['structure_cosine']:.4f}")

@@ -48,13 +48,18 @@ class SessionFromOnnx:
         device: auto | cpu | cuda.
         threads: intra-op threads (default: all cores).
         profile_prefix: write an ONNX Runtime profile (JSON) with this prefix.
+        memory_arena: keep freed CPU buffers in ONNX Runtime's arena for the next run (faster
+            allocation); off, each run's buffers go back to the system, so a process holds only
+            what its current run needs.
     """
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, profile_prefix: str | None = None):
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, profile_prefix: str | None = None,
+                 memory_arena: bool = True):
         self.path = Path(path)
         self.device = device
         self.threads = threads
         self.profile_prefix = profile_prefix
+        self.memory_arena = memory_arena
 
     def __call__(self) -> Any:
         ort = import_ort()
@@ -63,6 +68,7 @@ class SessionFromOnnx:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads or os.cpu_count() or 1
+        options.enable_cpu_mem_arena = self.memory_arena
         if self.profile_prefix:
             options.enable_profiling = True
             options.profile_file_prefix = self.profile_prefix
@@ -85,6 +91,11 @@ class OnnxRuntimeRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.session = None
+
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the session runs on ONNX Runtime's CPU provider (active runners only)."""
+        return self.session is not None and self.session.get_providers()[0] == "CPUExecutionProvider"
 
     @staticmethod
     def _specs(args: list[Any]) -> list[TensorSpec]:
