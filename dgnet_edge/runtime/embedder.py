@@ -99,8 +99,8 @@ class Generator:
     the batch. :meth:`open` therefore decodes one image per call on ONNX Runtime's CPU provider and
     runs both parts without ONNX Runtime's memory arena: for the ResNet-50 DG-Net at 256x128
     (INT8 CPU parts), a process that embeds 8 crops and synthesises 8 images peaked at 472 MB with
-    the arena and 8 images per call, and at 254 MB without the arena and one image per call, at
-    the same images per second within this machine's run-to-run noise.
+    the arena and 8 images per call, and at 250-284 MB without the arena and one image per call,
+    at the same images per second within this machine's run-to-run noise.
     """
 
     def __init__(self, structure: Runner, decoder: Runner, manifest: Manifest, decode_batch: int | None = None):
