@@ -10,8 +10,9 @@ calibration method.
 
 Only the CPU flavour is written: on TensorRT the generator runs as the fp16 ONNX models, since the
 decoder's instance and layer norms keep most of its work in float there and an INT8 engine would
-gain little for the quality it costs. The check renders the same pairs with the fp32 and the INT8
-parts (INT8 structure encoder into INT8 decoder, as deployed) and records the PSNR of the pixels.
+gain little for the quality it costs. The check renders swaps of calibration images the generator
+pass did not use with the fp32 and the INT8 parts (INT8 structure encoder into INT8 decoder, as
+deployed) and records the PSNR of the pixels.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class GeneratorQuality:
     structure_cosine: float  # mean cosine of the INT8 structure codes to fp32
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"pairs": self.pairs, "psnr_db": round(self.psnr_db, 3), "mean_abs_error": round(self.mean_abs_error, 4),
+        return {"pairs": self.pairs, "psnr_db": round(float(self.psnr_db), 3), "mean_abs_error": round(self.mean_abs_error, 4),
                 "structure_cosine": round(self.structure_cosine, 6)}
 
 
@@ -118,8 +119,12 @@ def calibrate_generator(
         written[role] = (source, model, {"calibration": "generator pass", "method": method,
                                          "percentile": ranges.percentile, "samples": samples, **done.details()})
 
+    used = set(paths)
+    held_out = [p for p in images if p not in used] or paths
+    check_paths = held_out[:: max(1, len(held_out) // CHECK_PAIRS)][:CHECK_PAIRS]
+    check_feeds = list(image_batches(check_paths, fmt.height, fmt.width, fmt.dtype, CHECK_PAIRS))
     quality = check_generator(folder, {"fp32": (structure_entry.file, decoder_entry.file),
-                                       PRECISION: (FILES["structure"], FILES["decoder"])}, manifest, image_feeds, appearance)
+                                       PRECISION: (FILES["structure"], FILES["decoder"])}, manifest, check_feeds)
     if quality.psnr_db < PSNR_WARNING:
         log.warning("INT8 generator: PSNR %.1f dB to fp32 on %d pairs (< %.0f dB); Generator.open(precision='fp32') keeps fp32",
                     quality.psnr_db, quality.pairs, PSNR_WARNING)
@@ -133,16 +138,12 @@ def calibrate_generator(
 
 
 def check_generator(
-    folder: Path,
-    files: dict[str, tuple[str, str]],
-    manifest: Manifest,
-    image_feeds: Sequence[dict[str, np.ndarray]],
-    appearance: np.ndarray,
-    pairs: int = CHECK_PAIRS,
+    folder: Path, files: dict[str, tuple[str, str]], manifest: Manifest, image_feeds: Sequence[dict[str, np.ndarray]]
 ) -> GeneratorQuality:
-    """Render swaps of the first ``pairs`` images with the fp32 and the INT8 (structure, decoder) files."""
-    images = np.concatenate([next(iter(f.values())) for f in image_feeds])[:pairs]
-    swapped = np.roll(appearance[: len(images)], -1, axis=0)
+    """Render swaps of the images (structure of image i, appearance of image i+1, from the fp32
+    embedder) with the fp32 and the INT8 (structure, decoder) files."""
+    images = np.concatenate([next(iter(f.values())) for f in image_feeds])
+    swapped = np.roll(_run(folder / manifest.model("embedder", "fp32").file, [{"images": images}], "appearance"), -1, axis=0)
     outputs, codes = {}, {}
     for precision, (structure_file, decoder_file) in files.items():
         codes[precision] = _run(folder / structure_file, [{"images": images}], "structure")
