@@ -65,8 +65,8 @@ def fold_constants(path: Path) -> None:
     folded.replace(path)
 
 
-def inline_shared_initializers(model: onnx.ModelProto) -> int:
-    """Give every Identity of an initializer its own initializer; returns how many were inlined.
+def inline_shared_initializers(model: onnx.ModelProto) -> None:
+    """Give every Identity of an initializer its own initializer (in place).
 
     The exporter stores identical constants once and feeds the other uses through Identity nodes
     (at initial weights every folded BatchNorm bias is zero). Quantizers and TensorRT's parser
@@ -81,7 +81,6 @@ def inline_shared_initializers(model: onnx.ModelProto) -> int:
         copy.name = node.output[0]
         graph.initializer.append(copy)
         graph.node.remove(node)
-    return len(inline)
 
 
 def export_onnx(

@@ -63,6 +63,11 @@ class Runner:
         self.is_active = False
         self.inference_time: float | None = None  # seconds of the last backend call
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the model runs on the host CPU (a backend that can says so)."""
+        return False
+
     # -- hooks a backend implements ------------------------------------------------------------
     def activate_impl(self) -> None:
         raise NotImplementedError

@@ -120,7 +120,7 @@ class Generator:
         manifest = load_manifest(export_dir)
         structure = open_runner(export_dir, manifest, "structure", backend, precision, device, memory_arena=False).activate()
         decoder = open_runner(export_dir, manifest, "decoder", backend, precision, device, memory_arena=False).activate()
-        if decode_batch is None and getattr(decoder, "on_cpu", False):
+        if decode_batch is None and decoder.on_cpu:
             decode_batch = 1
         return cls(structure, decoder, manifest, decode_batch)
 

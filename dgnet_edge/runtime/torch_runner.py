@@ -60,6 +60,10 @@ class TorchRunner(Runner):
     def deactivate_impl(self) -> None:
         self.module = None
 
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
     def input_metadata_impl(self) -> list[TensorSpec]:
         return self.inputs
 
