@@ -1,0 +1,1 @@
+"""The live camera re-id app: sources, detectors, tracker, persistent gallery, demo loop."""

@@ -1,0 +1,1 @@
+"""The synthetic multi-camera video bench: a site, walking identities, MOTChallenge output."""
