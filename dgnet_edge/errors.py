@@ -47,3 +47,11 @@ class BackendUnavailableError(DgnetEdgeError):
 
 class DeviceError(DgnetEdgeError):
     """A device that was asked for but is not present (e.g. CUDA on a CPU-only machine)."""
+
+
+class OutputPathError(DgnetEdgeError):
+    """An output path that cannot be written: a parent is a file, no permission, read-only disk."""
+
+
+class InputPathError(DgnetEdgeError):
+    """An input path that is missing, or a file where a folder is expected (or the reverse)."""

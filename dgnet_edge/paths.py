@@ -1,0 +1,78 @@
+"""Checks on the paths a command reads and writes, made before any work starts.
+
+A command that would fail only at the end of a long run (a folder whose parent is a file, a
+read-only disk, a file given where a folder is expected) fails here first, with one line that
+names the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from dgnet_edge.errors import InputPathError, OutputPathError
+
+
+def _file_ancestor(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` (or ``path`` itself) that is not a folder."""
+    for part in [*reversed(path.parents), path]:
+        if part.exists() and not part.is_dir():
+            return part
+    return None
+
+
+def _probe_writable(folder: Path, what: str, path: Path) -> None:
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+    except OSError as e:
+        reason = "read-only file system" if e.errno == errno.EROFS else (e.strerror or str(e)).lower()
+        raise OutputPathError(f"{what} {path} cannot be written ({reason}): choose another path") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def prepare_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create folder ``path`` (and its parents) and check that files can be written in it."""
+    path = Path(path)
+    blocker = _file_ancestor(path)
+    if blocker is not None:
+        name = "is a file" if blocker == path else f"has a file in its path: {blocker}"
+        raise OutputPathError(f"{what} {path} {name}, not a folder: choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = "read-only file system" if e.errno == errno.EROFS else (e.strerror or str(e)).lower()
+        raise OutputPathError(f"{what} {path} cannot be created ({reason}): choose another path") from None
+    _probe_writable(path, what, path)
+    return path
+
+
+def prepare_output_file(path: str | Path, what: str = "output file") -> Path:
+    """Check that file ``path`` can be written (its folder is created); ``path`` may exist as a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{what} {path} is a folder, not a file: give a file name")
+    prepare_output_dir(path.parent, f"folder of {what}")
+    return path
+
+
+def require_dir(path: str | Path, what: str = "folder") -> Path:
+    """``path`` must exist and be a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise InputPathError(f"{what} {path} is a file, not a folder")
+    return path
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` must exist and be a regular file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise InputPathError(f"{what} {path} is a folder, not a file")
+    return path
