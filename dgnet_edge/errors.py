@@ -55,3 +55,7 @@ class OutputPathError(DgnetEdgeError):
 
 class InputPathError(DgnetEdgeError):
     """An input path that is missing, or a file where a folder is expected (or the reverse)."""
+
+
+class SourceError(DgnetEdgeError):
+    """A camera or video source that cannot be opened: a bad spec, a missing file, a stream that does not answer."""
