@@ -9,6 +9,7 @@ renamed over the target, so a crash mid-write never leaves a truncated checkpoin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,54 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def load_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line CheckpointErrors.
+
+    Random bytes, a truncated file or a pickled module make torch raise long multi-line errors;
+    the message here says what the file is not, and torch's text stays in the exception's cause
+    (shown with ``DGNET_EDGE_DEBUG=1``).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{what} {path} not found")
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder, not a file: give the checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated files, pickled objects and foreign formats raise various types
+        if isinstance(e, PermissionError):
+            raise CheckpointError(f"{what} {path} cannot be read ({(e.strerror or str(e)).lower()})") from e
+        kind = "it holds pickled Python objects, which are never loaded" if "global" in str(e).lower() else \
+            "truncated, or not a torch file"
+        raise CheckpointError(f"{what} {path} is not a weights-only checkpoint ({kind})") from e
+
+
+def non_finite_tensors(state: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in a (nested) state dict holding NaN or Inf."""
+    found = []
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found += non_finite_tensors(value, f"{name}.")
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            found.append(name)
+    return found
+
+
+def check_finite_weights(path: str | Path, models: Mapping[str, Any]) -> None:
+    """CheckpointError naming the weights that are NaN or Inf (a diverged run saves them)."""
+    bad = non_finite_tensors(models)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf ({shown}); the run diverged: "
+                              "use an earlier checkpoint or train again with a lower learning rate")
+
+
 def load_checkpoint(path: str | Path, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; CheckpointError if it is not one
     (or not of one of ``kinds``)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated files, pickled objects and foreign formats raise various types
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    data = load_weights_file(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a dgnet-edge checkpoint (for the official DG-Net release files use `dgnet-edge import-official`)"
@@ -78,6 +117,7 @@ def load_reid_net(path: str | Path):
     state = load_checkpoint(path, kinds=tuple(FEATURE_NETWORK))
     cfg = config_from_dict(state["config"], f"{path} (config)")
     model_key, section = FEATURE_NETWORK[state["kind"]]
+    check_finite_weights(path, {model_key: state["models"].get(model_key, {})})
     net = build_reid_net(getattr(cfg, section), state["num_classes"], appearance_code=section == "appearance")
     try:
         net.load_state_dict(state["models"][model_key])
@@ -94,6 +134,7 @@ def load_dgnet(path: str | Path):
 
     state = load_checkpoint(path, kinds=("dgnet",))
     cfg = config_from_dict(state["config"], f"{path} (config)")
+    check_finite_weights(path, state["models"])
     model = build_dgnet(cfg, state["num_classes"])
     try:
         for name, part_state in state["models"].items():

@@ -102,7 +102,7 @@ def test_resume_rejects_missing_and_foreign_checkpoints(tiny_world, tmp_path):
     with pytest.raises(CheckpointError, match="network"):
         IdTrainer(other, "baseline", tmp_path, resume=result.checkpoint)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a weights-only checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"a": torch.zeros(1)}, tmp_path / "official.pt")
     with pytest.raises(CheckpointError, match="import-official"):
