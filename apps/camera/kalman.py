@@ -1,0 +1,115 @@
+"""Constant-velocity Kalman filter on boxes, vectorised over tracks.
+
+State per track: centre x, centre y, width, height and their velocities per frame
+(``[cx, cy, w, h, vx, vy, vw, vh]``), measured as ``[cx, cy, w, h]``. As in BoT-SORT (Aharon et
+al., 2022), every noise standard deviation is a fraction of the box's own width (for x and w) or
+height (for y and h), so a small far-away person and a large near one are filtered alike; tracking
+width instead of DeepSORT's aspect ratio keeps the box shape right when a person turns.
+
+All functions take stacks: ``mean`` (T, 8) and ``covariance`` (T, 8, 8), so one call predicts every
+track of a camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# 0.95 quantile of the chi-square distribution with 4 degrees of freedom (cx, cy, w, h).
+CHI2_95_4DOF = 9.4877
+
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+_H = np.eye(4, 8)
+
+
+def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return np.concatenate([boxes[:, :2] + wh / 2, wh], axis=1)
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    half = boxes[:, 2:] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def _scaled(wh: np.ndarray, weight: float) -> np.ndarray:
+    """(T, 4) standard deviations ``weight * [w, h, w, h]`` from (T, 2) sizes."""
+    return weight * np.concatenate([wh, wh], axis=1)
+
+
+@dataclass(frozen=True)
+class BoxKalman:
+    """Noise model of the filter; the defaults are BoT-SORT's.
+
+    Attributes:
+        position_weight: standard deviation of position and size noise, and of the measurement,
+            as a fraction of the box size.
+        velocity_weight: standard deviation of the per-frame velocity noise, as a fraction of the
+            box size.
+    """
+
+    position_weight: float = 1.0 / 20
+    velocity_weight: float = 1.0 / 160
+
+    def initiate(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States of new tracks at their first boxes, with zero velocity and a wide velocity prior."""
+        z = xyxy_to_cxcywh(boxes_xyxy)
+        mean = np.concatenate([z, np.zeros_like(z)], axis=1)
+        wh = np.maximum(z[:, 2:], 1.0)
+        std = np.concatenate([_scaled(wh, 2 * self.position_weight), _scaled(wh, 10 * self.velocity_weight)], axis=1)
+        covariance = np.zeros((len(z), 8, 8))
+        idx = np.arange(8)
+        covariance[:, idx, idx] = std**2
+        return mean, covariance
+
+    def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame ahead for every track."""
+        wh = np.maximum(mean[:, 2:4], 1.0)
+        std = np.concatenate([_scaled(wh, self.position_weight), _scaled(wh, self.velocity_weight)], axis=1)
+        mean = mean @ _F.T
+        covariance = _F @ covariance @ _F.T
+        idx = np.arange(8)
+        covariance[:, idx, idx] += std**2
+        return mean, covariance
+
+    def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Measurement-space mean (T, 4) and innovation covariance (T, 4, 4)."""
+        wh = np.maximum(mean[:, 2:4], 1.0)
+        r = _scaled(wh, self.position_weight) ** 2
+        projected = covariance[:, :4, :4].copy()
+        idx = np.arange(4)
+        projected[:, idx, idx] += r
+        return mean[:, :4], projected
+
+    def update(self, mean: np.ndarray, covariance: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Correct each track (row) with its measured box (the same row of ``boxes_xyxy``)."""
+        z = xyxy_to_cxcywh(boxes_xyxy)
+        z_pred, s = self.project(mean, covariance)
+        pht = covariance[:, :, :4]  # P H^T, (T, 8, 4)
+        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H^T S^-1 (S symmetric)
+        innovation = z - z_pred
+        mean = mean + np.einsum("tij,tj->ti", gain, innovation)
+        covariance = covariance - gain @ s @ gain.transpose(0, 2, 1)
+        return mean, covariance
+
+    def gating_distance(self, mean: np.ndarray, covariance: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """(T, N) squared Mahalanobis distances between each track's prediction and each box.
+
+        Compare with :data:`CHI2_95_4DOF` to gate.
+        """
+        z = xyxy_to_cxcywh(boxes_xyxy)
+        if len(mean) == 0 or len(z) == 0:
+            return np.zeros((len(mean), len(z)))
+        z_pred, s = self.project(mean, covariance)
+        d = z[None, :, :] - z_pred[:, None, :]  # (T, N, 4)
+        s_inv = np.linalg.inv(s)
+        return np.einsum("tni,tij,tnj->tn", d, s_inv, d)
+
+
+def boxes_of(mean: np.ndarray) -> np.ndarray:
+    """(T, 4) float32 x1y1x2y2 boxes of the states."""
+    return cxcywh_to_xyxy(mean[:, :4]).astype(np.float32)

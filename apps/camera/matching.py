@@ -1,0 +1,76 @@
+"""Box overlaps and the optimal assignment the tracker matches with."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+try:
+    import lap
+except ImportError:  # lap is optional; scipy solves the same padded problem
+    lap = None
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of x1y1x2y2 boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    inter = _intersection(a, b)
+    area_a = _area(a)[:, None]
+    area_b = _area(b)[None, :]
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def covered_fraction(boxes: np.ndarray) -> np.ndarray:
+    """(N,) largest fraction of each box's area that one other box of the same set covers."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes))
+    inter = _intersection(boxes, boxes)
+    np.fill_diagonal(inter, 0.0)
+    return inter.max(axis=1) / np.maximum(_area(boxes), 1e-12)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    return wh[..., 0] * wh[..., 1]
+
+
+def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one matching in which no matched pair costs more than ``max_cost``.
+
+    Leaving a row or a column unmatched costs ``max_cost / 2``, so the optimum is taken over
+    matchings that may leave pairs out (the Jonker-Volgenant formulation with a cost limit), not
+    over full matchings filtered afterwards. Infinite costs forbid a pair.
+
+    Returns (K, 2) matched (row, column) pairs, the unmatched rows and the unmatched columns.
+    """
+    n_rows, n_cols = cost.shape
+    if n_rows == 0 or n_cols == 0:
+        return np.zeros((0, 2), np.intp), np.arange(n_rows), np.arange(n_cols)
+    forbidden = 2 * max_cost + 1.0  # dearer than leaving both sides unmatched
+    finite = np.where(np.isfinite(cost) & (cost <= max_cost), cost, forbidden)
+    if lap is not None:
+        _, row_to_col, _ = lap.lapjv(finite, extend_cost=True, cost_limit=max_cost)
+        rows = np.flatnonzero(row_to_col >= 0)
+        cols = row_to_col[rows]
+    else:
+        padded = np.full((n_rows + n_cols, n_cols + n_rows), forbidden)
+        padded[:n_rows, :n_cols] = finite
+        padded[:n_rows, n_cols:] = np.where(np.eye(n_rows, dtype=bool), max_cost / 2, forbidden)
+        padded[n_rows:, :n_cols] = np.where(np.eye(n_cols, dtype=bool), max_cost / 2, forbidden)
+        padded[n_rows:, n_cols:] = 0.0
+        r, c = linear_sum_assignment(padded)
+        keep = (r < n_rows) & (c < n_cols)
+        rows, cols = r[keep], c[keep]
+    ok = finite[rows, cols] <= max_cost
+    rows, cols = rows[ok], cols[ok]
+    matches = np.stack([rows, cols], axis=1).astype(np.intp)
+    return matches, np.setdiff1d(np.arange(n_rows), rows), np.setdiff1d(np.arange(n_cols), cols)

@@ -1,0 +1,321 @@
+"""Per-camera multi-person tracker: Kalman motion, IoU and appearance association, re-id on demand.
+
+Each frame (ideas from SORT, DeepSORT, ByteTrack and BoT-SORT; the cameras are static, so there is
+no camera-motion compensation):
+
+1. Every track's box is predicted one frame ahead (:mod:`.kalman`).
+2. Appearance features are asked for, in one batched ``embed`` call, only for the high-score
+   detections that need them: those no confirmed or lost track clearly claims (they start or
+   extend a tentative track, or may bring a lost track back), those that two tracks or two
+   detections compete for, and, every ``refresh_every`` frames, the one detection of a confirmed
+   track whose feature is due for a refresh.
+3. High-score detections are matched to confirmed and lost tracks, then low-score detections to
+   the confirmed tracks left over by IoU alone (ByteTrack's second stage), then the remaining
+   high-score detections to tentative tracks. Each stage is an optimal assignment
+   (:func:`.matching.assign`). A pair's cost is ``1 - IoU``, or, when both sides have a feature,
+   ``(1 - w) (1 - IoU) + w * cosine distance``. Appearance may link two boxes only when they
+   overlap or lie inside the Kalman gate (squared Mahalanobis distance), so it never joins boxes
+   far apart; without it a pair needs the IoU that the cost limit implies.
+4. Unmatched high-score detections start tentative tracks, which are confirmed after
+   ``confirm_hits`` consecutive matches and dropped at their first miss. A confirmed track that
+   misses is lost; after ``max_lost_s`` without a match it ends and is reported in
+   :attr:`Tracker.removed`.
+
+A track's feature is the L2-normalised exponential moving average of its detections' features,
+left unchanged when the detection is largely covered by another one (its crop then shows two
+people).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dgnet_edge.apps.camera.detections import Detections
+from dgnet_edge.apps.camera.kalman import CHI2_95_4DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.matching import assign, box_iou, covered_fraction
+
+TENTATIVE = "tentative"
+CONFIRMED = "confirmed"
+LOST = "lost"
+
+Embed = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Tracker settings; one instance per camera or shared.
+
+    Attributes:
+        high_score: detections scoring at least this are matched first and may start tracks;
+            those below (down to ``min_score``) only keep confirmed tracks alive.
+        min_score: detections scoring less are ignored.
+        new_track_score: the least score of a detection that starts a track.
+        confirm_hits: consecutive matches that confirm a tentative track.
+        max_cost: the highest cost a matched pair may have (see the module docstring); with IoU
+            alone a pair needs IoU >= 1 - max_cost.
+        low_score_iou: the least IoU that matches a low-score detection to a confirmed track.
+        appearance: use appearance features at all; False gives the IoU + Kalman tracker.
+        appearance_weight: weight ``w`` of the cosine distance in a pair's cost.
+        max_appearance_distance: pairs whose features are further apart (cosine distance) never
+            match.
+        gate_chi2: Kalman gate, squared Mahalanobis distance on (cx, cy, w, h); appearance links
+            a track and a detection only inside it or when they compete (9.49 = 95 % of
+            chi-square, 4 dof).
+        ambiguity_iou: a track and a detection compete when their IoU exceeds this; a detection
+            that two tracks compete for, or whose track competes for two, is embedded.
+        refresh_every: frames between feature refreshes of a confirmed track; 0 never refreshes.
+        feature_momentum: weight of the old feature in the moving average.
+        max_covered: a detection covered by another one over more than this fraction of its area
+            does not update its track's feature.
+        max_lost_s: seconds a lost track is kept for re-association before it ends.
+    """
+
+    high_score: float = 0.5
+    min_score: float = 0.1
+    new_track_score: float = 0.6
+    confirm_hits: int = 3
+    max_cost: float = 0.7
+    low_score_iou: float = 0.5
+    appearance: bool = True
+    appearance_weight: float = 0.5
+    max_appearance_distance: float = 0.6
+    gate_chi2: float = CHI2_95_4DOF
+    ambiguity_iou: float = 0.1
+    refresh_every: int = 10
+    feature_momentum: float = 0.9
+    max_covered: float = 0.3
+    max_lost_s: float = 3.0
+
+
+@dataclass(eq=False)
+class Track:
+    """One person followed on one camera.
+
+    ``box`` is the matched detection's box, or the predicted box when unmatched this frame;
+    ``det_index`` indexes this frame's detections, -1 when unmatched. ``age`` counts frames since the
+    track started, ``hits`` its matches, ``time_since_update`` frames since its last match.
+    ``identity`` is not set by the tracker: it belongs to whoever names people across cameras.
+    """
+
+    track_id: int
+    box: np.ndarray
+    state: str
+    score: float
+    feature: np.ndarray | None = None
+    hits: int = 1
+    age: int = 1
+    time_since_update: int = 0
+    det_index: int = -1
+    identity: int | None = None
+    mean: np.ndarray = field(default=None, repr=False)
+    covariance: np.ndarray = field(default=None, repr=False)
+    frames_since_feature: int = field(default=0, repr=False)
+
+
+class Tracker:
+    """Tracks people on one camera; call :meth:`update` once per frame, in order."""
+
+    def __init__(self, params: TrackerParams | None = None, fps: float = 15.0, kalman: BoxKalman | None = None):
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.params = params or TrackerParams()
+        self.fps = fps
+        self.kalman = kalman or BoxKalman()
+        self.max_lost_frames = max(1, round(self.params.max_lost_s * fps))
+        self.tracks: list[Track] = []
+        self.frame = 0
+        self._next_id = 1
+        self._removed: list[Track] = []
+
+    @property
+    def removed(self) -> list[Track]:
+        """Confirmed tracks that ended for good in the last :meth:`update`."""
+        return list(self._removed)
+
+    def update(self, dets: Detections, embed: Embed) -> list[Track]:
+        """Advance one frame with this frame's detections; returns the live tracks (all states).
+
+        ``embed(indices)`` must return the (len(indices), D) L2-normalised features of
+        ``dets`` at those indices; it is called at most once, and not at all when no detection
+        needs re-id.
+        """
+        p = self.params
+        self.frame += 1
+        self._removed = []
+        boxes = dets.boxes.astype(np.float64)
+        scores = dets.scores
+        high = np.flatnonzero(scores >= p.high_score)
+        low = np.flatnonzero((scores >= p.min_score) & (scores < p.high_score))
+
+        self._predict()
+        tracks = self.tracks
+        pred = np.array([t.box for t in tracks], np.float64).reshape(-1, 4)
+        iou = box_iou(pred, boxes)  # (T, N) over all detections
+        if tracks and len(boxes):
+            mean = np.stack([t.mean for t in tracks])
+            cov = np.stack([t.covariance for t in tracks])
+            in_gate = self.kalman.gating_distance(mean, cov, boxes) <= p.gate_chi2
+        else:
+            in_gate = np.zeros((len(tracks), len(boxes)), bool)
+        considered = np.concatenate([high, low])
+        clear = np.ones(len(boxes), bool)
+        clear[considered] = covered_fraction(boxes[considered]) <= p.max_covered
+
+        features: dict[int, np.ndarray] = {}
+        if p.appearance:
+            wanted = self._needs_feature(high, iou, in_gate, scores, clear)
+            if len(wanted):
+                out = np.asarray(embed(wanted), np.float32)
+                if out.shape[0] != len(wanted):
+                    raise ValueError(f"embed returned {out.shape[0]} features for {len(wanted)} detections")
+                out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+                features = dict(zip(wanted.tolist(), out))
+
+        established = np.array([t.state != TENTATIVE for t in tracks], bool)
+        rows_main = np.flatnonzero(established)
+        rows_tentative = np.flatnonzero(~established)
+        matched: dict[int, int] = {}  # track row -> detection index
+
+        # Stage 1: high-score detections to confirmed and lost tracks.
+        cost = self._cost(rows_main, high, iou, in_gate, features)
+        m, _, free_high = assign(cost, p.max_cost)
+        matched.update({int(rows_main[r]): int(high[c]) for r, c in m})
+        high_left = high[free_high]
+
+        # Stage 2: low-score detections to the confirmed tracks still unmatched, by IoU alone.
+        rows_low = np.array([r for r in rows_main if r not in matched and tracks[r].state == CONFIRMED], np.intp)
+        if len(rows_low) and len(low):
+            cost = 1.0 - iou[np.ix_(rows_low, low)]
+            m, _, _ = assign(cost, 1.0 - p.low_score_iou)
+            matched.update({int(rows_low[r]): int(low[c]) for r, c in m})
+
+        # Stage 3: remaining high-score detections to tentative tracks.
+        cost = self._cost(rows_tentative, high_left, iou, in_gate, features)
+        m, _, free_left = assign(cost, p.max_cost)
+        matched.update({int(rows_tentative[r]): int(high_left[c]) for r, c in m})
+        starters = high_left[free_left]
+
+        survivors: list[Track] = []
+        for row, track in enumerate(tracks):
+            det = matched.get(row)
+            if det is not None:
+                self._apply_match(track, det, boxes, scores, features.get(det), clear[det])
+                survivors.append(track)
+            elif track.state == TENTATIVE:
+                continue
+            elif track.time_since_update > self.max_lost_frames:
+                self._removed.append(track)
+            else:
+                track.state = LOST
+                survivors.append(track)
+
+        new = [int(d) for d in starters if scores[d] >= p.new_track_score]
+        if new:
+            mean, cov = self.kalman.initiate(boxes[new])
+            for k, d in enumerate(new):
+                feature = features.get(d)
+                survivors.append(Track(
+                    track_id=self._next_id, box=dets.boxes[d].copy(), state=TENTATIVE, score=float(scores[d]),
+                    feature=None if feature is None else feature.copy(), det_index=d,
+                    mean=mean[k], covariance=cov[k],
+                ))
+                self._next_id += 1
+        if p.confirm_hits <= 1:
+            for t in survivors:
+                if t.state == TENTATIVE:
+                    t.state = CONFIRMED
+        self.tracks = survivors
+        return list(survivors)
+
+    def _predict(self) -> None:
+        if not self.tracks:
+            return
+        mean = np.stack([t.mean for t in self.tracks])
+        cov = np.stack([t.covariance for t in self.tracks])
+        lost = np.array([t.state == LOST for t in self.tracks])
+        mean[lost, 6:8] = 0.0  # a lost box keeps its size rather than shrinking or growing unseen
+        mean, cov = self.kalman.predict(mean, cov)
+        predicted = boxes_of(mean)
+        for k, t in enumerate(self.tracks):
+            t.mean, t.covariance = mean[k], cov[k]
+            t.box = predicted[k]
+            t.age += 1
+            t.time_since_update += 1
+            t.frames_since_feature += 1
+            t.det_index = -1
+
+    def _needs_feature(self, high: np.ndarray, iou: np.ndarray, in_gate: np.ndarray, scores: np.ndarray, clear: np.ndarray) -> np.ndarray:
+        """Indices of the high-score detections that need a feature this frame (see module docstring)."""
+        p = self.params
+        tracks = self.tracks
+        if len(high) == 0:
+            return np.zeros(0, np.intp)
+        states = np.array([t.state for t in tracks])
+        established = states != TENTATIVE
+        near = iou[:, high] > p.ambiguity_iou  # (T, H)
+        claims = near & established[:, None]
+        per_det = claims.sum(axis=0)
+        per_track = near.sum(axis=1)
+        wanted = []
+        for k, d in enumerate(high):
+            if per_det[k] == 0:
+                # Starts or extends a tentative track, or may bring back a lost one.
+                if (scores[d] >= p.new_track_score or near[:, k].any()
+                        or (in_gate[:, d] & (states == LOST)).any()):
+                    wanted.append(d)
+                continue
+            rows = np.flatnonzero(claims[:, k])
+            if per_det[k] > 1 or per_track[rows[0]] > 1:
+                wanted.append(d)  # competed for
+                continue
+            track = tracks[rows[0]]
+            due = track.feature is None or (p.refresh_every > 0 and track.frames_since_feature >= p.refresh_every)
+            if due and clear[d]:
+                wanted.append(d)
+        return np.asarray(wanted, np.intp)
+
+    def _cost(self, rows: np.ndarray, cols: np.ndarray, iou: np.ndarray, in_gate: np.ndarray,
+              features: dict[int, np.ndarray]) -> np.ndarray:
+        """(len(rows), len(cols)) pair costs; inf where a pair may not match."""
+        p = self.params
+        pair_iou = iou[np.ix_(rows, cols)]
+        cost = 1.0 - pair_iou
+        with_track = [k for k, r in enumerate(rows) if self.tracks[r].feature is not None]
+        with_det = [k for k, c in enumerate(cols) if int(c) in features]
+        if not with_track or not with_det:
+            return cost
+        track_features = np.stack([self.tracks[rows[k]].feature for k in with_track])
+        det_features = np.stack([features[int(cols[k])] for k in with_det])
+        distance = 1.0 - track_features @ det_features.T
+        block = np.ix_(with_track, with_det)
+        # Appearance links a pair only inside the Kalman gate or when the boxes compete (overlap).
+        near = in_gate[np.ix_(rows, cols)][block] | (pair_iou[block] > p.ambiguity_iou)
+        fused = (1 - p.appearance_weight) * cost[block] + p.appearance_weight * distance
+        cost[block] = np.where(near & (distance <= p.max_appearance_distance), fused, np.inf)
+        return cost
+
+    def _apply_match(self, track: Track, det: int, boxes: np.ndarray, scores: np.ndarray,
+                     feature: np.ndarray | None, clear: bool) -> None:
+        p = self.params
+        mean, cov = self.kalman.update(track.mean[None], track.covariance[None], boxes[det][None])
+        track.mean, track.covariance = mean[0], cov[0]
+        track.box = boxes[det].astype(np.float32)
+        track.score = float(scores[det])
+        track.det_index = det
+        track.time_since_update = 0
+        track.hits += 1
+        if feature is not None and clear:
+            if track.feature is None:
+                track.feature = feature.copy()
+            else:
+                f = p.feature_momentum * track.feature + (1 - p.feature_momentum) * feature
+                track.feature = (f / max(float(np.linalg.norm(f)), 1e-12)).astype(np.float32)
+            track.frames_since_feature = 0
+        if track.state == TENTATIVE:
+            if track.hits >= p.confirm_hits:
+                track.state = CONFIRMED
+        else:
+            track.state = CONFIRMED
