@@ -1,0 +1,516 @@
+"""Where the camera app's frames come from: webcams, video files, image folders, RTSP/HTTP
+streams, GStreamer pipelines and the video bench's MOTChallenge camera folders.
+
+:func:`open_source` turns a ``--source`` spec into a :class:`Source` that reads in its own thread:
+
+- live sources (webcam, URL, GStreamer pipeline) keep only the newest frame, so a slow consumer
+  sees the present rather than a growing backlog; a dropped stream is reopened with exponential
+  backoff while the other cameras keep running, and :attr:`Source.state` says where it stands;
+- files and folders deliver every frame, in order, through a bounded queue: the reader waits
+  for the consumer instead of skipping.
+
+Open and read timeouts are passed to ``cv2.VideoCapture`` at open time
+(``CAP_PROP_OPEN_TIMEOUT_MSEC``, ``CAP_PROP_READ_TIMEOUT_MSEC``, OpenCV 4.5.2+); a backend that
+refuses them (OpenCV bails out of ``open`` on parameters a backend does not know) is opened
+again without them. FFmpeg picks the RTSP transport itself (UDP, then TCP); set
+``OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp"`` to force TCP through lossy networks.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from dgnet_edge.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+FILE_QUEUE_FRAMES = 8  # frames a file reader decodes ahead of the consumer
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+SPEC_HELP = ("expected a webcam index (0), a video file, an image folder, an rtsp:// or http:// URL, "
+             "a GStreamer pipeline (elements joined by '!') or a video bench camera folder (DIR/cam1)")
+
+
+@dataclass
+class Frame:
+    """One image of one camera.
+
+    ``index`` is the 1-based frame number in its source (from the file name for MOTChallenge
+    folders); ``time`` is seconds: ``(index - 1) / fps`` for files with a frame rate, else the
+    monotonic clock when the frame was read.
+    """
+
+    camera: str
+    index: int
+    image: np.ndarray  # (H, W, 3) uint8, BGR
+    time: float
+
+
+# -- GStreamer pipelines for a Jetson ------------------------------------------------------------
+def jetson_csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """A CSI camera through the Argus ISP, converted to BGR in hardware (nvvidconv) and by videoconvert."""
+    return (f"nvarguscamerasrc sensor-id={sensor_id} ! "
+            f"video/x-raw(memory:NVMM), width=(int){width}, height=(int){height}, format=(string)NV12, "
+            f"framerate=(fraction){fps}/1 ! nvvidconv ! video/x-raw, format=(string)BGRx ! "
+            f"videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false")
+
+
+def jetson_rtsp_pipeline(url: str, latency: int = 200, codec: str = "h264") -> str:
+    """An RTSP camera decoded by the Jetson's hardware decoder (nvv4l2decoder); ``codec`` h264 or h265."""
+    if codec not in ("h264", "h265"):
+        raise SourceError(f"codec {codec!r} for {url}: expected h264 or h265")
+    return (f"rtspsrc location={url} latency={latency} ! rtp{codec}depay ! {codec}parse ! nvv4l2decoder ! "
+            f"nvvidconv ! video/x-raw, format=(string)BGRx ! videoconvert ! video/x-raw, format=(string)BGR ! "
+            f"appsink drop=true max-buffers=1 sync=false")
+
+
+# -- OpenCV capture ------------------------------------------------------------------------------
+def import_cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise SourceError("OpenCV is not installed: pip install opencv-python-headless "
+                          "(on a Jetson use JetPack's python3-opencv, which has GStreamer)") from None
+    return cv2
+
+
+def has_backend(name: str) -> bool:
+    """Whether this OpenCV can capture with ``name`` (FFMPEG, GSTREAMER, V4L2...)."""
+    cv2 = import_cv2()
+    registry = getattr(cv2, "videoio_registry", None)
+    backend = getattr(cv2, f"CAP_{name}", None)
+    if registry is not None and backend is not None:
+        return bool(registry.hasBackend(backend))
+    line = re.search(rf"^\s*{name}:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE | re.IGNORECASE)
+    return line is not None and line.group(1).upper() == "YES"
+
+
+def ffmpeg_or_any() -> int:
+    """FFmpeg for files and URLs where this OpenCV has it, else whichever backend opens them."""
+    cv2 = import_cv2()
+    return cv2.CAP_FFMPEG if has_backend("FFMPEG") else cv2.CAP_ANY
+
+
+def timeout_params(open_timeout_s: float, read_timeout_s: float) -> list[int]:
+    """``[CAP_PROP_OPEN_TIMEOUT_MSEC, ms, CAP_PROP_READ_TIMEOUT_MSEC, ms]`` for the props this OpenCV has."""
+    cv2 = import_cv2()
+    params: list[int] = []
+    for prop, seconds in (("CAP_PROP_OPEN_TIMEOUT_MSEC", open_timeout_s), ("CAP_PROP_READ_TIMEOUT_MSEC", read_timeout_s)):
+        if hasattr(cv2, prop):
+            params += [getattr(cv2, prop), int(seconds * 1000)]
+    return params
+
+
+def open_capture(target: int | str, api: int, params: list[int], retry_without_params: bool = True) -> Any | None:
+    """An opened ``cv2.VideoCapture`` or None; tried again without ``params`` when the backend may refuse them."""
+    cv2 = import_cv2()
+    attempts = [params, []] if params and retry_without_params else [params]
+    for attempt in attempts:
+        try:
+            capture = cv2.VideoCapture(target, api, attempt) if attempt else cv2.VideoCapture(target, api)
+        except cv2.error as e:
+            log.debug("cv2.VideoCapture(%r) failed: %s", target, e)
+            continue
+        if capture.isOpened():
+            return capture
+        capture.release()
+    return None
+
+
+class CaptureReader:
+    """Frames of a ``cv2.VideoCapture`` (webcam, video file, URL, GStreamer pipeline)."""
+
+    def __init__(self, target: int | str, api: int, describe: str, params: list[int], fps: float | None = None):
+        self.target = target
+        self.api = api
+        self.describe = describe
+        self.params = params
+        self.fps = fps
+        self.capture: Any = None
+
+    def open(self) -> bool:
+        cv2 = import_cv2()
+        # FFmpeg knows both timeouts: a failure with them is real, and a retry without them would
+        # wait FFmpeg's own 30 s default on a stream that does not answer.
+        retry = self.api != cv2.CAP_FFMPEG
+        self.capture = open_capture(self.target, self.api, self.params, retry)
+        if self.capture is not None and self.fps is None:
+            rate = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.fps = rate if 0 < rate < 1000 else None
+        return self.capture is not None
+
+    def read(self) -> np.ndarray | None:
+        if self.capture is None:
+            return None
+        ok, image = self.capture.read()
+        return image if ok and image is not None else None
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class ImageFilesReader:
+    """Images from a list of files, each with its frame index; unreadable files are skipped."""
+
+    def __init__(self, files: list[Path], indices: list[int], describe: str, fps: float | None = None):
+        self.files = files
+        self.indices = indices
+        self.describe = describe
+        self.fps = fps
+        self.position = 0
+        self.skipped = 0
+
+    def next(self) -> tuple[int, np.ndarray] | None:
+        cv2 = import_cv2()
+        while self.position < len(self.files):
+            path, index = self.files[self.position], self.indices[self.position]
+            self.position += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return index, image
+            self.skipped += 1
+            log.warning("%s: cannot decode %s, skipped", self.describe, path)
+        return None
+
+
+# -- the source ----------------------------------------------------------------------------------
+class Source:
+    """A camera or video read in its own thread; a context manager.
+
+    Attributes:
+        name: the camera name carried by each :class:`Frame`.
+        live: True for webcams, streams and pipelines (latest frame wins, reconnects).
+        fps: frames per second when known.
+        state: ``connected``, ``reconnecting`` (live, stream lost), ``ended`` (end of file, closed,
+            or a live source lost with ``reconnect=False``) or ``failed`` (the reader thread hit
+            an error; :attr:`error` says which).
+        reconnects: how many times a dropped live source has been reopened.
+        dropped: live frames replaced by a newer one before anyone read them.
+    """
+
+    def __init__(self, name: str, spec: str, live: bool, fps: float | None, frames: Callable[[], Iterator[tuple[int, np.ndarray]]],
+                 reopen: Callable[[], bool] | None = None, release: Callable[[], None] = lambda: None,
+                 reconnect: bool = True, backoff_s: tuple[float, float] = (BACKOFF_FIRST_S, BACKOFF_MAX_S)):
+        self.name = name
+        self.spec = spec
+        self.live = live
+        self.fps = fps
+        self.state = "connected"
+        self.reconnects = 0
+        self.dropped = 0
+        self.frames_read = 0
+        self.error: str | None = None
+        self._frames = frames
+        self._reopen = reopen
+        self._release = release
+        self._reconnect = reconnect and live and reopen is not None
+        self._backoff = backoff_s
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=FILE_QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
+        self._thread.start()
+
+    # -- reader thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    for index, image in self._frames():
+                        if self._stop.is_set():
+                            break
+                        self._deliver(index, image)
+                except Exception as e:  # noqa: BLE001 - a decoder error on a live stream is a drop
+                    if not self._reconnect:
+                        raise
+                    self.error = f"{type(e).__name__}: {e}"
+                    log.warning("camera %s: %s", self.name, self.error)
+                if self._stop.is_set() or not self._reconnect:
+                    break
+                self._reconnect_with_backoff()
+            self._finish("ended")
+        except Exception as e:  # noqa: BLE001 - reported through state, error and read(), never lost
+            log.exception("camera %s: reader thread failed", self.name)
+            self.error = f"{type(e).__name__}: {e}"
+            self._finish("failed")
+        finally:
+            self._release()
+
+    def _deliver(self, index: int, image: np.ndarray) -> None:
+        if self.live:
+            frame = Frame(self.name, index, image, time.monotonic())
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = frame
+                self.frames_read += 1
+                self._cond.notify_all()
+            return
+        stamp = (index - 1) / self.fps if self.fps else time.monotonic()
+        frame = Frame(self.name, index, image, stamp)
+        while not self._stop.is_set():
+            try:
+                self._queue.put(frame, timeout=0.1)
+                self.frames_read += 1
+                return
+            except queue.Full:
+                continue
+
+    def _reconnect_with_backoff(self) -> None:
+        self.state = "reconnecting"
+        log.warning("camera %s: stream lost, reconnecting to %s", self.name, self.spec)
+        delay, longest = self._backoff
+        while not self._stop.wait(delay):
+            try:
+                reopened = self._reopen()
+            except Exception as e:  # noqa: BLE001 - one failed attempt; the next one follows
+                self.error = f"{type(e).__name__}: {e}"
+                reopened = False
+            if reopened:
+                self.reconnects += 1
+                self.state = "connected"
+                log.warning("camera %s: reconnected (reconnect %d)", self.name, self.reconnects)
+                return
+            delay = min(delay * 2, longest)
+
+    def _finish(self, state: str) -> None:
+        self.state = state
+        with self._cond:
+            self._cond.notify_all()
+        if not self.live:
+            while True:  # the end marker must get in even when the consumer stopped reading
+                try:
+                    self._queue.put_nowait(None)
+                    return
+                except queue.Full:
+                    try:
+                        self._queue.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    # -- consumer side ---------------------------------------------------------------------------
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame (live: the newest one not yet read); None once the source has ended.
+
+        Raises TimeoutError when no frame came within ``timeout`` seconds while the source is
+        still running (a live source may be reconnecting: see :attr:`state`), and SourceError
+        when the reader thread failed.
+        """
+        if self._stop.is_set():
+            return None
+        if self.live:
+            with self._cond:
+                ready = self._cond.wait_for(lambda: self._latest is not None or self.state in ("ended", "failed"), timeout)
+                frame, self._latest = self._latest, None
+            if frame is None and ready:
+                return self._ended()
+            if frame is None:
+                raise TimeoutError(f"camera {self.name}: no frame within {timeout} s ({self.state})")
+            return frame
+        try:
+            frame = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"camera {self.name}: no frame within {timeout} s") from None
+        if frame is None:
+            self._queue.put_nowait(None)  # later reads see the end too
+            return self._ended()
+        return frame
+
+    def _ended(self) -> None:
+        if self.state == "failed":
+            raise SourceError(f"camera {self.name} ({self.spec}): reading failed: {self.error}")
+        return None
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the reader thread and release the device (waits up to ``timeout`` for a blocked read)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout)
+        if self.state in ("connected", "reconnecting"):
+            self.state = "ended"
+
+    @property
+    def alive(self) -> bool:
+        """Whether the reader thread still runs."""
+        return self._thread.is_alive()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, {self.spec!r}, live={self.live}, state={self.state!r}, reconnects={self.reconnects})"
+
+
+# -- spec parsing -------------------------------------------------------------------------------
+def _capture_frames(reader: CaptureReader, counter: list[int]) -> Callable[[], Iterator[tuple[int, np.ndarray]]]:
+    """Frames until the capture stops giving them; the index keeps counting across reopenings."""
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        while (image := reader.read()) is not None:
+            counter[0] += 1
+            yield counter[0], image
+
+    return frames
+
+
+def _reopen(reader: CaptureReader) -> Callable[[], bool]:
+    def reopen() -> bool:
+        reader.close()
+        return reader.open()
+
+    return reopen
+
+
+def _capture_source(name: str, spec: str, reader: CaptureReader, live: bool, reconnect: bool, what: str) -> Source:
+    if not reader.open():
+        raise SourceError(f"{spec}: cannot open {what}; {reader.describe}")
+    return Source(name, spec, live, reader.fps, _capture_frames(reader, [0]), _reopen(reader), reader.close, reconnect)
+
+
+def _files_source(name: str, spec: str, reader: ImageFilesReader) -> Source:
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        while (item := reader.next()) is not None:
+            yield item
+
+    return Source(name, spec, False, reader.fps, frames)
+
+
+def image_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def read_seqinfo(path: Path) -> configparser.SectionProxy:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise SourceError(f"{path}: not a MOTChallenge seqinfo.ini ({type(e).__name__}); rewrite it with `dgnet-edge data video`") from None
+    if not parser.has_section("Sequence"):
+        raise SourceError(f"{path}: no [Sequence] section; a MOTChallenge seqinfo.ini has one (rewrite it with `dgnet-edge data video`)")
+    return parser["Sequence"]
+
+
+def _mot_source(folder: Path, name: str, spec: str, params: list[int]) -> Source:
+    info = read_seqinfo(folder / "seqinfo.ini")
+    try:
+        fps = float(info.get("frameRate", "0")) or None
+    except ValueError:
+        raise SourceError(f"{folder / 'seqinfo.ini'}: frameRate {info.get('frameRate')!r} is not a number") from None
+    frames_dir = folder / info.get("imDir", "img1")
+    if frames_dir.is_dir():
+        files = image_files(frames_dir, (info.get("imExt", ".jpg").lower(),))
+        try:
+            indices = [int(p.stem) for p in files]
+        except ValueError:
+            bad = next(p for p in files if not p.stem.isdigit())
+            raise SourceError(f"{bad}: MOTChallenge frames are named by frame number (000001.jpg)") from None
+        if not files:
+            raise SourceError(f"{frames_dir}: no {info.get('imExt', '.jpg')} frames")
+        return _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps))
+    video = folder.parent / f"{folder.name}.mp4"
+    if video.is_file():
+        reader = CaptureReader(str(video), ffmpeg_or_any(), "the video is unreadable (corrupt or an unsupported codec)", params, fps)
+        return _capture_source(name, spec, reader, False, False, f"the camera's video {video}")
+    raise SourceError(f"{folder}: a MOTChallenge camera folder without frames ({frames_dir}) or a video ({video}); "
+                      f"write them with `dgnet-edge data video`")
+
+
+def _folder_source(folder: Path, name: str, spec: str, params: list[int]) -> Source:
+    if (folder / "seqinfo.ini").is_file():
+        return _mot_source(folder, name, spec, params)
+    cameras = sorted(p.name for p in folder.iterdir() if (p / "seqinfo.ini").is_file())
+    if cameras:
+        shown = " ".join(f"--source {folder / c}" for c in cameras[:4]) + (" ..." if len(cameras) > 4 else "")
+        raise SourceError(f"{folder}: a video bench with cameras {', '.join(cameras)}: give one source per camera ({shown})")
+    files = image_files(folder)
+    if not files:
+        raise SourceError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder; {SPEC_HELP}")
+    return _files_source(name, spec, ImageFilesReader(files, list(range(1, len(files) + 1)), str(folder)))
+
+
+def _url_name(spec: str) -> str:
+    parsed = urlparse(spec)
+    tail = parsed.path.strip("/").replace("/", "-")
+    return f"{parsed.hostname or parsed.scheme}{'-' + tail if tail else ''}"
+
+
+def is_url(spec: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec) is not None and spec.split("://", 1)[0].lower() in URL_SCHEMES
+
+
+def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 10, read_timeout_s: float = 5,
+                reconnect: bool = True) -> Source:
+    """Open ``spec`` and start reading it; SourceError naming the spec when it cannot be opened.
+
+    Args:
+        spec: webcam index ("0") or device (/dev/video0), video file, image folder (sorted
+            images), rtsp/http URL, GStreamer pipeline (contains "!"), or a video bench camera
+            folder (DIR/camN with seqinfo.ini: img1/ frames, or DIR/camN.mp4).
+        name: the camera name in frames (default: the folder or file name, ``webcamN``, the host).
+        open_timeout_s, read_timeout_s: how long opening, and then each frame, may take for
+            streams and files (a stalled stream counts as dropped after ``read_timeout_s``).
+        reconnect: reopen a dropped live source with exponential backoff (0.5 s doubling to 10 s).
+    """
+    cv2 = import_cv2()
+    spec = str(spec).strip()
+    if not spec:
+        raise SourceError(f"empty source; {SPEC_HELP}")
+    params = timeout_params(open_timeout_s, read_timeout_s)
+    if "!" in spec:
+        if not has_backend("GSTREAMER"):
+            raise SourceError(
+                f"GStreamer pipeline {spec!r}: this OpenCV ({cv2.__version__}, {Path(cv2.__file__).parent}) is built "
+                f"without GStreamer (see cv2.getBuildInformation()); use an OpenCV with GStreamer, e.g. JetPack's "
+                f"python3-opencv (pip uninstall opencv-python opencv-contrib-python-headless in a venv made with "
+                f"--system-site-packages)")
+        reader = CaptureReader(spec, cv2.CAP_GSTREAMER, "check the pipeline with gst-launch-1.0 (it must end in appsink)", params)
+        return _capture_source(name or "gstreamer", spec, reader, True, reconnect, "the GStreamer pipeline")
+    if is_url(spec):
+        reader = CaptureReader(spec, ffmpeg_or_any(), f"no stream within {open_timeout_s:g} s: check the address, "
+                               f"credentials and that the camera is on", params)
+        return _capture_source(name or _url_name(spec), spec, reader, True, reconnect, "the stream")
+    if spec.isdigit() or spec.startswith("/dev/video"):
+        target: int | str = int(spec) if spec.isdigit() else spec
+        reader = CaptureReader(target, cv2.CAP_ANY, "check that the camera is plugged in and not used by another program", params)
+        return _capture_source(name or (f"webcam{spec}" if spec.isdigit() else Path(spec).name), spec, reader, True,
+                               reconnect, "the webcam")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _folder_source(path, name or path.name, spec, params)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise SourceError(f"{spec}: a single image; give the folder that holds the frames")
+        reader = CaptureReader(str(path), ffmpeg_or_any(), "not a readable video (corrupt or an unsupported codec)", params)
+        return _capture_source(name or path.stem, spec, reader, False, False, "the video file")
+    raise SourceError(f"{spec}: no such file or folder; {SPEC_HELP}")
