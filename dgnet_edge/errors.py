@@ -59,3 +59,7 @@ class InputPathError(DgnetEdgeError):
 
 class SourceError(DgnetEdgeError):
     """A camera or video source that cannot be opened: a bad spec, a missing file, a stream that does not answer."""
+
+
+class DetectorError(DgnetEdgeError):
+    """A person detector that cannot be used: a missing or unreadable model file, an unknown output layout."""
