@@ -1,0 +1,415 @@
+"""Person detectors for the camera app: ``yolo`` (exported ONNX or TensorRT models), ``hog``
+(OpenCV's pretrained people detector), ``motion`` (background subtraction) and ``public``
+(MOTChallenge det.txt, as trackers are benchmarked).
+
+Every detector takes a :class:`~dgnet_edge.apps.camera.sources.Frame` (BGR) and returns
+:class:`~dgnet_edge.apps.camera.detections.Detections` in frame pixels. Detectors that keep
+state per camera (``motion``'s background model, ``public``'s files) key it by ``frame.camera``,
+so one detector serves every camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dgnet_edge.apps.camera.detections import Detections
+from dgnet_edge.apps.camera.sources import Frame, import_cv2
+from dgnet_edge.errors import BackendUnavailableError, DatasetError, DetectorError, UsageError
+
+log = logging.getLogger(__name__)
+
+PERSON = 0  # COCO class id of "person" in Ultralytics' exports
+YOLO_LAYOUTS = ("yolov5", "yolov8", "end2end")
+END2END_MAX_ROWS = 1000  # NMS-free exports give at most a few hundred rows (300); anchor grids give thousands
+ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
+
+
+class Detector:
+    """Finds people in a frame."""
+
+    name = "detector"
+
+    def detect(self, frame: Frame) -> Detections:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the detector holds (a runtime session); the default holds nothing."""
+
+
+# -- box helpers ---------------------------------------------------------------------------------
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int = 300) -> np.ndarray:
+    """Greedy non-maximum suppression; indices of the kept boxes (x1, y1, x2, y2), best first."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    keep = []
+    while order.size and len(keep) < max_keep:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        inter = w * h
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, np.int64)
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    return boxes
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was fitted into the model input: ``scale``, then ``left``/``top`` padding."""
+
+    scale: float
+    left: int
+    top: int
+
+    def to_frame(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Boxes (x1, y1, x2, y2) in model-input pixels back to frame pixels, clipped to the frame."""
+        out = boxes.astype(np.float32, copy=True)
+        out[:, [0, 2]] -= self.left
+        out[:, [1, 3]] -= self.top
+        out /= self.scale
+        return clip_boxes(out, width, height)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None = None, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio to fit ``size`` (height, width) and pad with ``pad_value``.
+
+    With ``stride`` (models with a dynamic input size) the canvas is the smallest multiple of
+    ``stride`` that holds the resized image instead of the whole ``size``.
+    """
+    cv2 = import_cv2()
+    h0, w0 = image.shape[:2]
+    height, width = size
+    scale = min(height / h0, width / w0)
+    nw, nh = max(1, round(w0 * scale)), max(1, round(h0 * scale))
+    if stride:
+        height, width = math.ceil(nh / stride) * stride, math.ceil(nw / stride) * stride
+    resized = image if (nw, nh) == (w0, h0) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    left, top = (width - nw) // 2, (height - nh) // 2
+    canvas = np.full((height, width, 3), pad_value, np.uint8)
+    canvas[top:top + nh, left:left + nw] = resized
+    return canvas, Letterbox(scale, left, top)
+
+
+def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    half = xywh[:, 2:4] / 2
+    return np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
+
+
+# -- yolo ----------------------------------------------------------------------------------------
+def output_layout(shape: tuple[int, ...]) -> str | None:
+    """The YOLO layout of an output of ``shape``, or None when it is none of them.
+
+    (1, N, 6) with N <= 1000: end-to-end (x1, y1, x2, y2, score, class); otherwise the smaller
+    of the two last dimensions holds the values of a box: (1, 4 + classes, N) is YOLOv8/YOLO11,
+    (1, N, 5 + classes) is YOLOv5.
+    """
+    if len(shape) != 3 or shape[0] != 1:
+        return None
+    rows, cols = shape[1], shape[2]
+    if cols == 6 and rows <= END2END_MAX_ROWS:
+        return "end2end"
+    if rows < cols and rows >= 5:
+        return "yolov8"
+    if cols < rows and cols >= 6:
+        return "yolov5"
+    return None
+
+
+def decode_yolo(output: np.ndarray, layout: str, conf: float, iou: float, classes: tuple[int, ...],
+                max_det: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x1, y1, x2, y2, model-input pixels) and scores of the wanted ``classes`` above ``conf``."""
+    pred = output[0].astype(np.float32, copy=False)
+    if layout == "end2end":
+        keep = (pred[:, 4] > conf) & np.isin(np.rint(pred[:, 5]).astype(np.int64), classes)
+        pred = pred[keep]
+        order = np.argsort(-pred[:, 4], kind="stable")[:max_det]
+        return pred[order, :4], pred[order, 4]
+    if layout == "yolov8":
+        pred = pred.T
+        class_scores, objectness = pred[:, 4:], None
+    else:
+        class_scores, objectness = pred[:, 5:], pred[:, 4]
+    best = class_scores.argmax(axis=1)
+    scores = class_scores[np.arange(len(pred)), best]
+    if objectness is not None:
+        scores = scores * objectness
+    keep = (scores > conf) & np.isin(best, classes)
+    boxes, scores = xywh_to_xyxy(pred[keep, :4]), scores[keep]
+    if len(scores) > 30 * max_det:  # NMS cost grows with the candidates: keep the best ones
+        top = np.argsort(-scores, kind="stable")[: 30 * max_det]
+        boxes, scores = boxes[top], scores[top]
+    kept = nms(boxes, scores, iou, max_det)
+    return boxes[kept], scores[kept]
+
+
+def open_model_runner(path: Path, device: str = "auto", threads: int | None = None) -> Any:
+    """An inactive runner for an ONNX file (ONNX Runtime) or a TensorRT engine file."""
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        from dgnet_edge.runtime.tensorrt import EngineFromPath, TensorRTRunner
+
+        return TensorRTRunner(EngineFromPath(path), name=f"tensorrt {path.name}")
+    from dgnet_edge.runtime.onnxrt import OnnxRuntimeRunner, SessionFromOnnx
+
+    return OnnxRuntimeRunner(SessionFromOnnx(path, device=device, threads=threads), name=f"onnxruntime {path.name}")
+
+
+class YoloDetector(Detector):
+    """An Ultralytics-style exported detector (YOLOv5, YOLOv8/YOLO11 or NMS-free end-to-end).
+
+    The layout is found from the output shape on a first inference at open (see
+    :func:`output_layout`); ``layout`` forces one. Frames are letterboxed to the model's input
+    size (a dynamic-size model: ``size``, padded to a multiple of ``stride``), converted to RGB
+    in 0..1; boxes of ``classes`` (COCO person) above ``conf`` go through NMS at ``iou`` (not for
+    end-to-end models, which did it themselves) and back to frame pixels.
+
+    A TensorRT engine (.engine/.trt/.plan) runs through the TensorRT runner, whose CUDA context
+    belongs to the thread that opened it: call :meth:`detect` from that thread.
+    """
+
+    name = "yolo"
+
+    def __init__(self, path: str | Path, conf: float = 0.25, iou: float = 0.45, size: int = 640, stride: int = 32,
+                 classes: tuple[int, ...] = (PERSON,), layout: str | None = None, device: str = "auto",
+                 threads: int | None = None, max_det: int = 300):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DetectorError(f"{self.path}: detector model not found; give an exported .onnx or .engine file")
+        if layout is not None and layout not in YOLO_LAYOUTS:
+            raise UsageError(f"layout {layout!r}: expected one of {', '.join(YOLO_LAYOUTS)}")
+        self.conf, self.iou, self.classes, self.max_det = float(conf), float(iou), tuple(int(c) for c in classes), int(max_det)
+        self.runner = open_model_runner(self.path, device, threads)
+        try:
+            self.runner.activate()
+        except BackendUnavailableError as e:
+            reason = str(e).splitlines()[0]
+            if self.path.suffix.lower() in ENGINE_SUFFIXES:
+                raise DetectorError(f"{self.path}: cannot run this TensorRT engine here ({reason}); "
+                                    f"use the detector's .onnx file on machines without TensorRT") from None
+            raise DetectorError(f"{self.path}: not a readable ONNX model ({reason})") from None
+        inputs = self.runner.input_metadata()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            shapes = ", ".join(f"{s.name} {s.shape}" for s in inputs)
+            raise DetectorError(f"{self.path}: expected one image input (1, 3, H, W), the model has {shapes}")
+        spec = inputs[0]
+        self.input_name, self.input_dtype = spec.name, np.dtype(spec.dtype)
+        h, w = spec.shape[2], spec.shape[3]
+        fixed = isinstance(h, int) and isinstance(w, int)
+        self.input_size = (h, w) if fixed else (int(size), int(size))
+        self.stride = None if fixed else int(stride)
+        output = self._infer(np.full((*self.input_size, 3), 114, np.uint8))
+        found = output_layout(tuple(output.shape))
+        self.layout = layout or found
+        if self.layout is None:
+            raise DetectorError(
+                f"{self.path}: unknown detector output layout {tuple(output.shape)}; expected YOLOv5 (1, N, 5 + classes), "
+                f"YOLOv8/YOLO11 (1, 4 + classes, N) or end-to-end (1, N, 6)")
+        log.info("%s: %s layout, output %s, input %s", self.path.name, self.layout, tuple(output.shape), self.input_size)
+
+    def _infer(self, canvas: np.ndarray) -> np.ndarray:
+        blob = np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        outputs = self.runner.infer({self.input_name: blob.astype(self.input_dtype, copy=False)})
+        return next(iter(outputs.values()))
+
+    def detect(self, frame: Frame) -> Detections:
+        image = frame.image
+        canvas, fit = letterbox(image, self.input_size, self.stride)
+        boxes, scores = decode_yolo(self._infer(canvas), self.layout, self.conf, self.iou, self.classes, self.max_det)
+        if not len(boxes):
+            return Detections.empty()
+        return Detections.from_xyxy(fit.to_frame(boxes, image.shape[1], image.shape[0]), scores)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+
+# -- hog -----------------------------------------------------------------------------------------
+def hog_people_detector() -> Any:
+    """A ``cv2.HOGDescriptor`` with OpenCV's pretrained people SVM (core in OpenCV 4, contrib in 5)."""
+    cv2 = import_cv2()
+    default = getattr(cv2, "HOGDescriptor_getDefaultPeopleDetector", None)
+    if default is None and hasattr(cv2, "HOGDescriptor"):
+        default = getattr(cv2.HOGDescriptor, "getDefaultPeopleDetector", None)
+    if not hasattr(cv2, "HOGDescriptor") or default is None:
+        raise DetectorError(
+            f"this OpenCV ({cv2.__version__}) has no HOG people detector: in OpenCV 5 it is in the contrib build "
+            f"(pip uninstall opencv-python-headless; pip install opencv-contrib-python-headless); JetPack's OpenCV 4 has it")
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(default())
+    return hog
+
+
+class HogDetector(Detector):
+    """OpenCV's HOG + linear SVM pedestrian detector (Dalal and Triggs, CVPR 2005): no download.
+
+    Its 64x128 window finds people at least about 100 px tall at ``downscale`` 1; ``downscale``
+    2 halves the frame first (about 4x faster, people from about 200 px). ``win_stride`` (px)
+    trades recall for speed, ``scale`` is the pyramid step. Scores map the SVM margin ``m`` to
+    0..1 as ``1 - exp(-m)``.
+    """
+
+    name = "hog"
+
+    def __init__(self, downscale: float = 1.0, win_stride: int = 8, scale: float = 1.05, hit_threshold: float = 0.0,
+                 padding: int = 8, iou: float = 0.45, min_score: float = 0.0):
+        if downscale <= 0 or win_stride < 1 or scale <= 1.0:
+            raise UsageError(f"hog: downscale must be > 0, win_stride >= 1 and scale > 1 (got {downscale}, {win_stride}, {scale})")
+        self.hog = hog_people_detector()
+        self.downscale, self.win_stride, self.scale = float(downscale), int(win_stride), float(scale)
+        self.hit_threshold, self.padding, self.iou, self.min_score = float(hit_threshold), int(padding), float(iou), float(min_score)
+
+    def detect(self, frame: Frame) -> Detections:
+        cv2 = import_cv2()
+        image = frame.image
+        small = image if self.downscale == 1.0 else cv2.resize(
+            image, None, fx=1 / self.downscale, fy=1 / self.downscale, interpolation=cv2.INTER_AREA)
+        rects, weights = self.hog.detectMultiScale(
+            small, hitThreshold=self.hit_threshold, winStride=(self.win_stride, self.win_stride),
+            padding=(self.padding, self.padding), scale=self.scale)
+        if len(rects) == 0:
+            return Detections.empty()
+        xywh = np.asarray(rects, np.float32).reshape(-1, 4) * self.downscale
+        boxes = clip_boxes(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image.shape[1], image.shape[0])
+        scores = (1.0 - np.exp(-np.clip(np.asarray(weights, np.float32).reshape(-1), 0, None))).astype(np.float32)
+        keep = nms(boxes, scores, self.iou)
+        keep = keep[scores[keep] >= self.min_score]
+        return Detections.from_xyxy(boxes[keep], scores[keep])
+
+
+# -- motion --------------------------------------------------------------------------------------
+class MotionDetector(Detector):
+    """Moving people on a static camera: MOG2 background subtraction, one model per camera.
+
+    The foreground mask (shadows dropped) is cleaned by an opening, its gaps closed by a tall
+    closing, and each connected component whose box is person-shaped (height/width within
+    ``aspect``, at least ``min_area`` px and ``min_height`` px tall, in frame pixels) becomes a
+    detection scored by how much of its box is foreground. The first ``warmup`` frames of each
+    camera only learn the background. ``downscale`` 2 runs on a half-size frame (about 3x faster).
+    """
+
+    name = "motion"
+
+    def __init__(self, history: int = 300, var_threshold: float = 25.0, shadows: bool = True, min_area: int = 600,
+                 min_height: int = 40, aspect: tuple[float, float] = (1.0, 5.0), downscale: float = 2.0, warmup: int = 10,
+                 learning_rate: float = -1.0):
+        if downscale < 1 or aspect[0] <= 0 or aspect[0] > aspect[1]:
+            raise UsageError(f"motion: downscale must be >= 1 and aspect a (low, high) ratio range (got {downscale}, {aspect})")
+        self.history, self.var_threshold, self.shadows = int(history), float(var_threshold), bool(shadows)
+        self.min_area, self.min_height, self.aspect = int(min_area), int(min_height), (float(aspect[0]), float(aspect[1]))
+        self.downscale, self.warmup, self.learning_rate = float(downscale), int(warmup), float(learning_rate)
+        self._models: dict[str, Any] = {}
+        self._seen: dict[str, int] = {}
+
+    def foreground(self, frame: Frame) -> np.ndarray:
+        """The cleaned foreground mask (uint8 0/255) at the working size; updates the camera's model."""
+        cv2 = import_cv2()
+        model = self._models.get(frame.camera)
+        if model is None:
+            model = self._models[frame.camera] = cv2.createBackgroundSubtractorMOG2(
+                history=self.history, varThreshold=self.var_threshold, detectShadows=self.shadows)
+        image = frame.image
+        if self.downscale != 1.0:
+            image = cv2.resize(image, None, fx=1 / self.downscale, fy=1 / self.downscale, interpolation=cv2.INTER_AREA)
+        mask = model.apply(image, learningRate=self.learning_rate)
+        _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)  # shadows are 127
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7)))
+
+    def detect(self, frame: Frame) -> Detections:
+        cv2 = import_cv2()
+        mask = self.foreground(frame)
+        seen = self._seen[frame.camera] = self._seen.get(frame.camera, 0) + 1
+        if seen <= self.warmup:
+            return Detections.empty()
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        stats = stats[1:].astype(np.float32)  # label 0 is the background
+        d = self.downscale
+        x, y, w, h, area = stats[:, 0] * d, stats[:, 1] * d, stats[:, 2] * d, stats[:, 3] * d, stats[:, 4] * d * d
+        ratio = h / np.maximum(w, 1.0)
+        keep = (w * h >= self.min_area) & (h >= self.min_height) & (ratio >= self.aspect[0]) & (ratio <= self.aspect[1])
+        boxes = np.stack([x, y, x + w, y + h], axis=1)[keep]
+        fill = np.clip(area[keep] / np.maximum(w[keep] * h[keep], 1.0), 0.0, 1.0)
+        image = frame.image
+        return Detections.from_xyxy(clip_boxes(boxes, image.shape[1], image.shape[0]), fill)
+
+
+# -- public --------------------------------------------------------------------------------------
+class PublicDetector(Detector):
+    """Public detections from MOTChallenge ``det/det.txt`` files, looked up by camera and frame number.
+
+    ``root`` is a video bench (``root/camN/det/det.txt``, one per camera, matched by
+    ``frame.camera``) or one camera folder (``root/det/det.txt``, used for every frame).
+    Detections below ``min_score`` are left out.
+    """
+
+    name = "public"
+
+    def __init__(self, root: str | Path, min_score: float = 0.0):
+        self.root = Path(root)
+        self.min_score = float(min_score)
+        if not self.root.is_dir():
+            raise DetectorError(f"{self.root}: no such folder; public detections need a video bench (DIR/camN/det/det.txt) "
+                                f"or a camera folder (DIR/det/det.txt)")
+        self.single = (self.root / "det" / "det.txt").is_file()
+        if not self.single and not any(self.root.glob("*/det/det.txt")):
+            raise DetectorError(f"{self.root}: no det/det.txt here nor in its camera folders; "
+                                f"write a bench with public detections with `dgnet-edge data video`")
+        self._rows: dict[str, Any] = {}
+
+    def path_of(self, camera: str) -> Path:
+        return self.root / "det" / "det.txt" if self.single else self.root / camera / "det" / "det.txt"
+
+    def rows(self, camera: str) -> Any:
+        """The camera's detections (:class:`~dgnet_edge.data.video.mot.MotRows`), read once."""
+        from dgnet_edge.data.video.mot import read_mot
+
+        key = "" if self.single else camera
+        if key not in self._rows:
+            path = self.path_of(camera)
+            if not path.is_file():
+                raise DetectorError(f"{path}: no public detections for camera {camera!r} in {self.root}")
+            try:
+                rows = read_mot(path)
+            except DatasetError as e:
+                raise DetectorError(str(e)) from None
+            self._rows[key] = rows.select(rows.scores >= self.min_score) if self.min_score > 0 else rows
+        return self._rows[key]
+
+    def detect(self, frame: Frame) -> Detections:
+        rows = self.rows(frame.camera).at(frame.index)
+        return Detections.from_xywh(rows.boxes, rows.scores)
+
+
+# -- opening by name -----------------------------------------------------------------------------
+DETECTORS: dict[str, type[Detector]] = {"yolo": YoloDetector, "hog": HogDetector, "motion": MotionDetector, "public": PublicDetector}
+NEEDS_ARG = {"yolo": "an exported model file (yolo FILE.onnx or FILE.engine)", "public": "a bench or camera folder (public DIR)"}
+
+
+def open_detector(kind: str, arg: str | None = None, **options: Any) -> Detector:
+    """A detector by name: ``yolo FILE``, ``hog``, ``motion`` or ``public DIR``; ``options`` are its keyword arguments."""
+    import inspect
+
+    if kind not in DETECTORS:
+        raise UsageError(f"detector {kind!r}: expected one of {', '.join(DETECTORS)}")
+    cls = DETECTORS[kind]
+    if kind in NEEDS_ARG and not arg:
+        raise UsageError(f"detector {kind} needs {NEEDS_ARG[kind]}")
+    if kind not in NEEDS_ARG and arg:
+        raise UsageError(f"detector {kind} takes no file or folder (got {arg!r})")
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "path", "root")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UsageError(f"detector {kind}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(allowed)}")
+    return cls(arg, **options) if kind in NEEDS_ARG else cls(**options)
