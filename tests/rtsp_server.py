@@ -130,8 +130,9 @@ class LoopbackRtspServer:
 def _launch_line(args: argparse.Namespace) -> str:
     if args.images:
         location = str(Path(args.images) / "%06d.jpg")
+        # decoded and encoded again: the payloader needs the frame size in the caps and 4:2:0 JPEG
         source = (f'multifilesrc location="{location}" index={args.start_index} start-index={args.start_index} loop=true '
-                  f"caps=image/jpeg,framerate={args.fps}/1")
+                  f"caps=image/jpeg,framerate={args.fps}/1 ! identity sync=true ! jpegdec ! videoconvert ! video/x-raw,format=I420 ! jpegenc quality=90")
     else:
         width, height = (int(v) for v in args.size.split("x"))
         source = (f"videotestsrc pattern=ball is-live=true ! video/x-raw,format=I420,width={width},height={height},"

@@ -328,3 +328,13 @@ def test_rtsp_source_reconnects_after_the_server_dies(rtsp_server):
         source.close()
         other.close()
     assert not source.alive
+
+
+def test_rtsp_server_streams_a_folder_of_frames(tmp_path):
+    if RTSP_MISSING:
+        pytest.skip(RTSP_MISSING)
+    camera = write_mot_camera(tmp_path / "cam1", list(range(1, 11)))
+    with LoopbackRtspServer(images=camera / "img1", fps=15) as server:
+        with open_source(server.url, "cam1", open_timeout_s=5, read_timeout_s=2) as source:
+            frames = [source.read(timeout=10) for _ in range(3)]
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * 3 and [f.camera for f in frames] == ["cam1"] * 3
