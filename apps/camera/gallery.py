@@ -1,0 +1,525 @@
+"""The persistent gallery: identities, their templates and where they were seen, in one SQLite file.
+
+Schema (version 1; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
+
+    identities (id INTEGER PRIMARY KEY, name TEXT, created REAL, updated REAL)
+    templates  (id, identity -> identities ON DELETE CASCADE, feature BLOB (float32, feature_dim,
+                L2-normalised), thumbnail BLOB (JPEG of the source crop, or NULL), camera TEXT,
+                time REAL, kind 'real'|'synthetic', source TEXT, enrolment INTEGER 0|1)
+    sightings  (id, identity -> identities ON DELETE CASCADE, camera TEXT, track INTEGER,
+                first REAL, last REAL)
+
+``source`` says where a template came from: ``photo:<file>`` (``gallery enrol``), ``track:<camera>:<id>``
+(the camera app), ``synthetic:<structure>`` for a view rendered in another structure. The structure
+bank of the synthesis step will be a further table (structure codes per camera, bounded) added by a
+schema version 2 that only adds; a version-1 file then migrates in place.
+
+Durability: the file is in WAL mode with ``synchronous=FULL``. Every change is one transaction
+(``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process killed at any point leaves the file as of its last
+commit. WAL with ``NORMAL`` already survives a killed process (the WAL file is in the OS page cache);
+``FULL`` also syncs the WAL at each commit, so that a power cut cannot lose a commit either. The
+price is one fsync per commit; the camera app commits templates and sightings a few times per
+identity and minute, not per frame, so it is affordable.
+
+Matching uses an in-memory matrix of every template, kept in step with this object's writes and
+reloaded when another connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time as clock
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dgnet_edge.errors import DgnetEdgeError, InputPathError
+
+FORMAT = "dgnet-edge-gallery"
+VERSION = 1
+KINDS = ("real", "synthetic")
+THUMBNAIL_HEIGHT = 128
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE templates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    feature BLOB NOT NULL,
+    thumbnail BLOB,
+    camera TEXT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('real', 'synthetic')),
+    source TEXT NOT NULL,
+    enrolment INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX templates_identity ON templates(identity);
+CREATE TABLE sightings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    camera TEXT NOT NULL,
+    track INTEGER NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL
+);
+CREATE INDEX sightings_identity ON sightings(identity, last);
+"""
+
+
+class GalleryError(DgnetEdgeError):
+    """A gallery file that is not a gallery, of another version or feature size, or an unknown id."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: int
+    name: str | None
+    created: float
+    updated: float
+    templates: int  # real ones
+    synthetic: int
+    cameras: tuple[str, ...]  # where it was seen, by last sighting first
+    last_seen: float | None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"#{self.id}"
+
+
+@dataclass(frozen=True)
+class Template:
+    id: int
+    identity: int
+    camera: str | None
+    time: float
+    kind: str
+    source: str
+    enrolment: bool
+    has_thumbnail: bool
+
+
+@dataclass(frozen=True)
+class Sighting:
+    id: int
+    identity: int
+    camera: str
+    track: int
+    first: float
+    last: float
+
+
+def normalise(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32); a zero row stays zero."""
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=-1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> bytes:
+    """A JPEG of a BGR crop, shrunk to ``height`` rows when taller."""
+    import cv2
+
+    if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3 or crop_bgr.shape[0] == 0 or crop_bgr.shape[1] == 0:
+        raise ValueError(f"a thumbnail needs a BGR image (H, W, 3), got shape {crop_bgr.shape}")
+    h, w = crop_bgr.shape[:2]
+    if h > height:
+        crop_bgr = cv2.resize(crop_bgr, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(crop_bgr), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ValueError("the crop could not be encoded as JPEG")
+    return data.tobytes()
+
+
+def _check_file(path: Path) -> None:
+    """A clear error for a file that cannot be a gallery, before SQLite gives a vague one."""
+    if path.is_dir():
+        raise InputPathError(f"gallery {path} is a folder, not a file: give a file name such as gallery.db")
+    if path.stat().st_size == 0:
+        return  # SQLite treats an empty file as an empty database
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise GalleryError(f"{path} is not a gallery (not an SQLite file): give another --gallery path")
+
+
+class Gallery:
+    """Identities, templates and sightings in an SQLite file, with vectorised matching in memory.
+
+    Args:
+        path: the gallery file; created when missing if ``feature_dim`` is given.
+        feature_dim: feature size the caller works with; must match the file's (None: the file's).
+        max_templates: templates kept per identity and kind. When one more arrives, the least
+            diverse one (highest cosine to its nearest other template) is dropped, never an
+            enrolment template: the set then spans as much of the person's appearance as it can,
+            and since scores are a max over templates, a near-duplicate adds nothing.
+        kind_weights: score multiplier per template kind (missing kinds: 1).
+        synchronous: ``FULL`` (commits survive a power cut) or ``NORMAL`` (survive a killed process).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        feature_dim: int | None = None,
+        *,
+        max_templates: int = 16,
+        kind_weights: dict[str, float] | None = None,
+        synchronous: str = "FULL",
+    ):
+        if max_templates < 1:
+            raise ValueError(f"max_templates must be >= 1, got {max_templates}")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = Path(path)
+        self.max_templates = max_templates
+        weights = {"real": 1.0, "synthetic": 0.9, **(kind_weights or {})}
+        unknown = set(weights) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown template kind(s) {sorted(unknown)}: kinds are {', '.join(KINDS)}")
+        self.kind_weights = weights
+        exists = self.path.exists()
+        if exists:
+            _check_file(self.path)
+        elif feature_dim is None:
+            raise InputPathError(f"gallery {self.path} does not exist: enrol someone first or give another --gallery")
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        try:
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                raise GalleryError(f"{self.path}: cannot switch the gallery to WAL mode (a network file system?)")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self.feature_dim = self._open_schema(feature_dim)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise GalleryError(f"{self.path} is not a readable gallery ({e}): give another --gallery path") from None
+        except BaseException:
+            self._db.close()
+            raise
+        self._data_version = self._read_data_version()
+        self._load_cache()
+
+    # -- schema ------------------------------------------------------------------------------------
+    def _open_schema(self, feature_dim: int | None) -> int:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            if feature_dim is None:
+                raise GalleryError(f"{self.path} is an empty database, not a gallery: enrol someone to create one")
+            with self._write() as db:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                     [("format", FORMAT), ("version", str(VERSION)), ("feature_dim", str(feature_dim))])
+            return feature_dim
+        if "meta" not in tables:
+            raise GalleryError(f"{self.path} is an SQLite database but not a gallery: give another --gallery path")
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != FORMAT:
+            raise GalleryError(f"{self.path} is an SQLite database but not a gallery: give another --gallery path")
+        if meta.get("version") != str(VERSION):
+            raise GalleryError(f"{self.path} is a gallery of version {meta.get('version')}; this dgnet-edge reads "
+                               f"version {VERSION}: use the dgnet-edge that wrote it")
+        stored = int(meta["feature_dim"])
+        if feature_dim is not None and feature_dim != stored:
+            raise GalleryError(f"{self.path} holds {stored}-d features but the embedder gives {feature_dim}-d: "
+                               "use the export it was made with, or another --gallery")
+        return stored
+
+    def _read_data_version(self) -> int:
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything in the block commits together or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._load_cache()  # the block may have changed the cache before it failed
+            raise
+
+    # -- template matrix in memory -----------------------------------------------------------------
+    def _load_cache(self) -> None:
+        rows = self._db.execute("SELECT id, identity, kind, feature FROM templates ORDER BY identity, id").fetchall()
+        self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
+        for template_id, identity, kind, blob in rows:
+            self._templates.setdefault(identity, {})[template_id] = (kind, np.frombuffer(blob, np.float32))
+        self._matrix = None
+
+    def _refresh(self) -> None:
+        """Reload the cache when another connection committed since we last looked."""
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._data_version = version
+            self._load_cache()
+
+    def _matrix_cache(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(T, D) weighted-by-kind features sorted by identity, the identity ids, row starts and weights."""
+        if self._matrix is None:
+            ids = sorted(i for i, t in self._templates.items() if t)
+            feats, weights, starts = [], [], []
+            for identity in ids:
+                starts.append(len(feats))
+                for kind, feature in self._templates[identity].values():
+                    feats.append(feature)
+                    weights.append(self.kind_weights.get(kind, 1.0))
+            matrix = np.stack(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
+            self._matrix = (matrix, np.asarray(ids, np.int64), np.asarray(starts, np.int64),
+                            np.asarray(weights, np.float32))
+        return self._matrix
+
+    # -- matching ----------------------------------------------------------------------------------
+    def identity_scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Identity ids (I,) and scores (N, I): per identity, the max of kind weight x cosine over its templates."""
+        features = self._check_features(features)
+        self._refresh()
+        matrix, ids, starts, weights = self._matrix_cache()
+        if len(ids) == 0 or len(features) == 0:
+            return ids, np.zeros((len(features), len(ids)), np.float32)
+        per_template = (features @ matrix.T) * weights
+        return ids, np.maximum.reduceat(per_template, starts, axis=1)
+
+    def match(self, features: np.ndarray, threshold: float) -> list[tuple[int | None, float]]:
+        """For each row, the best identity and its score; identity None when the score is under ``threshold``."""
+        ids, scores = self.identity_scores(features)
+        if len(ids) == 0:
+            return [(None, float("-inf"))] * len(scores)
+        best = scores.argmax(axis=1)
+        top = scores[np.arange(len(scores)), best]
+        return [(int(ids[b]) if s >= threshold else None, float(s)) for b, s in zip(best, top)]
+
+    def _check_features(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim == 1:
+            features = features[None]
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(f"features must be (N, {self.feature_dim}), got shape {features.shape}")
+        return normalise(features)
+
+    # -- writes ------------------------------------------------------------------------------------
+    def enrol(
+        self,
+        feature: np.ndarray,
+        thumbnail: np.ndarray | None = None,
+        *,
+        name: str | None = None,
+        camera: str | None = None,
+        time: float | None = None,
+        source: str = "photo",
+    ) -> int:
+        """A new identity with one real enrolment template (``thumbnail``: the BGR crop); its id.
+
+        ``time`` is the template's (the source's clock: a camera's frame time); identities' created
+        and updated times are always the wall clock.
+        """
+        feature = self._check_features(feature)[0]
+        jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
+        now = clock.time()
+        with self._write() as db:
+            identity = db.execute("INSERT INTO identities (name, created, updated) VALUES (?, ?, ?)",
+                                  (name, now, now)).lastrowid
+            self._insert_template(identity, feature, jpeg, camera, now if time is None else time, "real", source,
+                                  enrolment=True)
+        return identity
+
+    def add_template(
+        self,
+        identity: int,
+        feature: np.ndarray,
+        thumbnail: np.ndarray | None = None,
+        *,
+        camera: str | None = None,
+        time: float | None = None,
+        kind: str = "real",
+        source: str,
+    ) -> int | None:
+        """Add a template to ``identity`` (dropping the least diverse one when full); the id kept, or None
+        when the new one was itself the least diverse and so not kept."""
+        if kind not in KINDS:
+            raise ValueError(f"template kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        feature = self._check_features(feature)[0]
+        jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
+        now = clock.time()
+        with self._write() as db:
+            self._require(identity)
+            template = self._insert_template(identity, feature, jpeg, camera, now if time is None else time, kind,
+                                             source, enrolment=False)
+            dropped = self._prune(identity, kind)
+            db.execute("UPDATE identities SET updated = ? WHERE id = ?", (now, identity))
+        return None if template in dropped else template
+
+    def _insert_template(self, identity: int, feature: np.ndarray, jpeg: bytes | None, camera: str | None,
+                         time: float, kind: str, source: str, *, enrolment: bool) -> int:
+        template = self._db.execute(
+            "INSERT INTO templates (identity, feature, thumbnail, camera, time, kind, source, enrolment) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (identity, feature.astype(np.float32).tobytes(), jpeg, camera, time, kind, source, int(enrolment)),
+        ).lastrowid
+        self._templates.setdefault(identity, {})[template] = (kind, feature)
+        self._matrix = None
+        return template
+
+    def _prune(self, identity: int, kind: str) -> list[int]:
+        """Drop the least diverse templates of one kind until at most ``max_templates`` remain."""
+        rows = self._db.execute("SELECT id, enrolment FROM templates WHERE identity = ? AND kind = ? ORDER BY id",
+                                (identity, kind)).fetchall()
+        ids = [r[0] for r in rows]
+        pinned = np.array([bool(r[1]) for r in rows])
+        dropped: list[int] = []
+        if len(ids) <= self.max_templates:
+            return dropped
+        feats = np.stack([self._templates[identity][t][1] for t in ids])
+        sim = feats @ feats.T
+        np.fill_diagonal(sim, -np.inf)
+        alive = np.ones(len(ids), bool)
+        while alive.sum() > self.max_templates and (alive & ~pinned).any():
+            redundancy = np.where(alive[None], sim, -np.inf).max(axis=1)
+            redundancy[~alive | pinned] = -np.inf
+            victim = int(redundancy.argmax())  # ties: the oldest, first in id order
+            alive[victim] = False
+            dropped.append(ids[victim])
+        self._db.executemany("DELETE FROM templates WHERE id = ?", [(t,) for t in dropped])
+        for t in dropped:
+            del self._templates[identity][t]
+        self._matrix = None
+        return dropped
+
+    def rename(self, identity: int, name: str | None) -> None:
+        with self._write() as db:
+            self._require(identity)
+            db.execute("UPDATE identities SET name = ?, updated = ? WHERE id = ?", (name, clock.time(), identity))
+
+    def delete(self, identity: int) -> None:
+        with self._write() as db:
+            self._require(identity)
+            db.execute("DELETE FROM identities WHERE id = ?", (identity,))
+            self._templates.pop(identity, None)
+            self._matrix = None
+
+    def merge(self, keep: int, other: int) -> None:
+        """Move ``other``'s templates and sightings to ``keep`` and delete ``other``; ``keep`` takes
+        ``other``'s name if it has none. Templates are then bounded again."""
+        if keep == other:
+            raise GalleryError(f"cannot merge identity {keep} with itself: give two different ids")
+        with self._write() as db:
+            kept, gone = self._require(keep), self._require(other)
+            for table in ("templates", "sightings"):
+                db.execute(f"UPDATE {table} SET identity = ? WHERE identity = ?", (keep, other))
+            name = kept[1] if kept[1] is not None else gone[1]
+            db.execute("UPDATE identities SET name = ?, created = ?, updated = ? WHERE id = ?",
+                       (name, min(kept[2], gone[2]), clock.time(), keep))
+            db.execute("DELETE FROM identities WHERE id = ?", (other,))
+            self._templates.setdefault(keep, {}).update(self._templates.pop(other, {}))
+            self._matrix = None
+            for kind in KINDS:
+                self._prune(keep, kind)
+
+    def open_sighting(self, identity: int, camera: str, track: int, time: float) -> int:
+        """Start a sighting (a track holding ``identity`` in ``camera``); its id."""
+        with self._write() as db:
+            self._require(identity)
+            sighting = db.execute("INSERT INTO sightings (identity, camera, track, first, last) VALUES (?, ?, ?, ?, ?)",
+                                  (identity, camera, track, time, time)).lastrowid
+            db.execute("UPDATE identities SET updated = ? WHERE id = ?", (clock.time(), identity))
+        return sighting
+
+    def extend_sightings(self, last_times: dict[int, float]) -> None:
+        """Move the end of several sightings (id -> last time) in one transaction."""
+        if not last_times:
+            return
+        with self._write() as db:
+            db.executemany("UPDATE sightings SET last = max(last, ?) WHERE id = ?",
+                           [(t, s) for s, t in last_times.items()])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Gallery]:
+        """A block whose reads all see the file as of one moment, even while another process writes."""
+        self._db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self._db.execute("COMMIT")
+
+    # -- reads -------------------------------------------------------------------------------------
+    def _require(self, identity: int) -> tuple:
+        row = self._db.execute("SELECT id, name, created, updated FROM identities WHERE id = ?", (identity,)).fetchone()
+        if row is None:
+            raise GalleryError(f"no identity {identity} in gallery {self.path}: `dgnet-edge gallery list` shows the ids")
+        return row
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM identities").fetchone()[0]
+
+    def identities(self) -> list[Identity]:
+        rows = self._db.execute("SELECT id FROM identities ORDER BY id").fetchall()
+        return [self.identity(r[0]) for r in rows]
+
+    def identity(self, identity: int) -> Identity:
+        row = self._require(identity)
+        counts = dict(self._db.execute("SELECT kind, count(*) FROM templates WHERE identity = ? GROUP BY kind",
+                                       (identity,)).fetchall())
+        seen = self._db.execute("SELECT camera, max(last) AS t FROM sightings WHERE identity = ? GROUP BY camera "
+                                "ORDER BY t DESC", (identity,)).fetchall()
+        return Identity(row[0], row[1], row[2], row[3], counts.get("real", 0), counts.get("synthetic", 0),
+                        tuple(c for c, _ in seen), seen[0][1] if seen else None)
+
+    def templates(self, identity: int) -> list[Template]:
+        self._require(identity)
+        rows = self._db.execute("SELECT id, identity, camera, time, kind, source, enrolment, thumbnail IS NOT NULL "
+                                "FROM templates WHERE identity = ? ORDER BY id", (identity,)).fetchall()
+        return [Template(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in rows]
+
+    def template_features(self, identity: int) -> np.ndarray:
+        """(T, D) features of ``identity``'s templates, in template id order."""
+        self._require(identity)
+        rows = self._db.execute("SELECT feature FROM templates WHERE identity = ? ORDER BY id", (identity,)).fetchall()
+        return np.stack([np.frombuffer(r[0], np.float32) for r in rows]) if rows else np.zeros((0, self.feature_dim),
+                                                                                                np.float32)
+
+    def thumbnail(self, template: int) -> bytes | None:
+        """The JPEG bytes of a template's source crop (None when it was stored without one)."""
+        row = self._db.execute("SELECT thumbnail FROM templates WHERE id = ?", (template,)).fetchone()
+        if row is None:
+            raise GalleryError(f"no template {template} in gallery {self.path}")
+        return row[0]
+
+    def sightings(self, identity: int) -> list[Sighting]:
+        self._require(identity)
+        rows = self._db.execute("SELECT id, identity, camera, track, first, last FROM sightings WHERE identity = ? "
+                                "ORDER BY first, id", (identity,)).fetchall()
+        return [Sighting(*r) for r in rows]
+
+    def last_sighting(self, identity: int) -> Sighting | None:
+        row = self._db.execute("SELECT id, identity, camera, track, first, last FROM sightings WHERE identity = ? "
+                               "ORDER BY last DESC, id DESC LIMIT 1", (identity,)).fetchone()
+        return None if row is None else Sighting(*row)
+
+    def journal_mode(self) -> str:
+        return self._db.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: ``ok`` or the problems found."""
+        return "; ".join(r[0] for r in self._db.execute("PRAGMA integrity_check").fetchall())
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

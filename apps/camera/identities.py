@@ -1,0 +1,281 @@
+"""Giving tracks identities from the gallery, across cameras, and keeping the gallery up to date.
+
+The app's frame loop, per camera and frame::
+
+    resolver = IdentityResolver(gallery, threshold)
+    ...
+    tracks = tracker.update(detections, embed)
+    events = resolver.update(frame.camera, frame.time, tracks, frame.image)
+    ...
+    events += resolver.close()          # at the end: every open track leaves
+
+A track missing from ``tracks`` (the tracker returns every live one, lost ones too) has left; so
+has one passed to ``close_track`` (e.g. from ``tracker.removed``). ``enrol_track`` names the person
+on a track (the app's enrol key).
+
+``update`` sets ``track.identity`` on the tracks it decides and returns events as plain dicts
+(one JSON line each)::
+
+    {"event": "new_identity", "time", "camera", "track", "identity", "name"}
+    {"event": "reidentified", "time", "camera", "track", "identity", "name", "score",
+     "previous_camera", "previous_time"}        # previous_*: the identity's last sighting, or None
+    {"event": "enter", "time", "camera", "track", "identity", "name"}
+    {"event": "leave", "time", "camera", "track", "identity", "name", "first"}
+
+How a track gets its identity: a confirmed track with a fresh feature and no identity is pending.
+Pending tracks of one camera are matched to gallery identities together by an optimal one-to-one
+assignment on the scores (an identity held by another track of that camera that is not lost is not
+on offer, so one person is never two tracks at once in one view). A pending track takes its
+assigned identity once the score reaches ``threshold + confident_margin``, or after
+``decide_after`` frames at or over ``threshold``; after ``decide_after`` frames with no identity over
+the threshold it becomes a new identity. An identity taken from a lost track of the same camera
+(the tracker lost the person and started a new track) leaves that lost track.
+
+While a track holds an identity, its feature becomes a template at most every
+``template_interval_s``, and only when it still matches its identity (score >= threshold) and is
+not a near-copy of a template there already (score <= 1 - ``novelty``). Sightings are opened when
+a track takes an identity and their end is written every ``sighting_flush_s`` and at leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
+from dgnet_edge.apps.camera.matching import assign
+from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, Track
+
+
+@dataclass
+class _TrackState:
+    """What the resolver remembers of one track."""
+
+    track: Track
+    first: float
+    last: float
+    identity: int | None = None
+    pending: int = 0  # frames seen with a fresh feature while waiting for an identity
+    sighting: int | None = None
+    name: str | None = None
+    template_checked: float = float("-inf")  # when its feature was last considered as a template
+    flushed: float = float("-inf")
+
+
+def crop(image: np.ndarray | None, box: np.ndarray) -> np.ndarray | None:
+    """The part of ``image`` inside an x1y1x2y2 ``box`` (clipped to the image), or None if empty."""
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    x1, x2 = max(0, x1), min(w, x2)
+    y1, y2 = max(0, y1), min(h, y2)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return image[y1:y2, x1:x2]
+
+
+def _fresh(track: Track) -> bool:
+    """The track was matched to a detection this frame and has a feature."""
+    return track.feature is not None and track.time_since_update == 0
+
+
+class IdentityResolver:
+    """Identities for the tracks of every camera, from and into one :class:`Gallery`.
+
+    Args:
+        gallery: the gallery (its feature size is the embedder's).
+        threshold: cosine score from which a track is taken to be a gallery identity.
+        decide_after: frames with a fresh feature a pending track may wait for a confident score.
+        confident_margin: a score this far over ``threshold`` decides at once.
+        template_interval_s: least time between two templates from one track.
+        novelty: a feature within this of an identity's score 1 is a near-copy, not a template.
+        sighting_flush_s: how often the end of open sightings is written.
+    """
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        threshold: float,
+        *,
+        decide_after: int = 3,
+        confident_margin: float = 0.1,
+        template_interval_s: float = 2.0,
+        novelty: float = 0.05,
+        sighting_flush_s: float = 5.0,
+    ):
+        if decide_after < 1:
+            raise ValueError(f"decide_after must be >= 1, got {decide_after}")
+        self.gallery = gallery
+        self.threshold = threshold
+        self.decide_after = decide_after
+        self.confident_margin = confident_margin
+        self.template_interval_s = template_interval_s
+        self.novelty = novelty
+        self.sighting_flush_s = sighting_flush_s
+        self._states: dict[str, dict[int, _TrackState]] = {}
+
+    # -- the frame loop ----------------------------------------------------------------------------
+    def update(self, camera: str, time: float, tracks: list[Track], image: np.ndarray | None = None) -> list[dict]:
+        """Decide identities for this frame's pending tracks of ``camera``; record templates and sightings.
+
+        ``image`` (BGR) gives the template thumbnails; without it templates are stored without one.
+        """
+        states = self._states.setdefault(camera, {})
+        current = {track.track_id for track in tracks}
+        events = []
+        for gone in [s.track for tid, s in states.items() if tid not in current]:
+            events += self.close_track(camera, gone)  # the tracker returns every live track
+        pending = []
+        for track in tracks:
+            state = states.get(track.track_id)
+            if state is None:
+                state = states[track.track_id] = _TrackState(track, time, time)
+            state.track = track
+            if track.time_since_update == 0:
+                state.last = time
+            track.identity = state.identity  # the resolver's decision is the one that counts
+            if state.identity is None and track.state == CONFIRMED and _fresh(track):
+                state.pending += 1
+                pending.append(state)
+        if pending:
+            events += self._decide(camera, time, pending, image)
+        self._add_templates(camera, time, [s for s in states.values() if s.identity is not None and _fresh(s.track)
+                                           and time - s.template_checked >= self.template_interval_s], image)
+        self._flush_sightings(time, states.values())
+        return events
+
+    def close_track(self, camera: str, track: Track, time: float | None = None) -> list[dict]:
+        """The tracker dropped ``track`` for good: its sighting ends at its last update ("leave")."""
+        state = self._states.get(camera, {}).pop(track.track_id, None)
+        if state is None or state.identity is None:
+            return []
+        end = state.last if time is None else time
+        if state.sighting is not None:
+            self.gallery.extend_sightings({state.sighting: end})
+        return [self._event("leave", end, camera, state, first=state.first)]
+
+    def close(self) -> list[dict]:
+        """Every track still open leaves (end of the run)."""
+        events = []
+        for camera, states in self._states.items():
+            for state in list(states.values()):
+                events += self.close_track(camera, state.track)
+        return events
+
+    def enrol_track(self, camera: str, time: float, track: Track, name: str, image: np.ndarray | None = None) -> list[dict]:
+        """Name the person on ``track`` (the app's enrol key): its identity is renamed, or, for a track
+        with no identity yet, a new identity is made from its feature."""
+        state = self._states.get(camera, {}).get(track.track_id)
+        if state is not None and state.identity is not None:
+            self.gallery.rename(state.identity, name)
+            state.name = name
+            return []
+        if track.feature is None:
+            raise ValueError(f"track {track.track_id} of {camera} has no feature yet: wait until it has been embedded")
+        if state is None:
+            state = self._states.setdefault(camera, {})[track.track_id] = _TrackState(track, time, time)
+        return self._create(camera, time, state, normalise(track.feature[None])[0], image, name)
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def _decide(self, camera: str, time: float, pending: list[_TrackState], image: np.ndarray | None) -> list[dict]:
+        states = self._states[camera]
+        features = normalise(np.stack([s.track.feature for s in pending]))
+        ids, scores = self.gallery.identity_scores(features)
+        held = {s.identity: s for s in states.values() if s.identity is not None}
+        offered = np.array([i not in held or held[i].track.state == LOST for i in ids], bool)
+        cost = np.where(offered[None], 1.0 - scores, np.inf)
+        pairs, _, _ = assign(cost, 1.0 - self.threshold)
+        assigned = {int(r): int(c) for r, c in pairs}
+        events = []
+        for row, state in enumerate(pending):
+            col = assigned.get(row)
+            if col is not None:
+                score = float(scores[row, col])
+                if score >= self.threshold + self.confident_margin or state.pending >= self.decide_after:
+                    identity = int(ids[col])
+                    taken = held.get(identity)
+                    if taken is not None:
+                        events += self.close_track(camera, taken.track)
+                    events += self._take(camera, time, state, identity, score)
+            elif state.pending >= self.decide_after:
+                events += self._create(camera, time, state, features[row], image)
+        return events
+
+    def _take(self, camera: str, time: float, state: _TrackState, identity: int, score: float) -> list[dict]:
+        previous = self.gallery.last_sighting(identity)
+        try:
+            state.sighting = self.gallery.open_sighting(identity, camera, state.track.track_id, time)
+        except GalleryError:  # deleted meanwhile by another process: stay pending
+            return []
+        self._hold(state, identity, time)
+        found = self._event("reidentified", time, camera, state, score=round(score, 4),
+                            previous_camera=previous.camera if previous else None,
+                            previous_time=previous.last if previous else None)
+        return [found, self._event("enter", time, camera, state)]
+
+    def _create(self, camera: str, time: float, state: _TrackState, feature: np.ndarray,
+                image: np.ndarray | None, name: str | None = None) -> list[dict]:
+        track_id = state.track.track_id
+        identity = self.gallery.enrol(feature, crop(image, state.track.box), name=name, camera=camera, time=time,
+                                      source=f"track:{camera}:{track_id}")
+        state.sighting = self.gallery.open_sighting(identity, camera, track_id, time)
+        self._hold(state, identity, time)
+        state.template_checked = time
+        return [self._event("new_identity", time, camera, state), self._event("enter", time, camera, state)]
+
+    def _hold(self, state: _TrackState, identity: int, time: float) -> None:
+        state.identity = identity
+        state.track.identity = identity
+        state.first = time
+        state.flushed = time
+        state.name = self._name(identity)
+
+    def _name(self, identity: int) -> str | None:
+        try:
+            return self.gallery.identity(identity).name
+        except GalleryError:
+            return None
+
+    # -- gallery upkeep ----------------------------------------------------------------------------
+    def _add_templates(self, camera: str, time: float, states: list[_TrackState], image: np.ndarray | None) -> None:
+        if not states:
+            return
+        features = normalise(np.stack([s.track.feature for s in states]))
+        ids, scores = self.gallery.identity_scores(features)
+        column = {int(i): c for c, i in enumerate(ids)}
+        for row, state in enumerate(states):
+            col = column.get(state.identity)
+            if col is None:  # the identity was deleted or merged away by another process
+                self._release(state)
+                continue
+            state.template_checked = time
+            score = scores[row, col]
+            if not self.threshold <= score <= 1.0 - self.novelty:
+                continue
+            try:
+                self.gallery.add_template(state.identity, features[row], crop(image, state.track.box), camera=camera,
+                                          time=time, source=f"track:{camera}:{state.track.track_id}")
+            except GalleryError:
+                self._release(state)
+
+    def _release(self, state: _TrackState) -> None:
+        """Forget a track's identity (gone from the gallery); the track is pending again."""
+        state.identity = None
+        state.sighting = None
+        state.pending = 0
+        state.track.identity = None
+
+    def _flush_sightings(self, time: float, states: Iterable[_TrackState]) -> None:
+        due = [s for s in states if s.sighting is not None and time - s.flushed >= self.sighting_flush_s]
+        if due:
+            self.gallery.extend_sightings({s.sighting: s.last for s in due})
+            for s in due:
+                s.flushed = time
+
+    def _event(self, kind: str, time: float, camera: str, state: _TrackState, **fields: Any) -> dict:
+        return {"event": kind, "time": time, "camera": camera, "track": state.track.track_id,
+                "identity": state.identity, "name": state.name, **fields}

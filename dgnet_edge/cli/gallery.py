@@ -1,0 +1,216 @@
+"""`dgnet-edge gallery ...`: the camera app's persistent gallery of identities.
+
+    dgnet-edge gallery list                                        # identities, templates, cameras
+    dgnet-edge gallery show 3                                      # one identity's templates and sightings
+    dgnet-edge gallery enrol alice.jpg --name Alice --export runs/quickstart/export
+    dgnet-edge gallery rename 3 Bob
+    dgnet-edge gallery merge 3 7                                   # 7 joins 3
+    dgnet-edge gallery delete 7
+    dgnet-edge gallery export gallery-export                       # gallery.json + crops/
+    dgnet-edge gallery calibrate runs/quickstart/export --data data/synth   # writes reid_threshold.json
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.output import err, out, print_json
+
+app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, merge, delete, export, calibrate.",
+                  no_args_is_help=True)
+
+GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", help="Gallery file (SQLite).")]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Cosine score from which a person is a known identity "
+                                     "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
+]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto | onnxruntime | tensorrt.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | fp16 | int8.")]
+IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gallery list`).")]
+DEFAULT_GALLERY = Path("gallery.db")
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else datetime.datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
+
+
+def _identity_dict(identity) -> dict:
+    return {"id": identity.id, "name": identity.name, "created": identity.created, "updated": identity.updated,
+            "templates": identity.templates, "synthetic": identity.synthetic, "cameras": list(identity.cameras)}
+
+
+@app.command("list")
+def list_identities(gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = False) -> None:
+    """Every identity: name, templates (real + synthetic), the cameras that saw it."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        identities = g.identities()
+    if as_json:
+        print_json([_identity_dict(i) for i in identities])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{gallery}: {len(identities)} identities")
+    for col in ("id", "name", "templates", "synthetic", "cameras", "created", "updated"):
+        table.add_column(col, justify="right" if col in ("id", "templates", "synthetic") else "left")
+    for i in identities:
+        table.add_row(str(i.id), i.name or "", str(i.templates), str(i.synthetic), ", ".join(i.cameras),
+                      _when(i.created), _when(i.updated))
+    out.print(table)
+
+
+@app.command("show")
+def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = False) -> None:
+    """One identity: its templates (kind, camera, source) and where it was seen."""
+    from dataclasses import asdict
+
+    from dgnet_edge.apps.camera.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        info, templates, sightings = g.identity(identity), g.templates(identity), g.sightings(identity)
+    if as_json:
+        print_json({**_identity_dict(info), "templates": [asdict(t) for t in templates],
+                    "sightings": [asdict(s) for s in sightings]})
+        return
+    from rich.table import Table
+
+    out.print(f"identity {info.id} {info.name or '(no name)'}: created {_when(info.created)}, "
+              f"updated {_when(info.updated)}")
+    table = Table(title="templates")
+    for col in ("id", "kind", "camera", "time", "source", "enrolment"):
+        table.add_column(col)
+    for t in templates:
+        table.add_row(str(t.id), t.kind, t.camera or "", f"{t.time:.2f}", t.source, "yes" if t.enrolment else "")
+    out.print(table)
+    table = Table(title="sightings (times on each camera's clock)")
+    for col in ("camera", "track", "first", "last"):
+        table.add_column(col)
+    for s in sightings:
+        table.add_row(s.camera, str(s.track), f"{s.first:.2f}", f"{s.last:.2f}")
+    out.print(table)
+
+
+@app.command("enrol")
+def enrol(
+    photo: Annotated[Path, typer.Argument(help="A photo of the person (a crop of one person, as a detector gives).")],
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    export: Annotated[Path, typer.Option("--export", help="Export folder whose embedder makes the feature.")],
+    gallery: GalleryOpt = DEFAULT_GALLERY,
+    camera: Annotated[str | None, typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
+    backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a person to the gallery from one photo (created if missing); prints the new id."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.data.images import read_image
+    from dgnet_edge.paths import prepare_output_file, require_dir, require_file
+    from dgnet_edge.runtime.embedder import Embedder
+
+    require_file(photo, "photo")
+    require_dir(export, "export folder")
+    if not gallery.exists():
+        prepare_output_file(gallery, "gallery")
+    rgb = read_image(photo)
+    with Embedder.open(export, backend=backend, precision=precision) as embedder:
+        feature = embedder.embed([rgb])[0]
+    with Gallery(gallery, feature_dim=len(feature)) as g:
+        identity = g.enrol(feature, rgb[..., ::-1], name=name, camera=camera, source=f"photo:{photo.name}")
+    if as_json:
+        print_json({"id": identity, "name": name, "gallery": str(gallery)})
+    else:
+        out.print(f"enrolled {name} as identity {identity} in {gallery}")
+
+
+@app.command("rename")
+def rename(identity: IdArg, name: Annotated[str, typer.Argument(help="The new name.")],
+           gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
+    """Give an identity a (new) name."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        g.rename(identity, name)
+    out.print(f"identity {identity} is now {name}")
+
+
+@app.command("merge")
+def merge(
+    keep: Annotated[int, typer.Argument(metavar="A", help="Identity that stays.")],
+    other: Annotated[int, typer.Argument(metavar="B", help="Identity that joins A and disappears.")],
+    gallery: GalleryOpt = DEFAULT_GALLERY,
+) -> None:
+    """Join two identities that are one person: B's templates and sightings move to A."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        g.merge(keep, other)
+    out.print(f"identity {other} merged into {keep}")
+
+
+@app.command("delete")
+def delete(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
+    """Remove an identity with its templates and sightings."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        g.delete(identity)
+    out.print(f"identity {identity} deleted")
+
+
+@app.command("export")
+def export_gallery(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write (gallery.json + crops/).")],
+    gallery: GalleryOpt = DEFAULT_GALLERY,
+) -> None:
+    """Write the gallery as JSON (identities, templates with features, sightings) and the template crops."""
+    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.gallery_export import export_gallery as write_export
+
+    with Gallery(gallery) as g:
+        summary = write_export(g, out_dir)
+    out.print(f"wrote {summary['identities']} identities, {summary['templates']} templates and "
+              f"{summary['crops']} crops to {out_dir}")
+
+
+@app.command("calibrate")
+def calibrate(
+    export: Annotated[Path, typer.Argument(metavar="EXPORT", help="Export folder; reid_threshold.json is written there.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset root with a query/gallery split (e.g. data/synth).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset reader.")] = "market1501",
+    backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    as_json: JsonOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Choose the re-id threshold on the dataset's query/gallery split and store it in the export."""
+    from dataclasses import asdict
+
+    from rich.progress import Progress
+
+    from dgnet_edge.apps.camera.threshold import calibrate_export, write_threshold
+    from dgnet_edge.data.registry import build_dataset
+    from dgnet_edge.paths import prepare_output_dir, require_dir
+
+    require_dir(export, "export folder")
+    prepare_output_dir(export, "export folder")
+    ds = build_dataset(dataset, data)
+    with Progress(console=err, disable=not progress) as bar:
+        task = bar.add_task("embedding", total=len(ds.query) + len(ds.gallery))
+        result, used = calibrate_export(export, ds, backend, precision,
+                                        on_batch=lambda n: bar.advance(task, n))
+    path = write_threshold(export, result, used)
+    if as_json:
+        print_json({**asdict(result), "calibrated_on": used, "file": str(path)})
+        return
+    out.print(f"threshold {result.threshold:.4f} ({result.rule}) written to {path}\n"
+              f"  {result.queries} queries: re-identified {100 * result.tpr:.1f} %, false match "
+              f"{100 * result.false_match_rate:.1f} %, wrong identity {100 * result.wrong_identity_rate:.1f} %\n"
+              f"  pairs at the threshold: same identity {100 * result.pair_tpr:.1f} %, "
+              f"different identities {100 * result.pair_fpr:.2f} %")
