@@ -63,11 +63,12 @@ def test_image_folder_delivers_every_frame_in_sorted_order(tmp_path):
     for i in (3, 1, 2, 10):  # written out of order; 10 sorts after 03 by the zero-padded name
         cv2.imwrite(str(tmp_path / f"f{i:02d}.png"), flat(20 * i))
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "f05.jpg").write_bytes(b"truncated")  # a corrupt frame is skipped, not fatal
     with open_source(str(tmp_path)) as source:
         assert not source.live and source.name == tmp_path.name and source.fps is None
         frames = read_all(source)
         assert source.read(timeout=1) is None  # ended stays ended
-    assert [f.index for f in frames] == [1, 2, 3, 4]
+    assert [f.index for f in frames] == [1, 2, 3, 5]  # the position in the sorted folder: f05 was 4
     assert [value_of(f.image) for f in frames] == [20, 40, 60, 200]
     assert all(f.image.dtype == np.uint8 and f.image.shape == (48, 64, 3) for f in frames)
     assert source.state == "ended"
@@ -243,6 +244,35 @@ def test_bench_root_and_broken_mot_folders(tmp_path):
     broken.mkdir()
     (broken / "seqinfo.ini").write_text("imDir=img1\n")
     one_line_error(str(broken), "seqinfo.ini: not a MOTChallenge seqinfo.ini")
+
+
+def test_missing_webcam():
+    one_line_error("97", "97: cannot open the webcam; check that the camera is plugged in")
+
+
+def test_http_url_is_read_as_a_live_stream(tmp_path):
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    write_video(tmp_path / "clip.mp4", 6)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        with open_source(url, reconnect=False) as source:
+            assert source.live and source.name == "127.0.0.1-clip.mp4"
+            frame = source.read(timeout=10)
+            assert frame.image.shape == (48, 64, 3) and frame.camera == "127.0.0.1-clip.mp4"
+            while source.read(timeout=10) is not None:
+                pass
+            assert source.state == "ended"  # a live source without reconnect ends when the stream does
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_stream_that_does_not_answer(tmp_path):

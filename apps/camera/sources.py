@@ -158,7 +158,12 @@ class CaptureReader:
         if self.capture is None:
             return None
         ok, image = self.capture.read()
-        return image if ok and image is not None else None
+        if not ok or image is None:
+            return None
+        if image.ndim == 2 or image.shape[2] != 3:  # GRAY8 or BGRx pipelines, some webcams
+            cv2 = import_cv2()
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR)
+        return image
 
     def close(self) -> None:
         if self.capture is not None:
