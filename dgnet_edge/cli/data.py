@@ -193,3 +193,4 @@ def baseline(
         f"rank-1 {metrics['rank1']:.1f}  rank-5 {metrics['rank5']:.1f}  rank-10 {metrics['rank10']:.1f}  "
         f"mAP {metrics['mAP']:.1f}  (%, AP {metrics['ap']}, {metrics['num_valid_queries']} queries)"
     )
+app.command("video")(__import__("dgnet_edge.cli.data_video", fromlist=["video"]).video)
