@@ -127,25 +127,27 @@ class IdentityResolver:
         states = self._states.setdefault(camera, {})
         current = {track.track_id for track in tracks}
         events = []
-        for gone in [s.track for tid, s in states.items() if tid not in current]:
-            events += self.close_track(camera, gone)  # the tracker returns every live track
-        pending = []
-        for track in tracks:
-            state = states.get(track.track_id)
-            if state is None:
-                state = states[track.track_id] = _TrackState(track, time, time)
-            state.track = track
-            if track.time_since_update == 0:
-                state.last = time
-            track.identity = state.identity  # the resolver's decision is the one that counts
-            if state.identity is None and track.state == CONFIRMED and _fresh(track):
-                state.pending += 1
-                pending.append(state)
-        if pending:
-            events += self._decide(camera, time, pending, image)
-        self._add_templates(camera, time, [s for s in states.values() if s.identity is not None and _fresh(s.track)
-                                           and time - s.template_checked >= self.template_interval_s], image)
-        self._flush_sightings(time, states.values())
+        with self.gallery.transaction():  # this frame's writes: one commit
+            for gone in [s.track for tid, s in states.items() if tid not in current]:
+                events += self.close_track(camera, gone)  # the tracker returns every live track
+            pending = []
+            for track in tracks:
+                state = states.get(track.track_id)
+                if state is None:
+                    state = states[track.track_id] = _TrackState(track, time, time)
+                state.track = track
+                if track.time_since_update == 0:
+                    state.last = time
+                track.identity = state.identity  # the resolver's decision is the one that counts
+                if state.identity is None and track.state == CONFIRMED and _fresh(track):
+                    state.pending += 1
+                    pending.append(state)
+            if pending:
+                events += self._decide(camera, time, pending, image)
+            due = [s for s in states.values()
+                   if s.identity is not None and _fresh(s.track) and time - s.template_checked >= self.template_interval_s]
+            self._add_templates(camera, time, due, image)
+            self._flush_sightings(time, states.values())
         return events
 
     def close_track(self, camera: str, track: Track, time: float | None = None) -> list[dict]:
