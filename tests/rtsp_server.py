@@ -9,8 +9,16 @@ server runs as a child process: this file, executed by ``/usr/bin/python3`` with
 
 It streams Motion JPEG over RTP (no H.264 encoder needed) at ``rtsp://127.0.0.1:PORT/PATH``: a
 moving test pattern, or the JPEG frames of a folder (e.g. a video bench camera's ``img1/``),
-looped. Use :class:`LoopbackRtspServer` from a test; :func:`unavailable_reason` says why it
-cannot run here (then skip).
+looped. From a test::
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with LoopbackRtspServer(images=bench / "cam1" / "img1") as server:
+        source = open_source(server.url, "cam1", open_timeout_s=3, read_timeout_s=1)
+        ...
+        server.kill()                   # the camera drops off the network
+        server.start(start_index=100)   # and comes back, streaming from frame 100
 
 Only the standard library is imported at module level: the server side runs without numpy.
 """
@@ -18,9 +26,9 @@ Only the standard library is imported at module level: the server side runs with
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,9 +44,10 @@ _PROBE = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstR
           "print(' '.join(missing))")
 
 
+@functools.cache
 def unavailable_reason() -> str | None:
     """None when the loopback server can run here, else why not (and what to install)."""
-    if not Path(SYSTEM_PYTHON).is_file() or shutil.which(SYSTEM_PYTHON) is None:
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
         return f"no {SYSTEM_PYTHON} to run Debian's GStreamer RTSP server ({APT_LINE})"
     probe = subprocess.run([SYSTEM_PYTHON, "-c", _PROBE], capture_output=True, text=True, timeout=60)
     if probe.returncode != 0:

@@ -305,13 +305,15 @@ def test_timeouts_are_passed_as_capture_params():
 
 
 # -- a real stream: RTSP on loopback, killed and restarted ----------------------------------------
-RTSP_MISSING = unavailable_reason()
+def skip_without_rtsp_server():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture
 def rtsp_server():
-    if RTSP_MISSING:
-        pytest.skip(RTSP_MISSING)
+    skip_without_rtsp_server()
     with LoopbackRtspServer(fps=15) as server:
         yield server
 
@@ -361,8 +363,7 @@ def test_rtsp_source_reconnects_after_the_server_dies(rtsp_server):
 
 
 def test_rtsp_server_streams_a_folder_of_frames(tmp_path):
-    if RTSP_MISSING:
-        pytest.skip(RTSP_MISSING)
+    skip_without_rtsp_server()
     camera = write_mot_camera(tmp_path / "cam1", list(range(1, 11)))
     with LoopbackRtspServer(images=camera / "img1", fps=15) as server:
         with open_source(server.url, "cam1", open_timeout_s=5, read_timeout_s=2) as source:
