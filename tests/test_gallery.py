@@ -74,6 +74,9 @@ def test_reopen_keeps_everything_and_checks_the_file(tmp_path):
     other.close()
     with pytest.raises(GalleryError, match="SQLite database but not a gallery"):
         Gallery(tmp_path / "other.db", D)
+    other = sqlite3.connect(tmp_path / "other.db")
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # left as it was
+    other.close()
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
     db.commit()

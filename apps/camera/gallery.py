@@ -136,10 +136,11 @@ def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> by
 
     if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3 or crop_bgr.shape[0] == 0 or crop_bgr.shape[1] == 0:
         raise ValueError(f"a thumbnail needs a BGR image (H, W, 3), got shape {crop_bgr.shape}")
+    crop_bgr = np.ascontiguousarray(crop_bgr)
     h, w = crop_bgr.shape[:2]
     if h > height:
         crop_bgr = cv2.resize(crop_bgr, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(crop_bgr), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, data = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise ValueError("the crop could not be encoded as JPEG")
     return data.tobytes()
@@ -167,7 +168,9 @@ class Gallery:
             diverse one (highest cosine to its nearest other template) is dropped, never an
             enrolment template: the set then spans as much of the person's appearance as it can,
             and since scores are a max over templates, a near-duplicate adds nothing.
-        kind_weights: score multiplier per template kind (missing kinds: 1).
+        kind_weights: score multiplier per template kind. Real templates weigh 1; synthetic ones 0.9
+            until measured: a rendered view shows the person in a pose never seen, but is less sure
+            evidence than a real crop, so a real template wins a tie.
         synchronous: ``FULL`` (commits survive a power cut) or ``NORMAL`` (survive a killed process).
     """
 
@@ -200,10 +203,10 @@ class Gallery:
         try:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=10000")
+            self.feature_dim = self._open_schema(feature_dim)  # before WAL: leave a file that is not ours as it was
             if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
                 raise GalleryError(f"{self.path}: cannot switch the gallery to WAL mode (a network file system?)")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self.feature_dim = self._open_schema(feature_dim)
         except sqlite3.DatabaseError as e:
             self._db.close()
             raise GalleryError(f"{self.path} is not a readable gallery ({e}): give another --gallery path") from None
