@@ -138,6 +138,15 @@ def test_yolov8_layout_decodes_filters_and_suppresses(tmp_path):
     assert dets.boxes.dtype == np.float32 and dets.scores.dtype == np.float32
 
 
+def test_nms_is_per_class_when_several_classes_are_kept(tmp_path):
+    output = yolov8_output()
+    output[0, :4, 2] = (161, 160, 40, 80)  # the car now sits on the first person
+    path = yolo_onnx(tmp_path / "v8.onnx", output)
+    assert len(open_detector("yolo", str(path)).detect(frame())) == 2
+    dets = open_detector("yolo", str(path), classes=(0, 2)).detect(frame())
+    np.testing.assert_allclose(dets.scores, [0.95, 0.9, 0.8], atol=1e-6)  # the car does not suppress the person
+
+
 def test_yolov5_layout_multiplies_objectness(tmp_path):
     detector = open_detector("yolo", str(yolo_onnx(tmp_path / "v5.onnx", yolov5_output())), conf=0.3)
     assert detector.layout == "yolov5"

@@ -28,6 +28,7 @@ PERSON = 0  # COCO class id of "person" in Ultralytics' exports
 YOLO_LAYOUTS = ("yolov5", "yolov8", "end2end")
 END2END_MAX_ROWS = 1000  # NMS-free exports give at most a few hundred rows (300); anchor grids give thousands
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
+CLASS_OFFSET = 8192.0  # px between the classes' boxes during NMS: more than any input size
 
 
 class Detector:
@@ -147,11 +148,12 @@ def decode_yolo(output: np.ndarray, layout: str, conf: float, iou: float, classe
     if objectness is not None:
         scores = scores * objectness
     keep = (scores > conf) & np.isin(best, classes)
-    boxes, scores = xywh_to_xyxy(pred[keep, :4]), scores[keep]
+    boxes, scores, labels = xywh_to_xyxy(pred[keep, :4]), scores[keep], best[keep]
     if len(scores) > 30 * max_det:  # NMS cost grows with the candidates: keep the best ones
         top = np.argsort(-scores, kind="stable")[: 30 * max_det]
-        boxes, scores = boxes[top], scores[top]
-    kept = nms(boxes, scores, iou, max_det)
+        boxes, scores, labels = boxes[top], scores[top], labels[top]
+    # one NMS for all classes: each class is moved to its own region, so classes never suppress each other
+    kept = nms(boxes + (labels * CLASS_OFFSET)[:, None], scores, iou, max_det)
     return boxes[kept], scores[kept]
 
 
