@@ -20,6 +20,7 @@ import numpy as np
 
 from dgnet_edge.apps.camera.detections import Detections
 from dgnet_edge.apps.camera.sources import Frame, import_cv2
+from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, DetectorError, UsageError
 
 log = logging.getLogger(__name__)
@@ -375,8 +376,6 @@ class PublicDetector(Detector):
 
     def rows(self, camera: str) -> Any:
         """The camera's detections (:class:`~dgnet_edge.data.video.mot.MotRows`), read once."""
-        from dgnet_edge.data.video.mot import read_mot
-
         key = "" if self.single else camera
         if key not in self._rows:
             path = self.path_of(camera)
