@@ -188,8 +188,11 @@ def test_matching_follows_writes_from_another_process(tmp_path):
         f = unit(rng)
         b = cli_side.enrol(f)
         assert app_side.match(f, 0.9)[0][0] == b
+        assert app_side.label(b) == f"#{b}"
+        cli_side.rename(b, "bo")
+        assert app_side.label(b) == "bo"
         cli_side.merge(a, b)
-        assert app_side.match(f, 0.9)[0][0] == a
+        assert app_side.match(f, 0.9)[0][0] == a and app_side.label(a) == "bo"
         cli_side.delete(a)
         assert app_side.match(f, 0.9)[0][0] is None and len(app_side) == 0
 
@@ -209,7 +212,7 @@ def test_merge_rename_delete_sightings(gallery):
     with pytest.raises(GalleryError, match="with itself"):
         gallery.merge(a, a)
     gallery.rename(a, "robert")
-    assert gallery.identity(a).name == "robert"
+    assert gallery.identity(a).name == "robert" and gallery.label(a) == "robert"
     gallery.delete(a)
     assert len(gallery) == 0
     assert gallery._db.execute("SELECT count(*) FROM templates").fetchone()[0] == 0

@@ -278,6 +278,7 @@ class Gallery:
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
         for template_id, identity, kind, blob in rows:
             self._templates.setdefault(identity, {})[template_id] = (kind, np.frombuffer(blob, np.float32))
+        self._names: dict[int, str | None] = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
         self._matrix = None
 
     def _refresh(self) -> None:
@@ -354,6 +355,7 @@ class Gallery:
                                   (name, now, now)).lastrowid
             self._insert_template(identity, feature, jpeg, camera, now if time is None else time, "real", source,
                                   enrolment=True)
+            self._names[identity] = name
         return identity
 
     def add_template(
@@ -422,12 +424,14 @@ class Gallery:
         with self._write() as db:
             self._require(identity)
             db.execute("UPDATE identities SET name = ?, updated = ? WHERE id = ?", (name, clock.time(), identity))
+            self._names[identity] = name
 
     def delete(self, identity: int) -> None:
         with self._write() as db:
             self._require(identity)
             db.execute("DELETE FROM identities WHERE id = ?", (identity,))
             self._templates.pop(identity, None)
+            self._names.pop(identity, None)
             self._matrix = None
 
     def merge(self, keep: int, other: int) -> None:
@@ -444,6 +448,8 @@ class Gallery:
                        (name, min(kept[2], gone[2]), clock.time(), keep))
             db.execute("DELETE FROM identities WHERE id = ?", (other,))
             self._templates.setdefault(keep, {}).update(self._templates.pop(other, {}))
+            self._names[keep] = name
+            self._names.pop(other, None)
             self._matrix = None
             for kind in KINDS:
                 self._prune(keep, kind)
@@ -480,6 +486,12 @@ class Gallery:
         if row is None:
             raise GalleryError(f"no identity {identity} in gallery {self.path}: `dgnet-edge gallery list` shows the ids")
         return row
+
+    def label(self, identity: int) -> str:
+        """The identity's name, or ``#id`` when it has none (from memory: cheap enough for every frame)."""
+        self._refresh()
+        name = self._names.get(identity)
+        return name or f"#{identity}"
 
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM identities").fetchone()[0]
