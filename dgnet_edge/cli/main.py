@@ -36,6 +36,7 @@ app.command("import-official")(generative.import_official)
 app.command("synth")(generative.synth)
 app.command("quickstart")(quickstart.quickstart)
 app.command("report")(report.report)
+app.command("eval-tracks")(__import__("dgnet_edge.cli.eval_tracks", fromlist=["eval_tracks"]).eval_tracks)
 
 
 def _version(value: bool) -> None:
