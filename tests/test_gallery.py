@@ -457,6 +457,9 @@ def test_calibrated_threshold_separates_same_from_different_people(tmp_path):
     # overlapping people: the threshold trades misses for false matches, and says so
     noisy = calibrate_threshold(near(people[q_pids - 1], rng, 0.5), q_pids, q_cams, gf, g_pids, g_cams)
     assert 0 < noisy.tpr < 1 and noisy.threshold < result.threshold
+    # features that say nothing: the best is to call nobody known
+    blind = calibrate_threshold(unit(rng, len(qf), 64), q_pids, q_cams, unit(rng, len(gf), 64), g_pids, g_cams)
+    assert 0.0 <= blind.tpr - blind.false_match_rate <= noisy.tpr - noisy.false_match_rate
     write_threshold(tmp_path, result, {"data": "x"})
     assert read_threshold(tmp_path) == result.threshold
     assert resolve_threshold(tmp_path, None) == result.threshold and resolve_threshold(tmp_path, 0.3) == 0.3

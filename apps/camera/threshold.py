@@ -78,6 +78,7 @@ def calibrate_threshold(
     found = np.sort(np.where(own >= other, own, -np.inf))
     impostor = np.sort(other)
     candidates = np.unique(np.concatenate([own, other]))
+    candidates = np.append(candidates, np.nextafter(candidates[-1], np.inf))  # also: nobody is known
     n = len(own)
     tpr = (n - np.searchsorted(found, candidates, side="left")) / n
     fmr = (n - np.searchsorted(impostor, candidates, side="left")) / n
