@@ -383,7 +383,7 @@ def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_o
     t2.state = LOST
     t4 = track(4, normalise(e[0] + 0.3 * e[1]))
     events = resolver.update("cam1", 2.0, [t1, t2, t3, t4])
-    assert t4.identity == a
+    assert t4.identity == a and t2.identity is None
     assert [(e["event"], e["track"]) for e in events] == [("leave", 2), ("reidentified", 4), ("enter", 4)]
 
 

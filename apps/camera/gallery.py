@@ -484,7 +484,8 @@ class Gallery:
     def _require(self, identity: int) -> tuple:
         row = self._db.execute("SELECT id, name, created, updated FROM identities WHERE id = ?", (identity,)).fetchone()
         if row is None:
-            raise GalleryError(f"no identity {identity} in gallery {self.path}: `dgnet-edge gallery list` shows the ids")
+            raise GalleryError(f"no identity {identity} in gallery {self.path}: "
+                               "`dgnet-edge gallery list` shows the ids")
         return row
 
     def label(self, identity: int) -> str:

@@ -144,8 +144,8 @@ class IdentityResolver:
                     pending.append(state)
             if pending:
                 events += self._decide(camera, time, pending, image)
-            due = [s for s in states.values()
-                   if s.identity is not None and _fresh(s.track) and time - s.template_checked >= self.template_interval_s]
+            due = [s for s in states.values() if s.identity is not None and _fresh(s.track)
+                   and time - s.template_checked >= self.template_interval_s]
             self._add_templates(camera, time, due, image)
             self._flush_sightings(time, states.values())
         return events
@@ -168,7 +168,8 @@ class IdentityResolver:
                 events += self.close_track(camera, state.track)
         return events
 
-    def enrol_track(self, camera: str, time: float, track: Track, name: str, image: np.ndarray | None = None) -> list[dict]:
+    def enrol_track(self, camera: str, time: float, track: Track, name: str,
+                    image: np.ndarray | None = None) -> list[dict]:
         """Name the person on ``track`` (the app's enrol key): its identity is renamed, or, for a track
         with no identity yet, a new identity is made from its feature."""
         state = self._states.get(camera, {}).get(track.track_id)
@@ -202,6 +203,7 @@ class IdentityResolver:
                     taken = held.get(identity)
                     if taken is not None:
                         events += self.close_track(camera, taken.track)
+                        taken.track.identity = None
                     events += self._take(camera, time, state, identity, score)
             elif state.pending >= self.decide_after:
                 events += self._create(camera, time, state, features[row], image)

@@ -181,7 +181,8 @@ def export_gallery(
 
 @app.command("calibrate")
 def calibrate(
-    export: Annotated[Path, typer.Argument(metavar="EXPORT", help="Export folder; reid_threshold.json is written there.")],
+    export: Annotated[Path, typer.Argument(metavar="EXPORT",
+                                           help="Export folder; reid_threshold.json is written there.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset root with a query/gallery split (e.g. data/synth).")],
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset reader.")] = "market1501",
     backend: BackendOpt = "auto",
