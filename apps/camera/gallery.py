@@ -161,6 +161,9 @@ def _check_file(path: Path) -> None:
 class Gallery:
     """Identities, templates and sightings in an SQLite file, with vectorised matching in memory.
 
+    One object per thread or process (an SQLite connection is not shared between threads); several
+    may have the same file open, and each sees the others' commits.
+
     Args:
         path: the gallery file; created when missing if ``feature_dim`` is given.
         feature_dim: feature size the caller works with; must match the file's (None: the file's).
