@@ -7,10 +7,15 @@ order of the input names it passes, or None when the data runs out), ``read_cali
 ``read_calibration_cache`` returns a cache, TensorRT takes the scales from it and asks for no
 batch at all.
 
+TensorRT also calls ``write_calibration_cache`` after it took the scales from a cache, with its
+own serialization of them; a calibrator that handed out a cache writes nothing, so the export's
+cache (whose sha256 the manifest records) is never rewritten. Only calibrating writes a cache.
+
 The class has to subclass ``tensorrt.IInt8EntropyCalibrator2``, so it is made inside
 :func:`make_entropy_calibrator`: importing this module needs neither tensorrt nor pycuda, and
-pycuda is imported only when the first batch is uploaded. TensorRT 11 removed the calibrators
-with implicit INT8; there, INT8 engines are built from the Q/DQ model.
+pycuda is imported only when the first batch is uploaded (with the primary CUDA context pushed,
+so TensorRT may call from any thread). TensorRT 11 removed the calibrators with implicit INT8;
+there, INT8 engines are built from the Q/DQ model.
 
 A cache file is text: a first line ``TRT-<version>-EntropyCalibration2`` (``<version>`` is
 TensorRT's integer version, e.g. 8601 or 100300), then one ``tensor_name: <8 hex digits>`` line
@@ -31,6 +36,7 @@ import numpy as np
 
 from dgnet_edge.errors import BackendUnavailableError, ExportError
 from dgnet_edge.manifest import write_atomic
+from dgnet_edge.runtime.tensorrt import cuda_device
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +133,9 @@ def make_entropy_calibrator(
     Args:
         batches: any iterable of dicts mapping input names to numpy arrays; each array is one
             batch of that input (shape and dtype as the calibration profile expects).
-        cache_path: cache file to read (when it exists and ``reuse_cache``: TensorRT then skips
-            calibration) and to write after calibrating. None: no cache file.
+        cache_path: the cache to read when it exists and ``reuse_cache`` (TensorRT then skips
+            calibration, and the file is left as it is); otherwise where the cache is written
+            after calibrating. None: no cache file.
         batch_size: the batch dimension of the arrays; explicit-batch networks take the real
             shapes from the calibration profile.
         reuse_cache: read an existing cache instead of calibrating.
@@ -155,7 +162,6 @@ def make_entropy_calibrator(
             base.__init__(self)  # trampoline classes must run their base initialiser
             self._batches = iter(batches)
             self._buffers: dict[str, tuple[Any, int]] = {}
-            self._cuda: Any = None
             self._state = state
 
         def get_batch_size(self) -> int:
@@ -187,7 +193,7 @@ def make_entropy_calibrator(
             return path.read_bytes()
 
         def write_calibration_cache(self, cache: Any) -> None:
-            if path is None:
+            if path is None or state.cache_read:  # TensorRT's copy of the scales it was given
                 return
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,21 +214,22 @@ def calibration_state(calibrator: Any) -> CalibrationState:
 
 def _upload(calibrator: Any, name: str, array: np.ndarray) -> int:
     """Copy one input of a batch into its device buffer (grown when needed); its address."""
-    if calibrator._cuda is None:
-        calibrator._cuda = importlib.import_module("pycuda.driver")
-    cuda = calibrator._cuda
     array = np.ascontiguousarray(array)
-    held = calibrator._buffers.get(name)
-    if held is None or held[1] < array.nbytes:
-        if held is not None:
-            held[0].free()
-        held = (cuda.mem_alloc(max(array.nbytes, 1)), array.nbytes)
-        calibrator._buffers[name] = held
-    cuda.memcpy_htod(held[0], array)
+    with cuda_device().current() as cuda:
+        held = calibrator._buffers.get(name)
+        if held is None or held[1] < array.nbytes:
+            if held is not None:
+                held[0].free()
+            held = (cuda.mem_alloc(max(array.nbytes, 1)), array.nbytes)
+            calibrator._buffers[name] = held
+        cuda.memcpy_htod(held[0], array)
     return int(held[0])
 
 
 def _free(calibrator: Any) -> None:
-    for allocation, _ in calibrator._buffers.values():
-        allocation.free()
+    if not calibrator._buffers:
+        return
+    with cuda_device().current():
+        for allocation, _ in calibrator._buffers.values():
+            allocation.free()
     calibrator._buffers.clear()

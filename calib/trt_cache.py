@@ -30,11 +30,14 @@ The export's caches list the tensors of the quantized region only
 additions, ReLUs and trunk pooling, and the inputs of the heads' Gemm). Tensors without a line get
 no INT8 range, so TensorRT keeps the layers around them in FP16/FP32: the preprocessing, the L2
 normalisation and flip-sum of the feature, the appearance code and the heads' outputs stay float,
-as in the Q/DQ model. ``calibration.json`` keeps the ranges of every tensor.
+as in the Q/DQ model. A tensor whose range is 0 (it was 0 on every calibration image) gets no line
+either: its scale would be 0, which TensorRT divides by. ``calibration.json`` keeps the ranges of
+every tensor.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from collections.abc import Mapping
@@ -87,13 +90,18 @@ def hex_scale(text: str) -> np.float32:
 
 
 def cache_text(ranges: CalibrationRanges | Mapping[str, float], version: str) -> str:
-    """The cache for TensorRT ``version``: scales from ``ranges`` (or a name -> amax mapping)."""
+    """The cache for TensorRT ``version``: scales from ``ranges`` (or a name -> amax mapping).
+
+    Tensors whose amax is 0 (or not finite) are left out: TensorRT keeps them float.
+    """
     amax = ranges.amax() if isinstance(ranges, CalibrationRanges) else dict(ranges)
     lines = [header(version)]
     for name, value in amax.items():
         if "\n" in name or ": " in name:
             raise ExportError(f"tensor name {name!r} cannot be written to a TensorRT cache")
-        lines.append(f"{name}: {scale_hex(int8_scale(max(value, 0.0)))}")
+        scale = int8_scale(value) if math.isfinite(value) else np.float32(0)
+        if scale > 0:  # not for amax 0 (or one so small its scale rounds to 0)
+            lines.append(f"{name}: {scale_hex(scale)}")
     return "\n".join(lines) + "\n"
 
 
@@ -127,6 +135,19 @@ def parse_cache(text: str, where: str = "calibration cache") -> TensorRTCache:
             raise ExportError(f"{where}, line {number}: expected '<tensor>: <8 hex digits>', got {line!r}")
         scales[m.group(1)] = hex_scale(m.group(2))
     return TensorRTCache(int(match.group(1)), match.group(2), scales)
+
+
+def unusable_scales(cache: TensorRTCache) -> list[str]:
+    """Tensors of ``cache`` whose scale is 0 or not finite (caches written before such tensors were left out)."""
+    return [name for name, scale in cache.scales.items() if not (np.isfinite(scale) and scale > 0)]
+
+
+def without_tensors(text: str, names: list[str] | set[str]) -> str:
+    """The cache ``text`` without the lines of ``names``."""
+    drop = set(names)
+    first, _, rest = text.partition("\n")
+    kept = [line for line in rest.splitlines() if line.strip() and line.rsplit(": ", 1)[0] not in drop]
+    return "\n".join([first, *kept]) + "\n"
 
 
 def read_cache(path: str | Path) -> TensorRTCache:

@@ -8,25 +8,37 @@ compute capability, TensorRT version and precision. File names carry the same fa
     engines/embedder.int8.sm87.trt10.3.0.engine
     engines/embedder.fp16.sm87.dla0.trt8.5.2.engine      (DLA core 0)
 
-Which model is parsed and which builder flags are set depends on the precision and on what the
-installed TensorRT offers (:class:`~dgnet_edge.runtime.tensorrt.TensorRTFeatures`):
+Which model is parsed, whether the network is strongly typed and which builder flags are set
+depends on the precision and on what the installed TensorRT offers
+(:class:`~dgnet_edge.runtime.tensorrt.TensorRTFeatures`):
 
-========  ==============================================  =========================================
-          TensorRT 8.5 / 8.6 / 10.x                       TensorRT 11 (strongly typed only)
-========  ==============================================  =========================================
-fp32      fp32 ONNX                                       fp32 ONNX
-fp16      fp32 ONNX + ``BuilderFlag.FP16``                fp16 ONNX (``export --fp16``)
-int8 qdq  Q/DQ ONNX + ``BuilderFlag.INT8`` (explicit)     Q/DQ ONNX
-int8      fp32 ONNX + ``INT8`` + entropy calibrator       not available (implicit INT8 removed)
-cache /   reading the export's TensorRT cache, or
-calibrate calibrating live on a folder of images
-========  ==============================================  =========================================
+=========  ====================================  ====================================  =====================
+           TensorRT 8.5 / 8.6 / 10.0-10.11       TensorRT 10.12+ (flags deprecated)    TensorRT 11
+=========  ====================================  ====================================  =====================
+fp32       fp32 ONNX                             fp32 ONNX, strongly typed             fp32 ONNX
+fp16       fp32 ONNX + ``FP16``                  fp16 ONNX, strongly typed             fp16 ONNX
+                                                 (no fp16 ONNX: fp32 + ``FP16``)       (``export --fp16``)
+int8 qdq   Q/DQ ONNX + ``INT8`` + ``FP16``       Q/DQ ONNX, strongly typed             Q/DQ ONNX
+                                                 (DLA: + ``INT8`` + ``FP16``)
+int8       fp32 ONNX + ``INT8`` + ``FP16`` +     the same (deprecated)                 not available
+cache /    entropy calibrator: the export's
+calibrate  TensorRT cache, or live calibration
+=========  ====================================  ====================================  =====================
+
+``FP16`` goes with ``INT8`` because layers TensorRT leaves out of INT8 otherwise run in FP32
+(NvInfer.h: INT8 falls back to FP16 "if kFP16 also specified"), and on DLA FP32 layers cannot run
+at all. A strongly typed network takes its precision from the model's types, so no precision flag
+is set there; Q/DQ models keep their float layers in FP32 that way, which is why DLA builds of
+the Q/DQ model on 10.12+ stay weakly typed. TensorRT 8.5/8.6 run Q/DQ layers on the GPU, not on
+DLA: a DLA build of the Q/DQ model says so (``--int8-source cache`` gives DLA INT8 there).
 
 TensorRT 8 networks are created with ``EXPLICIT_BATCH``; 10 ignores that flag and 11 dropped it,
 so it is set only on 8. The optimisation profile comes from the manifest: the batch axis of
 every input spans the export's :class:`~dgnet_edge.manifest.BatchProfile` (min/opt/max), the
 other dimensions are the model's (DLA engines: a static batch of the profile's opt, since DLA
-layers take no dynamic dimension). The engine file and the manifest are written atomically.
+layers take no dynamic dimension); an ONNX model whose batch dimension is static cannot take
+that profile and is refused before building. The engine file and the manifest are written
+atomically.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from dgnet_edge.calib.tensorrt_calibrator import (
     make_entropy_calibrator,
     restamp,
 )
+from dgnet_edge.calib.trt_cache import parse_cache, unusable_scales, without_tensors
 from dgnet_edge.errors import BackendUnavailableError, ExportError, UsageError
 from dgnet_edge.manifest import (
     ROLES,
@@ -68,9 +81,10 @@ from dgnet_edge.runtime.base import TensorSpec
 from dgnet_edge.runtime.tensorrt import (
     DeviceInfo,
     TensorRTFeatures,
+    cuda_device,
     current_device,
     import_tensorrt,
-    make_logger,
+    tensorrt_logger,
     version_tuple,
 )
 
@@ -98,6 +112,8 @@ class BuildOptions:
         calib_batch: calibration batch size (the calibration profile's fixed batch).
         dla_core: build for this DLA core (Jetson), with GPU fallback; fp16 or int8 only. DLA
             takes no dynamic dimension, so the engine's batch is fixed at the profile's opt.
+            On TensorRT 8.5/8.6 the Q/DQ model's INT8 layers run on the GPU (``cache`` or
+            ``calibrate`` give INT8 on DLA there).
         timing_cache: timing cache file to load and update (default: one per GPU and TensorRT
             version in the export's ``engines/`` folder).
         workspace_mb: limit of TensorRT's workspace memory pool (default: TensorRT's).
@@ -134,10 +150,11 @@ class BuildPlan:
     model: ModelEntry  # the ONNX model parsed
     flags: tuple[str, ...]  # BuilderFlag names set
     network_flags: tuple[str, ...]  # NetworkDefinitionCreationFlag names set
-    strongly_typed: bool  # precision comes from the model's types (TensorRT 11)
+    strongly_typed: bool  # precision comes from the model's types (TensorRT 10.12+ and 11)
     int8_source: str | None = None
     calibration_cache: str | None = None  # cache the calibrator starts from, relative to the export folder
     cache_version: str | None = None  # TensorRT version of the manifest's cache (cache source)
+    qdq_on_gpu: bool = False  # a DLA build whose Q/DQ layers fall back to the GPU (TensorRT 8.5/8.6)
 
 
 @dataclass
@@ -164,27 +181,36 @@ def calibration_cache_file(role: str, features: TensorRTFeatures) -> str:
 
 
 def plan_build(manifest: Manifest, role: str, options: BuildOptions, features: TensorRTFeatures) -> BuildPlan:
-    """Choose the model and flags; ExportError/UsageError when this TensorRT or export cannot do it."""
+    """Choose the model, typing and flags; ExportError/UsageError when this TensorRT or export cannot do it."""
     if role not in ROLES:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    network_flags = ("EXPLICIT_BATCH",) if features.explicit_batch_flag else ()
-    strongly_typed = not features.precision_flags
+    typed_only = not features.precision_flags  # TensorRT 11
+    prefer_typed = typed_only or features.precision_flags_deprecated  # and 10.12+
+    dla = options.dla_core is not None
     flags: list[str] = []
     source = None
     cache = None
     cache_version = None
+    qdq_on_gpu = False
     if options.precision == "fp32":
         model = manifest.model(role, "fp32")
+        strongly_typed = prefer_typed
     elif options.precision == "fp16":
-        if strongly_typed:
-            if not manifest.has_model(role, "fp16"):
-                raise ExportError(
-                    f"TensorRT {features.version} builds FP16 only from an fp16 ONNX model (it removed the FP16 flag) "
-                    f"and the export has no {role} fp16 model: re-export with --fp16"
-                )
+        if prefer_typed and manifest.has_model(role, "fp16"):
             model = manifest.model(role, "fp16")
+            strongly_typed = True
+        elif typed_only:
+            raise ExportError(
+                f"TensorRT {features.version} builds FP16 only from an fp16 ONNX model (it removed the FP16 flag) "
+                f"and the export has no {role} fp16 model: re-export with --fp16"
+            )
         else:
+            if prefer_typed:
+                log.warning("TensorRT %s deprecated the FP16 flag in favour of strong typing, and the export has no "
+                            "%s fp16 model: building with the flag (re-export with --fp16 for the strongly typed build)",
+                            features.short_version, role)
             model = manifest.model(role, "fp32")
+            strongly_typed = False
             flags.append("FP16")
     else:
         source = options.int8_source
@@ -196,6 +222,13 @@ def plan_build(manifest: Manifest, role: str, options: BuildOptions, features: T
                        f"the only INT8 path of TensorRT {features.version}")
                 )
             model = manifest.model(role, "int8-qdq")
+            # Strong typing keeps the Q/DQ model's float layers in FP32, which DLA cannot run.
+            strongly_typed = typed_only or (prefer_typed and not dla)
+            if dla and not features.dla_runs_qdq:
+                qdq_on_gpu = True
+                log.warning("TensorRT %s does not run Q/DQ (explicit INT8) layers on DLA: this engine's INT8 layers "
+                            "fall back to the GPU; for INT8 on DLA build from the calibration cache "
+                            "(--int8-source cache) or calibrate (--int8-source calibrate)", features.short_version)
         else:
             if not features.implicit_int8:
                 raise UsageError(
@@ -203,6 +236,10 @@ def plan_build(manifest: Manifest, role: str, options: BuildOptions, features: T
                     "build from the Q/DQ model with --int8-source qdq"
                 )
             model = manifest.model(role, "fp32")
+            strongly_typed = False
+            if prefer_typed:
+                log.warning("TensorRT %s deprecated implicit INT8 (calibrators, INT8 flag) in favour of Q/DQ models: "
+                            "--int8-source qdq is the strongly typed build", features.short_version)
             if source == "cache":
                 # The cache of this TensorRT version; else the newest other one, restamped at build time
                 # (the scales do not depend on the version, only the header TensorRT checks does).
@@ -222,11 +259,15 @@ def plan_build(manifest: Manifest, role: str, options: BuildOptions, features: T
             else:
                 cache = calibration_cache_file(role, features)
         if not strongly_typed:
-            flags.append("INT8")
-    if options.dla_core is not None:
+            # Layers left out of INT8 run in FP16 rather than FP32 (and can stay on DLA).
+            flags += ["INT8", "FP16"]
+    if dla:
         flags.append("GPU_FALLBACK")
+    network_flags = ("EXPLICIT_BATCH",) if features.explicit_batch_flag else ()
+    if strongly_typed and features.strongly_typed_flag:
+        network_flags += ("STRONGLY_TYPED",)
     return BuildPlan(role, options.precision, model, tuple(flags), network_flags, strongly_typed, source, cache,
-                     cache_version)
+                     cache_version, qdq_on_gpu)
 
 
 # -- calibration data --------------------------------------------------------------------------
@@ -256,19 +297,28 @@ def image_batches(files: list[Path], spec: TensorSpec, fmt: InputFormat, batch: 
 # -- the build ---------------------------------------------------------------------------------
 def prepare_cache(folder: Path, manifest: Manifest, plan: BuildPlan, features: TensorRTFeatures) -> str:
     """The cache file the calibrator reads (relative to ``folder``): the export's, checked, or a copy
-    with this TensorRT's header when the export's names another version (TensorRT ignores those)."""
+    with this TensorRT's header when the export's names another version (TensorRT ignores those) and
+    without the tensors of scale 0 an older export wrote (TensorRT would divide by them)."""
     path = folder / plan.calibration_cache
     entry = next((e for e in caches_for_role(manifest.calibration, plan.role) if e["file"] == plan.calibration_cache), {})
     first = check_cache_file(path)
     if entry.get("sha256") and sha256_of(path) != entry["sha256"]:
         raise ExportError(f"{path}: contents differ from the manifest (sha256 mismatch); re-export with --int8")
+    text = path.read_text(encoding="ascii")
     wanted = f"TRT-{header_version(features.version)}-{ALGORITHM}"
-    if first == wanted:
+    unusable = unusable_scales(parse_cache(text, str(path)))
+    if first == wanted and not unusable:
         return plan.calibration_cache
     target = calibration_cache_file(plan.role, features)
-    write_atomic(folder / target, restamp(path.read_text(encoding="ascii"), features.version).encode("ascii"))
-    log.warning("%s is for %s; TensorRT %s reads %s only: wrote %s with that header",
-                plan.calibration_cache, first, features.version, wanted, target)
+    if first != wanted:
+        log.warning("%s is for %s; TensorRT %s reads %s only: writing %s with that header",
+                    plan.calibration_cache, first, features.version, wanted, target)
+        text = restamp(text, features.version)
+    if unusable:
+        log.warning("%s gives %d tensor(s) a scale of 0 or not finite (%s): leaving them out of %s, so they stay float",
+                    plan.calibration_cache, len(unusable), ", ".join(unusable[:3]), target)
+        text = without_tensors(text, unusable)
+    write_atomic(folder / target, text.encode("ascii"))
     return target
 
 
@@ -328,6 +378,26 @@ def _check_network_inputs(network: Any, model: ModelEntry) -> None:
         raise ExportError(f"{model.file}: TensorRT sees inputs {names}, the manifest lists {expected}; re-export")
 
 
+def _check_profile_fits(network: Any, model: ModelEntry, shapes: dict[str, tuple[tuple[int, ...], ...]], what: str,
+                        fix: str = "re-export it with a dynamic batch axis") -> None:
+    """ExportError when a static dimension of the parsed network differs from the profile's ``what``."""
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        dims = tuple(int(d) for d in tensor.shape)
+        low, _, high = shapes[tensor.name]
+        for axis, dim in enumerate(dims):
+            if dim < 0 or (low[axis] == dim == high[axis]):
+                continue
+            span = f"{low[axis]}..{high[axis]}" if low[axis] != high[axis] else str(low[axis])
+            if axis == 0:
+                raise ExportError(
+                    f"{model.file}: input {tensor.name!r} has a static batch dimension of {dim}, so TensorRT cannot "
+                    f"take batch {span} of {what}; {fix}"
+                )
+            raise ExportError(f"{model.file}: input {tensor.name!r} is {dims} in the model but the {what} asks for "
+                              f"{span} at axis {axis}; re-export")
+
+
 def build_engine(
     export_dir: str | Path,
     role: str,
@@ -355,7 +425,16 @@ def build_engine(
     elif plan.int8_source == "cache":
         cache_read = prepare_cache(folder, manifest, plan, features)
 
-    logger = make_logger(trt)
+    with cuda_device().current():
+        return _build(folder, manifest, plan, options, trt, features, device, onnx_path, calib_files, cache_read)
+
+
+def _build(folder: Path, manifest: Manifest, plan: BuildPlan, options: BuildOptions, trt: Any,
+           features: TensorRTFeatures, device: DeviceInfo, onnx_path: Path, calib_files: list[Path] | None,
+           cache_read: str | None) -> BuildResult:
+    """The TensorRT side of :func:`build_engine`, with the CUDA context current."""
+    role = plan.role
+    logger = tensorrt_logger(trt)
     builder = trt.Builder(logger)
     if builder is None:
         raise BackendUnavailableError("TensorRT: cannot create a builder (no usable GPU?)")
@@ -381,10 +460,15 @@ def build_engine(
             config.max_workspace_size = size
     # DLA layers take no dynamic dimension: a DLA engine has a static batch, the profile's opt.
     batch = manifest.profile if options.dla_core is None else BatchProfile(*(manifest.profile.opt,) * 3)
+    shapes = {spec.name: _profile_shapes(spec, batch) for spec in plan.model.inputs}
+    _check_profile_fits(network, plan.model, shapes,
+                        "the export's profile" if options.dla_core is None else "the DLA profile (the export's opt)")
     profile = builder.create_optimization_profile()
-    for spec in plan.model.inputs:
-        profile.set_shape(spec.name, *_profile_shapes(spec, batch))
-    config.add_optimization_profile(profile)
+    for name, (low, opt, high) in shapes.items():
+        profile.set_shape(name, low, opt, high)
+    if config.add_optimization_profile(profile) < 0:
+        raise ExportError(f"TensorRT rejected the optimisation profile {shapes} of {plan.model.file} (see the TensorRT "
+                          "errors above); check the manifest's profile (min <= opt <= max) and re-export")
     for name in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
 
@@ -398,10 +482,15 @@ def build_engine(
             reuse_cache=plan.int8_source == "cache", trt=trt,
         )
         config.int8_calibrator = calibrator
+        calib_shapes = {spec.name: _profile_shapes(spec, options.calib_batch) for spec in plan.model.inputs}
+        _check_profile_fits(network, plan.model, calib_shapes, "the calibration profile (--calib-batch)",
+                            "re-export it with a dynamic batch axis, or calibrate with that --calib-batch")
         calib_profile = builder.create_optimization_profile()
-        for spec in plan.model.inputs:
-            calib_profile.set_shape(spec.name, *_profile_shapes(spec, options.calib_batch))
-        config.set_calibration_profile(calib_profile)
+        for name, (low, opt, high) in calib_shapes.items():
+            calib_profile.set_shape(name, low, opt, high)
+        if not config.set_calibration_profile(calib_profile):
+            raise ExportError(f"TensorRT rejected the calibration profile {calib_shapes} of {plan.model.file} "
+                              "(see the TensorRT errors above); try another --calib-batch")
 
     if options.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
@@ -438,11 +527,14 @@ def build_engine(
     details: dict[str, Any] = {
         "flags": list(plan.flags),
         "strongly_typed": plan.strongly_typed,
+        "network_flags": list(plan.network_flags),
         "build_seconds": round(seconds, 3),
         "dla_core": options.dla_core,
     }
     if plan.int8_source is not None:
         details["int8_source"] = plan.int8_source
+    if plan.qdq_on_gpu:
+        details["dla_fallback"] = "Q/DQ layers run on the GPU (TensorRT 8.5/8.6 run no explicit INT8 on DLA)"
     if plan.calibration_cache is not None:
         details["calibration_cache"] = plan.calibration_cache
         if cache_read != plan.calibration_cache:

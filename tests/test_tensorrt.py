@@ -6,7 +6,11 @@ recorded members — anything else raises AttributeError, members the fake does 
 when used — its builder, parser, config, engine and context record the calls made, and members
 the bindings wrap in a deprecation emit DeprecationWarning when called. A fake ``pycuda`` keeps
 "device memory" in host bytearrays, so the runner's copies and the engine's computation are
-checked end to end. Both are installed by monkeypatching ``sys.modules``.
+checked end to end; it keeps a CUDA context stack per thread, and its memory calls (and the fake
+engine's execution) fail in a thread where no context is current, as pycuda's do. Its
+``pycuda.autoinit`` makes a context current in the thread that first reads it, as importing the
+real one does. An integrated GPU (``FakeGPU(integrated=True)``, a Jetson) maps page-locked host
+memory into the device's address space. Both are installed by monkeypatching ``sys.modules``.
 
 Tests marked ``tensorrt``/``gpu`` build and run real engines; they skip here with the reason.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import types
 import warnings
 from dataclasses import dataclass, field, replace
@@ -37,6 +42,7 @@ from dgnet_edge.calib.tensorrt_calibrator import (
     make_entropy_calibrator,
     restamp,
 )
+from dgnet_edge.calib.trt_cache import cache_text, parse_cache
 from dgnet_edge.errors import BackendUnavailableError, ExportError, UsageError
 from dgnet_edge.export.tensorrt_build import BuildOptions, build_engine, build_engines, plan_build
 from dgnet_edge.export.trt_ops import operator_table
@@ -47,7 +53,7 @@ from dgnet_edge.runtime.tensorrt import (
     EngineFromPath,
     TensorRTFeatures,
     TensorRTRunner,
-    import_cuda,
+    cuda_device,
     import_tensorrt,
 )
 
@@ -272,6 +278,7 @@ class MNetwork:
 
 class MParser:
     def __init__(self, network: Any, logger: Any) -> None:
+        self._env.take_logger(logger)
         self._network = network
         self._errors: list[Any] = []
 
@@ -318,6 +325,11 @@ class MProfile:
     def set_shape(self, name: str, min: Any, opt: Any, max: Any) -> None:  # noqa: A002 - TensorRT's names
         self._shapes[name] = tuple(tuple(int(d) for d in s) for s in (min, opt, max))
 
+    def _valid(self) -> bool:
+        return bool(self._shapes) and all(
+            len(low) == len(opt) == len(high) and all(a <= b <= c for a, b, c in zip(low, opt, high))
+            for low, opt, high in self._shapes.values())
+
     def get_shape(self, name: str) -> list[Any]:
         return [self._env.dims(s) for s in self._shapes[name]]
 
@@ -354,10 +366,14 @@ class MConfig:
         self._pools[pool.name] = int(size)
 
     def add_optimization_profile(self, profile: Any) -> int:
+        if not profile._valid():
+            return -1  # TensorRT: "the index ... if the input is valid, or -1 if the input is not valid"
         self._profiles.append(profile)
         return len(self._profiles) - 1
 
     def set_calibration_profile(self, profile: Any) -> bool:
+        if not profile._valid():
+            return False
         self._calib_profile = profile
         return True
 
@@ -412,6 +428,7 @@ def _check_initialised(obj: Any) -> None:
 class MBuilder:
     def __init__(self, logger: Any) -> None:
         _check_initialised(logger)
+        self._env.take_logger(logger)
         self._logger = logger
 
     num_DLA_cores = property(lambda self: self._env.gpu.dla_cores)
@@ -429,12 +446,14 @@ class MBuilder:
         return self._env.new("IOptimizationProfile", _shapes={})
 
     def build_serialized_network(self, network: Any, config: Any) -> Any:
+        self._env.require_context("Builder.build_serialized_network")
         return self._env.build(network, config)
 
 
 class MRuntime:
     def __init__(self, logger: Any) -> None:
         _check_initialised(logger)
+        self._env.take_logger(logger)
         self._logger = logger
         self._dla = 0
 
@@ -445,6 +464,7 @@ class MRuntime:
 
     def deserialize_cuda_engine(self, data: Any) -> Any:
         env = self._env
+        env.require_context("Runtime.deserialize_cuda_engine")
         data = bytes(data)
         if not data.startswith(b"FAKEPLAN"):
             return None
@@ -498,6 +518,7 @@ class MEngine:
         return [self._env.dims(s) for s in self._plan["profile"][name]]
 
     def create_execution_context(self) -> Any:
+        self._env.require_context("ICudaEngine.create_execution_context")
         return self._env.new("IExecutionContext", _engine=self, _shapes={}, _addresses={})
 
 
@@ -517,6 +538,7 @@ class MContext:
         return tuple(batch if d < 0 else d for d in t["shape"])
 
     def _run(self, addresses: dict[str, int]) -> bool:
+        self._env.require_context("IExecutionContext.execute")
         engine, mem = self._engine, self._env.memory
         io, n_in = engine._io, engine._n_in
         if set(self._shapes) != {t["name"] for t in io[:n_in]}:
@@ -585,6 +607,7 @@ class FakeGPU:
     cc: str = "8.7"
     dla_cores: int = 2
     present: bool = True
+    integrated: bool = False  # a Jetson: GPU and CPU share memory
 
 
 class FakeMemory:
@@ -595,9 +618,10 @@ class FakeMemory:
         self.next = 0x10000
         self.freed: list[int] = []
 
-    def alloc(self, nbytes: int) -> int:
+    def alloc(self, nbytes: int, block: bytearray | None = None) -> int:
+        """A new allocation (``block``: host memory mapped into the device's address space)."""
         address = self.next
-        self.blocks[address] = bytearray(int(nbytes))
+        self.blocks[address] = bytearray(int(nbytes)) if block is None else block
         self.next += int(nbytes) + 256
         return address
 
@@ -636,8 +660,12 @@ class FakeEnv:
     cuda_calls: list[tuple[str, Any]] = field(default_factory=list)
     executions: int = 0
     memory: FakeMemory = field(default_factory=FakeMemory)
+    cache_writes: int = 0  # write_calibration_cache calls after TensorRT took a cache
+    loggers: list[Any] = field(default_factory=list)  # every logger handed to a builder, parser or runtime
+    logger_warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.threads = threading.local()  # per thread: its stack of current CUDA contexts
         self.api = API["versions"][self.label]
         self.version = FULL_VERSION[self.label]
         self.major = int(self.label.split(".")[0])
@@ -738,13 +766,24 @@ class FakeEnv:
         for t in network._inputs:
             if -1 in t._shape and t._name not in profile:
                 return None  # TensorRT: dynamic input without a profile
+            if t._name in profile and any(d >= 0 and not lo == d == hi for d, lo, hi
+                                          in zip(t._shape, profile[t._name][0], profile[t._name][2])):
+                return None  # TensorRT: the profile's dimensions conflict with the network's static ones
+        strongly_typed = self.major >= 11 or "STRONGLY_TYPED" in network._flags
+        if strongly_typed and {"FP16", "INT8", "BF16", "FP8"} & config._flags:
+            return None  # TensorRT: precision flags are not allowed on a strongly typed network
         has_qdq = "QuantizeLinear" in network._ops
         if "INT8" in config._flags and not has_qdq:
             if not self._calibrate(network, config):
                 return None
-        if config._device_type is not None and config._device_type.name == "DLA":
-            if not ({"FP16", "INT8"} & config._flags or self.major >= 11):
-                return None
+        on_dla = config._device_type is not None and config._device_type.name == "DLA"
+        # Layers no INT8 covers run in FP16 only with the FP16 flag (weakly typed) or an fp16 model
+        # (strongly typed); FP32 layers cannot run on DLA and go to the GPU (GPU_FALLBACK) or fail.
+        fp32_layers = (not strongly_typed and "FP16" not in config._flags) or (strongly_typed and "Cast" not in network._ops)
+        qdq_on_gpu = on_dla and has_qdq and self.major < 10  # TensorRT 8.5/8.6: no Q/DQ on DLA
+        gpu_layers = on_dla and (fp32_layers or qdq_on_gpu)
+        if gpu_layers and "GPU_FALLBACK" not in config._flags:
+            return None
         if config._timing_cache is not None:
             config._timing_cache._entries += 1
         plan = {
@@ -753,7 +792,8 @@ class FakeEnv:
             "inputs": [{"name": t._name, "shape": list(t._shape), "dtype": t._dtype.name} for t in network._inputs],
             "outputs": [{"name": t._name, "shape": list(t._shape), "dtype": t._dtype.name} for t in network._outputs],
             "profile": {name: [list(s) for s in shapes] for name, shapes in profile.items()},
-            "dla_core": config._dla_core if config._device_type is not None else None,
+            "dla_core": config._dla_core if on_dla else None,
+            "fp32_layers": fp32_layers, "gpu_layers": gpu_layers,
         }
         return self.host_memory(b"FAKEPLAN" + json.dumps(plan).encode())
 
@@ -766,6 +806,11 @@ class FakeEnv:
         cache = calibrator.read_calibration_cache()
         wanted = f"TRT-{header_version(self.version)}-EntropyCalibration2\n".encode()
         if cache and bytes(cache).startswith(wanted):
+            # TensorRT takes the scales, then hands its own serialization of them to the calibrator
+            # (here: the cache's lines plus one per network output it derived).
+            extra = "".join(f"{t._name}: 3c800000\n" for t in network._outputs)
+            self.cache_writes += 1
+            calibrator.write_calibration_cache(memoryview(bytes(cache) + extra.encode()))
             return True  # a cache of another version or algorithm is ignored: TensorRT calibrates
         calibrator.get_batch_size()
         names = [t._name for t in network._inputs]
@@ -785,6 +830,23 @@ class FakeEnv:
         calibrator.write_calibration_cache(memoryview(table))
         return True
 
+    # -- CUDA contexts and loggers ---------------------------------------------------------------
+    def context_stack(self) -> list[Any]:
+        if not hasattr(self.threads, "stack"):
+            self.threads.stack = []
+        return self.threads.stack
+
+    def require_context(self, what: str) -> None:
+        if not self.context_stack():
+            raise self.cuda_modules["pycuda.driver"].LogicError(
+                f"{what} failed: invalid device context - no currently active context?")
+
+    def take_logger(self, logger: Any) -> None:
+        """TensorRT keeps the first logger it is given and warns about any other."""
+        if self.loggers and logger is not self.loggers[0]:
+            self.logger_warnings.append("The logger passed into createInferRuntime differs from one already provided")
+        self.loggers.append(logger)
+
     # -- pycuda -------------------------------------------------------------------------------
     def _pycuda(self) -> dict[str, types.ModuleType]:
         env = self
@@ -798,6 +860,30 @@ class FakeEnv:
 
         class CudaRuntimeError(Error):
             pass
+
+        class device_attribute:  # noqa: N801 - pycuda's name
+            INTEGRATED = "INTEGRATED"
+            CAN_MAP_HOST_MEMORY = "CAN_MAP_HOST_MEMORY"
+
+        class host_alloc_flags:  # noqa: N801 - pycuda's name
+            PORTABLE, DEVICEMAP, WRITECOMBINED = 1, 2, 4
+
+        class Context:
+            def __init__(self, kind: str) -> None:
+                self.kind = kind
+
+            def push(self) -> None:
+                env.cuda_calls.append(("push", self.kind))
+                env.context_stack().append(self)
+
+            @staticmethod
+            def pop() -> None:
+                stack = env.context_stack()
+                if not stack:
+                    raise LogicError("cuCtxPopCurrent failed: invalid device context")
+                env.cuda_calls.append(("pop", stack.pop().kind))
+
+        primary = Context("primary")
 
         class Device:
             def __init__(self, index: int) -> None:
@@ -814,6 +900,12 @@ class FakeEnv:
                 major, minor = env.gpu.cc.split(".")
                 return int(major), int(minor)
 
+            def get_attribute(self, attribute: str) -> int:
+                return {"INTEGRATED": int(env.gpu.integrated), "CAN_MAP_HOST_MEMORY": 1}[attribute]
+
+            def retain_primary_context(self) -> Context:
+                return primary  # not made current: its users push it
+
         class DeviceAllocation:
             def __init__(self, nbytes: int) -> None:
                 self.address = env.memory.alloc(nbytes)
@@ -825,13 +917,32 @@ class FakeEnv:
             __index__ = __int__
 
             def free(self) -> None:
+                env.require_context("cuMemFree")
                 env.memory.free(self.address)
+
+        class PagelockedHostAllocation(bytearray):
+            """The ``base`` of a page-locked array; mapped ones live in the device's address space too."""
+
+            address: int | None = None
+
+            def get_device_pointer(self) -> int:
+                if self.address is None:
+                    raise LogicError("cuMemHostGetDevicePointer failed: invalid value (not allocated with DEVICEMAP)")
+                return self.address
+
+            def free(self) -> None:
+                env.require_context("cuMemFreeHost")
+                if self.address is not None:
+                    env.memory.free(self.address)
+                    self.address = None
 
         class Stream:
             def __init__(self) -> None:
+                env.require_context("cuStreamCreate")
                 self.handle = 0xABC0 + len(env.cuda_calls)
 
             def synchronize(self) -> None:
+                env.require_context("cuStreamSynchronize")
                 env.cuda_calls.append(("synchronize", self))
 
         def init() -> None:
@@ -839,36 +950,56 @@ class FakeEnv:
                 raise CudaRuntimeError("cuInit failed: no CUDA-capable device is detected")
 
         def mem_alloc(nbytes: int) -> DeviceAllocation:
+            env.require_context("cuMemAlloc")
             env.cuda_calls.append(("mem_alloc", nbytes))
             return DeviceAllocation(nbytes)
 
-        def pagelocked_empty(shape: Any, dtype: Any) -> np.ndarray:
-            env.pagelocked.append((shape, np.dtype(dtype)))
-            return np.zeros(shape, dtype)
+        def pagelocked_empty(shape: Any, dtype: Any, order: str = "C", mem_flags: int = 0) -> np.ndarray:
+            env.require_context("cuMemHostAlloc")
+            env.pagelocked.append((shape, np.dtype(dtype), mem_flags))
+            count = int(np.prod(shape))
+            block = PagelockedHostAllocation(max(count * np.dtype(dtype).itemsize, 1))
+            if mem_flags & host_alloc_flags.DEVICEMAP:
+                block.address = env.memory.alloc(len(block), block)
+            return np.ndarray(shape, dtype, buffer=block, order=order)
 
         def memcpy_htod(dest: Any, src: np.ndarray) -> None:
+            env.require_context("cuMemcpyHtoD")
             env.cuda_calls.append(("memcpy_htod", None))
             env.memory.write(int(dest), src)
 
         def memcpy_htod_async(dest: Any, src: np.ndarray, stream: Any = None) -> None:
+            env.require_context("cuMemcpyHtoDAsync")
             env.cuda_calls.append(("memcpy_htod_async", stream))
             env.memory.write(int(dest), src)
 
         def memcpy_dtoh_async(dest: np.ndarray, src: Any, stream: Any = None) -> None:
+            env.require_context("cuMemcpyDtoHAsync")
             env.cuda_calls.append(("memcpy_dtoh_async", stream))
             assert dest.flags.c_contiguous and dest.flags.writeable
             dest[...] = env.memory.read(int(src), dest.shape, dest.dtype)
 
         for name, value in dict(
-            Error=Error, LogicError=LogicError, RuntimeError=CudaRuntimeError, Device=Device,
-            DeviceAllocation=DeviceAllocation, Stream=Stream, init=init, mem_alloc=mem_alloc,
-            pagelocked_empty=pagelocked_empty, memcpy_htod=memcpy_htod, memcpy_htod_async=memcpy_htod_async,
-            memcpy_dtoh_async=memcpy_dtoh_async,
+            Error=Error, LogicError=LogicError, RuntimeError=CudaRuntimeError, Device=Device, Context=Context,
+            device_attribute=device_attribute, host_alloc_flags=host_alloc_flags,
+            DeviceAllocation=DeviceAllocation, PagelockedHostAllocation=PagelockedHostAllocation, Stream=Stream,
+            init=init, mem_alloc=mem_alloc, pagelocked_empty=pagelocked_empty, memcpy_htod=memcpy_htod,
+            memcpy_htod_async=memcpy_htod_async, memcpy_dtoh_async=memcpy_dtoh_async,
         ).items():
             setattr(driver, name, value)
+
         autoinit = types.ModuleType("pycuda.autoinit")
-        autoinit.device = Device(0)
-        autoinit.context = object()
+        own = Context("autoinit")  # make_default_context: a new context, current in the importing thread
+
+        def autoinit_attribute(name: str) -> Any:
+            if name not in ("device", "context"):
+                raise AttributeError(name)
+            if not getattr(env.threads, "autoinit", False):
+                env.threads.autoinit = True
+                own.push()
+            return Device(0) if name == "device" else own
+
+        autoinit.__getattr__ = autoinit_attribute
         package = types.ModuleType("pycuda")
         package.__path__ = []
         package.driver, package.autoinit = driver, autoinit
@@ -911,7 +1042,7 @@ IMAGES = TensorSpec("images", ("batch", HEIGHT, WIDTH, 3), "float32")
 OUTPUTS = (TensorSpec("features", ("batch", 3), "float32"), TensorSpec("appearance", ("batch", HEIGHT * WIDTH * 3), "float32"))
 
 
-def _model(extra_nodes: str = "") -> onnx.ModelProto:
+def _model(extra_nodes: str = "", batch: int | str = "batch") -> onnx.ModelProto:
     """images (batch, H, W, 3) -> features (batch, 3) = channel means, appearance = flattened image."""
     nodes = []
     source = "images"
@@ -933,21 +1064,23 @@ def _model(extra_nodes: str = "") -> onnx.ModelProto:
         inits = [helper.make_tensor("scale", TensorProto.FLOAT, [], [2.0]), helper.make_tensor("zero", TensorProto.INT8, [], [0])]
     graph = helper.make_graph(
         nodes, "tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", HEIGHT, WIDTH, 3])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("appearance", TensorProto.FLOAT, ["batch", HEIGHT * WIDTH * 3])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, HEIGHT, WIDTH, 3])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, 3]),
+         helper.make_tensor_value_info("appearance", TensorProto.FLOAT, [batch, HEIGHT * WIDTH * 3])],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def write_export(folder: Path, variants: tuple[str, ...] = ("fp32", "fp16", "int8-qdq"), bad: bool = False) -> Path:
+def write_export(folder: Path, variants: tuple[str, ...] = ("fp32", "fp16", "int8-qdq"), bad: bool = False,
+                 batch: int | str = "batch") -> Path:
+    """An export of the tiny model; ``batch``: the ONNX models' batch dimension (the manifest keeps "batch")."""
     folder.mkdir(parents=True, exist_ok=True)
     models = []
     for precision in variants:
         file = "embedder.onnx" if precision == "fp32" else f"embedder.{precision}.onnx"
         kind = {"fp32": "bad" if bad else "", "fp16": "fp16", "int8-qdq": "qdq"}[precision]
-        onnx.save(_model(kind), folder / file)
+        onnx.save(_model(kind, batch), folder / file)
         models.append(ModelEntry("embedder", precision, file, sha256_of(folder / file), (IMAGES,), OUTPUTS, 17))
     caches = []
     for label in IMPLICIT_INT8:  # as the export's INT8 step lists them
@@ -1042,25 +1175,31 @@ def test_build_calls_the_version_appropriate_api(fake: FakeEnv, export: Path, ca
         warnings.simplefilter("always")
         result = build_engine(export, "embedder", options)
 
-    # network: EXPLICIT_BATCH on 8 only (ignored in 10, absent in 11); 11 is strongly typed anyway
+    # strongly typed: always on 11; on 10.12+ (precision flags deprecated) unless implicit INT8 needs the flags
+    strongly_typed = fake.major >= 11 or (fake.label == "10.13" and not implicit)
+
+    # network: EXPLICIT_BATCH on 8 only (ignored in 10, absent in 11); STRONGLY_TYPED on 10.x (11 ignores it)
     (flags,), _ = fake.called("Builder.create_network")[0]
     enum = fake.trt.NetworkDefinitionCreationFlag
     set_names = {name for name, value in enum.__members__.items() if flags & (1 << int(value))}
-    assert set_names == ({"EXPLICIT_BATCH"} if fake.major < 10 else set())
+    assert set_names == ({"EXPLICIT_BATCH"} if fake.major < 10 else {"STRONGLY_TYPED"} if strongly_typed and fake.major == 10
+                         else set())
 
     # which ONNX model was parsed
     model_file = {"fp32": "embedder.onnx", "fp16": "embedder.onnx", "int8": "embedder.onnx"}[precision]
-    if precision == "fp16" and fake.major >= 11:
+    if precision == "fp16" and strongly_typed:
         model_file = "embedder.fp16.onnx"
     if precision == "int8" and source == "qdq":
         model_file = "embedder.int8-qdq.onnx"
     assert fake.parsed == [model_file]
 
-    # precision flags: FP16/INT8 on 8.x/10.x, none on 11 (they do not exist there)
+    # precision flags on weakly typed networks only; INT8 always with FP16 (layers left out of INT8 run FP16)
     expected_flags = set()
-    if fake.major < 11:
-        expected_flags = {"fp32": set(), "fp16": {"FP16"}, "int8": {"INT8"}}[precision]
+    if not strongly_typed:
+        expected_flags = {"fp32": set(), "fp16": {"FP16"}, "int8": {"INT8", "FP16"}}[precision]
     assert flag_names(fake) == expected_flags
+    assert json.loads(result.path.read_bytes()[len(b"FAKEPLAN"):])["fp32_layers"] == (precision == "fp32" or (
+        strongly_typed and model_file != "embedder.fp16.onnx"))
 
     # workspace through the memory pools; max_workspace_size never touched
     (pool, size), _ = fake.called("IBuilderConfig.set_memory_pool_limit")[0]
@@ -1114,7 +1253,7 @@ def test_build_calls_the_version_appropriate_api(fake: FakeEnv, export: Path, ca
     assert entry.sha256 == sha256_of(export / entry.file) and entry.profile == PROFILE
     assert entry.source == {"embedder.onnx": "embedder:fp32", "embedder.fp16.onnx": "embedder:fp16",
                             "embedder.int8-qdq.onnx": "embedder:int8-qdq"}[model_file]
-    assert entry.details["strongly_typed"] == (fake.major >= 11)
+    assert entry.details["strongly_typed"] == strongly_typed
     assert not list(export.glob("**/*.tmp"))
 
 
@@ -1226,6 +1365,129 @@ def test_plan_is_a_pure_function_of_manifest_options_and_features(export: Path) 
     assert plan_build(manifest, "embedder", BuildOptions("int8"), v8).network_flags == ("EXPLICIT_BATCH",)
 
 
+def plan_of(result: Any) -> dict[str, Any]:
+    """What the fake TensorRT put in the engine it built."""
+    return json.loads(result.path.read_bytes()[len(b"FAKEPLAN"):])
+
+
+@pytest.mark.filterwarnings("ignore:IBuilderConfig.*deprecated:DeprecationWarning")  # implicit INT8 on 10.x
+@pytest.mark.parametrize(("label", "source", "dla"), [("8.5", "qdq", None), ("8.6", "cache", None), ("10.3", "qdq", None),
+                                                      ("10.3", "calibrate", 0), ("10.13", "cache", None),
+                                                      ("10.13", "qdq", 1)])
+def test_int8_sets_fp16_too_so_no_layer_falls_back_to_fp32(monkeypatch: pytest.MonkeyPatch, export: Path,
+                                                            calib_images: Path, label: str, source: str,
+                                                            dla: int | None) -> None:
+    env = fake_for(label, monkeypatch)
+    options = BuildOptions("int8", int8_source=source, calib_data=calib_images if source == "calibrate" else None,
+                           calib_batch=CALIB_BATCH, dla_core=dla)
+    result = build_engine(export, "embedder", options)
+    assert {"INT8", "FP16"} <= flag_names(env)
+    assert not plan_of(result)["fp32_layers"]  # layers INT8 leaves out run in FP16
+    if dla is not None:
+        assert not plan_of(result)["gpu_layers"]  # ... so on DLA, none of them has to go to the GPU
+
+
+def test_tensorrt_10_12_prefers_strong_typing_with_the_flags_as_fallback(
+        monkeypatch: pytest.MonkeyPatch, export: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    env = fake_for("10.13", monkeypatch)
+    features = TensorRTFeatures.of(env.trt)
+    assert features.strongly_typed_flag and features.precision_flags_deprecated
+    assert not TensorRTFeatures.of(FakeEnv("10.3").trt).precision_flags_deprecated
+    assert not TensorRTFeatures.of(FakeEnv("11").trt).strongly_typed_flag  # 11 ignores the flag: never set
+
+    def build(folder: Path, options: BuildOptions) -> tuple[set[str], dict[str, Any]]:
+        env.calls.clear()
+        env.parsed.clear()
+        result = build_engine(folder, "embedder", options)
+        (bits,), _ = env.called("Builder.create_network")[0]
+        enum = env.trt.NetworkDefinitionCreationFlag
+        network = {name for name, value in enum.__members__.items() if bits & (1 << int(value))}
+        return network, {**result.details, "set": flag_names(env), "parsed": env.parsed[:]}
+
+    network, got = build(export, BuildOptions("fp16"))
+    assert network == {"STRONGLY_TYPED"} and got["set"] == set() and got["parsed"] == ["embedder.fp16.onnx"]
+    network, got = build(export, BuildOptions("int8"))
+    assert network == {"STRONGLY_TYPED"} and got["set"] == set() and got["parsed"] == ["embedder.int8-qdq.onnx"]
+    # DLA: strong typing would keep the Q/DQ model's float layers in FP32, which DLA cannot run
+    network, got = build(export, BuildOptions("int8", dla_core=0))
+    assert network == set() and got["set"] == {"INT8", "FP16", "GPU_FALLBACK"} and not got["strongly_typed"]
+    # fallbacks: no fp16 model -> the (deprecated) FP16 flag; implicit INT8 -> flags and calibrator
+    fp32_only = write_export(tmp_path / "fp32_only", variants=("fp32",))
+    caplog.set_level("WARNING")
+    network, got = build(fp32_only, BuildOptions("fp16"))
+    assert network == set() and got["set"] == {"FP16"} and got["parsed"] == ["embedder.onnx"]
+    assert "re-export with --fp16 for the strongly typed build" in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        network, got = build(export, BuildOptions("int8", int8_source="cache"))
+    assert network == set() and got["set"] == {"INT8", "FP16"} and "deprecated implicit INT8" in caplog.text
+
+
+def test_one_tensorrt_logger_for_every_builder_parser_and_runtime(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
+    env = fake_for("8.6", monkeypatch)
+    build_engine(export, "embedder", BuildOptions("fp32"))
+    build_engine(export, "embedder", BuildOptions("fp16"))
+    with TensorRTRunner(EngineFromExport(export, "embedder", "fp16")) as runner:
+        runner.infer(_feed(1))
+    EngineFromExport(export, "embedder", "fp32")()
+    assert len(env.loggers) == 6  # two builders, two parsers, two runtimes
+    assert all(logger is env.loggers[0] for logger in env.loggers) and env.logger_warnings == []
+
+
+def test_rejected_profiles_are_errors(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
+    env = fake_for("10.3", monkeypatch)
+    monkeypatch.setattr(env.trt.IBuilderConfig, "add_optimization_profile", lambda self, profile: -1)
+    with pytest.raises(ExportError, match=r"TensorRT rejected the optimisation profile .*embedder\.onnx"):
+        build_engine(export, "embedder", BuildOptions("fp16"))
+    monkeypatch.undo()
+    env = fake_for("8.5", monkeypatch)
+    monkeypatch.setattr(env.trt.IBuilderConfig, "set_calibration_profile", lambda self, profile: False)
+    with pytest.raises(ExportError, match="TensorRT rejected the calibration profile .*--calib-batch"):
+        build_engine(export, "embedder", BuildOptions("int8", int8_source="cache"))
+    assert "Builder.build_serialized_network" not in env.used()
+
+
+@pytest.mark.filterwarnings("ignore:IBuilderConfig.*deprecated:DeprecationWarning")  # implicit INT8 on 10.x
+@pytest.mark.parametrize("label", ["8.5", "10.3", "11"])
+def test_static_batch_model_is_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            label: str) -> None:
+    env = fake_for(label, monkeypatch)
+    folder = write_export(tmp_path / "static", batch=1)
+    with pytest.raises(ExportError, match=r"embedder\.onnx: input 'images' has a static batch dimension of 1, so "
+                                          r"TensorRT cannot take batch 1\.\.16 of the export's profile; re-export"):
+        build_engine(folder, "embedder", BuildOptions("fp32"))
+    assert "Builder.build_serialized_network" not in env.used()
+    # a static batch the profile matches is fine: DLA's static batch is the profile's opt (4)
+    folder = write_export(tmp_path / "static4", batch=4)
+    assert build_engine(folder, "embedder", BuildOptions("fp16", dla_core=0)).entry.profile == BatchProfile(4, 4, 4)
+    if env.major < 11:  # ... but not a calibration batch of another size
+        with pytest.raises(ExportError, match="cannot take batch 8 of the calibration profile .*--calib-batch"):
+            build_engine(folder, "embedder", BuildOptions("int8", int8_source="cache", calib_batch=8, dla_core=0))
+
+
+@pytest.mark.parametrize("label", ["8.5", "8.6"])
+def test_dla_qdq_on_tensorrt_8_says_its_int8_layers_run_on_the_gpu(
+        monkeypatch: pytest.MonkeyPatch, export: Path, caplog: pytest.LogCaptureFixture, label: str) -> None:
+    env = fake_for(label, monkeypatch)
+    caplog.set_level("WARNING")
+    result = build_engine(export, "embedder", BuildOptions("int8", dla_core=0))
+    assert "does not run Q/DQ (explicit INT8) layers on DLA" in caplog.text and "--int8-source cache" in caplog.text
+    assert "run on the GPU" in result.details["dla_fallback"] and plan_of(result)["gpu_layers"]
+    # DLA INT8 from the export's calibration cache: nothing left for the GPU
+    caplog.clear()
+    result = build_engine(export, "embedder", BuildOptions("int8", int8_source="cache", dla_core=0))
+    assert flag_names(env) >= {"INT8", "FP16", "GPU_FALLBACK"} and not plan_of(result)["gpu_layers"]
+    assert "dla_fallback" not in result.details and "Q/DQ" not in caplog.text
+
+
+def test_dla_qdq_on_tensorrt_10_runs_on_dla(monkeypatch: pytest.MonkeyPatch, export: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    fake_for("10.3", monkeypatch)
+    caplog.set_level("WARNING")
+    result = build_engine(export, "embedder", BuildOptions("int8", dla_core=0))
+    assert "dla_fallback" not in result.details and not plan_of(result)["gpu_layers"] and "Q/DQ" not in caplog.text
+
+
 # ==============================================================================================
 # The calibrator
 # ==============================================================================================
@@ -1304,6 +1566,50 @@ def test_cache_file_check(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="not a TensorRT EntropyCalibration2 cache"):
         check_cache_file(bad)
 
+@pytest.mark.filterwarnings("ignore:IBuilderConfig.*deprecated:DeprecationWarning")  # implicit INT8 on 10.x
+@pytest.mark.parametrize("label", ["8.6", "10.3"])
+def test_cache_builds_leave_the_exports_cache_as_it_is(monkeypatch: pytest.MonkeyPatch, export: Path,
+                                                       calib_images: Path, label: str) -> None:
+    env = fake_for(label, monkeypatch)
+    cache = export / cache_file(label)
+    before = cache.read_bytes()
+    build_engine(export, "embedder", BuildOptions("int8", int8_source="cache"))
+    assert env.cache_writes == 1  # TensorRT handed its copy of the scales back ...
+    assert cache.read_bytes() == before  # ... which the calibrator did not put in the export's file
+    build_engine(export, "embedder", BuildOptions("int8", int8_source="cache"))  # the sha256 still matches
+    # live calibration writes its own file, never one the manifest lists
+    result = build_engine(export, "embedder", BuildOptions("int8", int8_source="calibrate", calib_data=calib_images,
+                                                           calib_batch=CALIB_BATCH))
+    assert result.details["calibration_cache"].startswith("engines/") and cache.read_bytes() == before
+
+
+def test_calibrator_that_read_a_cache_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_for("10.3", monkeypatch)
+    cache = tmp_path / "c.cache"
+    cache.write_bytes(b"TRT-100300-EntropyCalibration2\nimages: 3c010a14\n")
+    calibrator = make_entropy_calibrator([], cache)
+    assert calibrator.read_calibration_cache() == cache.read_bytes()
+    calibrator.write_calibration_cache(memoryview(b"TRT-100300-EntropyCalibration2\nimages: 3c010a14\nout: 3c800000\n"))
+    assert cache.read_bytes() == b"TRT-100300-EntropyCalibration2\nimages: 3c010a14\n"
+    assert not calibration_state(calibrator).cache_written
+
+
+@pytest.mark.filterwarnings("ignore:IBuilderConfig.*deprecated:DeprecationWarning")  # implicit INT8 on 10.x
+def test_zero_ranges_are_left_out_of_caches(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
+    text = cache_text({"images": 1.27, "dead": 0.0, "tiny": 1e-45, "broken": float("nan")}, "10.3.0")
+    assert text == "TRT-100300-EntropyCalibration2\nimages: 3c23d70a\n" and set(parse_cache(text).scales) == {"images"}
+    # a cache an older export wrote with a scale of 0: the calibrator gets a copy without that line
+    fake_for("10.3", monkeypatch)
+    manifest = load_manifest(export)
+    file = cache_file("10.3")
+    (export / file).write_text("TRT-100300-EntropyCalibration2\nimages: 3c010a14\ndead: 00000000\n")
+    caches = [dict(c, sha256=sha256_of(export / file)) if c["file"] == file else c for c in manifest.calibration["caches"]]
+    replace(manifest, calibration={"caches": caches}).save(export)
+    result = build_engine(export, "embedder", BuildOptions("int8", int8_source="cache"))
+    read = export / result.details["calibration_cache_restamped"]
+    assert read.read_text() == "TRT-100300-EntropyCalibration2\nimages: 3c010a14\n"
+    assert (export / file).read_text().endswith("dead: 00000000\n")  # the export's file is untouched
+
 
 # ==============================================================================================
 # The runner
@@ -1336,37 +1642,49 @@ def test_runner_per_version(fake: FakeEnv, export: Path) -> None:
             with pytest.raises(ValueError, match="must be float32"):
                 runner.infer({"images": np.zeros((1, HEIGHT, WIDTH, 3), np.uint8)})
             assert runner.inference_time is not None
+    # the tensor-name API on every version (it exists from 8.5): no deprecated binding call, no warning
     used = fake.used()
-    if fake.major < 10:
-        assert {"ICudaEngine.num_bindings", "ICudaEngine.binding_is_input", "ICudaEngine.get_binding_shape",
-                "IExecutionContext.set_binding_shape", "IExecutionContext.execute_async_v2"} <= used
-        assert not {"IExecutionContext.execute_async_v3", "IExecutionContext.set_tensor_address"} & used
-    else:
-        assert {"ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode",
-                "IExecutionContext.set_input_shape", "IExecutionContext.set_tensor_address",
-                "IExecutionContext.execute_async_v3"} <= used
-        assert not any("binding" in u or u.endswith("execute_async_v2") for u in used)
-        assert deprecations(caught) == set()
+    assert {"ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode",
+            "IExecutionContext.set_input_shape", "IExecutionContext.set_tensor_address",
+            "IExecutionContext.execute_async_v3"} <= used
+    assert not any("binding" in u or u.endswith("execute_async_v2") for u in used)
+    assert deprecations(caught) == set()
     assert fake.executions == 3
-    # page-locked host buffers sized for the profile maximum, one per I/O tensor
-    assert sorted(count for count, _ in fake.pagelocked) == sorted([16 * HEIGHT * WIDTH * 3, 16 * 3, 16 * HEIGHT * WIDTH * 3])
+    # page-locked host buffers sized for the profile maximum, one per I/O tensor (not mapped: a discrete GPU)
+    assert sorted(count for count, _, _ in fake.pagelocked) == sorted([16 * HEIGHT * WIDTH * 3, 16 * 3, 16 * HEIGHT * WIDTH * 3])
+    assert {flags for _, _, flags in fake.pagelocked} == {0}
     # copies in, execution and copies out on one stream, then one synchronize per batch
     streams = {s for c, s in fake.cuda_calls if c.endswith("_async")}
     assert len(streams) == 1 and None not in streams
     syncs = [c for c, _ in fake.cuda_calls if c == "synchronize"]
     assert len(syncs) == 3
     assert fake.memory.blocks == {}  # device buffers freed at deactivation
+    assert fake.context_stack() == []  # the primary context pushed around each use, popped after
 
 
 @pytest.mark.parametrize("label", ["8.5", "8.6"])
-def test_runner_can_use_the_tensor_api_on_tensorrt_8(monkeypatch: pytest.MonkeyPatch, export: Path, label: str) -> None:
+def test_binding_api_only_when_asked_or_for_engines_without_names(monkeypatch: pytest.MonkeyPatch, export: Path,
+                                                                  label: str) -> None:
     env = fake_for(label, monkeypatch)
     build_engine(export, "embedder", BuildOptions("fp16"))
     env.calls.clear()
-    with TensorRTRunner(EngineFromExport(export, "embedder", "fp16"), api="tensors") as runner:
-        feed = _feed(2)
-        np.testing.assert_allclose(runner.infer(feed)["features"], _reference(feed)["features"], rtol=1e-6)
-    assert "IExecutionContext.execute_async_v3" in env.used() and "IExecutionContext.execute_async_v2" not in env.used()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TensorRTRunner(EngineFromExport(export, "embedder", "fp16"), api="bindings") as runner:
+            feed = _feed(2)
+            np.testing.assert_allclose(runner.infer(feed)["features"], _reference(feed)["features"], rtol=1e-6)
+    assert "IExecutionContext.execute_async_v2" in env.used() and "IExecutionContext.execute_async_v3" not in env.used()
+    assert "IExecutionContext.set_binding_shape" in deprecations(caught)  # what auto avoids
+    # an engine whose context has no name API (before 8.5): auto takes the bindings
+    context = env.trt.IExecutionContext
+    context._f_allowed = context._f_allowed - {"execute_async_v3"}
+    delattr(context, "execute_async_v3")
+    env.calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with TensorRTRunner(EngineFromExport(export, "embedder", "fp16")) as runner:
+            runner.infer(_feed(1))
+    assert "IExecutionContext.execute_async_v2" in env.used()
 
 
 def test_dla_engine_runs_on_its_core(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
@@ -1380,6 +1698,69 @@ def test_dla_engine_runs_on_its_core(monkeypatch: pytest.MonkeyPatch, export: Pa
     assert env.called("Runtime.DLA_core") == [(("set", 1), {})]
     with pytest.raises(ExportError, match="no int8 embedder engine"):
         EngineFromExport(export, "embedder", "int8")()  # the GPU engine was not built
+
+
+@pytest.mark.parametrize("label", ["8.6", "10.3", "11"])
+def test_runner_on_an_integrated_gpu_binds_mapped_host_memory(monkeypatch: pytest.MonkeyPatch, export: Path,
+                                                              label: str) -> None:
+    env = fake_for(label, monkeypatch, integrated=True)  # a Jetson: GPU and CPU share memory
+    build_engine(export, "embedder", BuildOptions("fp16"))
+    env.cuda_calls.clear()
+    with TensorRTRunner(EngineFromExport(export, "embedder", "fp16")) as runner:
+        for n in (2, 5):
+            feed = _feed(n, seed=n)
+            out = runner.infer(feed)
+            for name, want in _reference(feed).items():
+                np.testing.assert_allclose(out[name], want, rtol=1e-6)
+        bound = set(runner.context._addresses.values())
+    calls = [c for c, _ in env.cuda_calls]
+    assert "mem_alloc" not in calls and not any(c.startswith("memcpy") for c in calls)  # zero-copy
+    assert {flags for _, _, flags in env.pagelocked} == {env.cuda_modules["pycuda.driver"].host_alloc_flags.DEVICEMAP}
+    assert len(bound) == 3 and env.memory.blocks == {}  # three mapped buffers bound, all freed at deactivation
+    # copies can still be asked for
+    with TensorRTRunner(EngineFromExport(export, "embedder", "fp16"), zero_copy=False) as runner:
+        runner.infer(_feed(1))
+    assert "memcpy_htod_async" in [c for c, _ in env.cuda_calls]
+
+
+def test_runner_works_from_other_threads(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
+    env = fake_for("10.3", monkeypatch)
+    build_engine(export, "embedder", BuildOptions("fp32"))
+    outputs: dict[int, Any] = {}
+
+    def work(n: int) -> None:
+        try:
+            feed = _feed(n, seed=n)
+            got = runner.infer(feed)["features"]
+            outputs[n] = np.allclose(got, _reference(feed)["features"], rtol=1e-6) and env.context_stack() == []
+        except Exception as e:  # noqa: BLE001 - reported below
+            outputs[n] = e
+
+    with TensorRTRunner(EngineFromExport(export, "embedder", "fp32")) as runner:
+        assert env.context_stack() == []  # activation pushed and popped the primary context
+        threads = [threading.Thread(target=work, args=(n,)) for n in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert outputs == {1: True, 2: True, 3: True}
+    assert {kind for c, kind in env.cuda_calls if c == "push"} == {"primary"}  # never pycuda.autoinit's context
+
+
+def test_engine_io_is_checked_against_the_manifest_at_load(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
+    env = fake_for("10.3", monkeypatch)
+    build_engine(export, "embedder", BuildOptions("fp32"))
+    manifest = load_manifest(export)
+    model = manifest.model("embedder", "fp32")
+    uint8 = replace(model, inputs=(replace(IMAGES, dtype="uint8"),), outputs=model.outputs[:1])
+    manifest.with_model(uint8).save(export)
+    runner = TensorRTRunner(EngineFromExport(export, "embedder", "fp32"))
+    with pytest.raises(ExportError, match=r"embedder\.fp32\.sm87\.trt10\.3\.0\.engine does not match the manifest's "
+                                          r"embedder:fp32 model \(embedder\.onnx\): input 'images' is float32 in the "
+                                          r"engine, uint8 in the manifest; the engine has output 'appearance', which "
+                                          r"the model does not; rebuild it .*dgnet-edge build"):
+        runner.activate()
+    assert not runner.is_active and env.memory.blocks == {} and env.context_stack() == []
 
 
 def test_engine_for_another_gpu_is_refused_before_deserializing(monkeypatch: pytest.MonkeyPatch, export: Path) -> None:
@@ -1463,7 +1844,8 @@ def test_cli_build_usage_errors(export: Path, capsys: pytest.CaptureFixture[str]
     assert "--calib-data is used with --int8-source calibrate" in _fail(
         ["build", str(export), "--precision", "int8", "--calib-data", str(export)], capsys, 2)
     assert "DLA runs FP16 or INT8" in _fail(["build", str(export), "--precision", "fp32", "--dla", "0"], capsys, 2)
-    assert "no manifest.json" in _fail(["build", str(export / "nope"), "--precision", "fp32"], capsys)
+    missing = _fail(["build", str(export / "nope"), "--precision", "fp32"], capsys)
+    assert "nope" in missing and ("no manifest.json" in missing or "does not exist" in missing)
 
 
 @pytest.mark.filterwarnings("ignore:IBuilderConfig.*deprecated:DeprecationWarning")  # implicit INT8 on 10.x
@@ -1489,7 +1871,7 @@ def test_cli_build_with_fake_tensorrt(monkeypatch: pytest.MonkeyPatch, export: P
 def real_tensorrt() -> Any:
     try:
         trt = import_tensorrt()
-        import_cuda()
+        cuda_device()
     except BackendUnavailableError as e:
         pytest.skip(str(e))
     return trt

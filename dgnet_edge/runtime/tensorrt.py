@@ -1,33 +1,37 @@
 """TensorRT backend: engine loaders and a runner on pycuda buffers and one CUDA stream.
 
 Supported TensorRT versions are 8.5 (JetPack 5), 8.6 (JetPack 6.0), 10.x (10.3 = JetPack 6.1/6.2,
-10.13+ = JetPack 7) and 11.x. The two execution APIs are picked once per runner by what the
-execution context offers:
-
-- TensorRT 8: binding indices (``num_bindings``, ``binding_is_input``, ``get_binding_shape``,
-  ``set_binding_shape``, ``execute_async_v2`` with a list of device pointers);
-- TensorRT 10 and 11: tensor names (``num_io_tensors``, ``get_tensor_name``, ``get_tensor_mode``,
-  ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``). TensorRT 8.5 and 8.6 have
-  this API too; ``TensorRTRunner(..., api="tensors")`` uses it there.
+10.13+ = JetPack 7) and 11.x. Every one of them runs engines through tensor names
+(``num_io_tensors``, ``get_tensor_name``, ``get_tensor_mode``, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``), which exist from 8.5 on; the binding-index API
+(``execute_async_v2``), deprecated in 8.5 and removed in 10, is used only for an engine whose
+context lacks the name API, or when asked for (``TensorRTRunner(..., api="bindings")``).
 
 Engines are specific to the GPU (compute capability) and the TensorRT version that built them.
 :class:`EngineFromExport` checks the manifest's :class:`~dgnet_edge.manifest.EngineEntry` against
 the running device *before* deserializing, and a deserialization failure is reported the same way:
 as a :class:`~dgnet_edge.errors.BackendUnavailableError` that says to rebuild with
-``dgnet-edge build``.
+``dgnet-edge build``. Once deserialized, the engine's inputs and outputs (names and dtypes) are
+checked against the manifest's entry of the ONNX model it was built from.
+
+CUDA: the runner, the builder and the calibrator use device 0's primary context (the one
+TensorRT's CUDA runtime calls use), made current around each use with push/pop, so a runner
+works from any thread (pycuda.autoinit's context is current only in the thread that imported
+it; the camera app runs its sources in threads). On an integrated GPU (a Jetson: GPU and CPU
+share memory) the runner binds mapped host memory, with no device buffers and no copies.
 
 Nothing here imports ``tensorrt`` or ``pycuda`` at module level: ``import
 dgnet_edge.runtime.tensorrt`` works on a machine with neither, and the first loader or runner
-call says what is missing ("TensorRT: not installed", "TensorRT: no CUDA GPU"). pycuda's
-``autoinit`` makes a CUDA context current in the thread that first activates a runner; use the
-runner from that thread.
+call says what is missing ("TensorRT: not installed", "TensorRT: no CUDA GPU").
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from dgnet_edge.errors import BackendUnavailableError, ExportError
-from dgnet_edge.manifest import EngineEntry, Manifest, load_manifest, verified_path
+from dgnet_edge.manifest import EngineEntry, Manifest, ModelEntry, load_manifest, verified_path
 from dgnet_edge.runtime.base import Runner, TensorSpec, invoke_if_callable, unavailable
 
 log = logging.getLogger(__name__)
@@ -53,11 +57,39 @@ def import_tensorrt() -> Any:
         raise unavailable(BACKEND, f"not installed ({INSTALL_HINT}; import failed: {e})") from None
 
 
-def import_cuda() -> tuple[Any, Any]:
-    """``(pycuda.driver, pycuda.autoinit)`` with a CUDA context current in this thread.
+@dataclass
+class CudaDevice:
+    """Device 0 and its primary context, the context TensorRT's CUDA runtime calls use.
+
+    ``integrated``: the GPU shares memory with the CPU (a Jetson; CUDA's INTEGRATED attribute,
+    with host memory mappable into the device's address space).
+    """
+
+    driver: Any  # pycuda.driver
+    device: Any
+    context: Any
+    integrated: bool
+
+    @contextmanager
+    def current(self) -> Iterator[Any]:
+        """The context made current in this thread for the block (any thread); yields pycuda.driver."""
+        self.context.push()
+        try:
+            yield self.driver
+        finally:
+            self.driver.Context.pop()
+
+
+_cuda: CudaDevice | None = None
+_cuda_lock = threading.Lock()
+
+
+def cuda_device() -> CudaDevice:
+    """The process's :class:`CudaDevice`, created on first use.
 
     BackendUnavailableError when pycuda is missing or no CUDA GPU can be used.
     """
+    global _cuda
     try:
         driver = importlib.import_module("pycuda.driver")
     except ImportError as e:
@@ -66,12 +98,18 @@ def import_cuda() -> tuple[Any, Any]:
         driver.init()
         if driver.Device.count() == 0:
             raise unavailable(BACKEND, "no CUDA GPU (the CUDA driver sees no device)")
-        autoinit = importlib.import_module("pycuda.autoinit")
+        with _cuda_lock:
+            if _cuda is None or _cuda.driver is not driver:
+                device = driver.Device(0)
+                attribute = driver.device_attribute
+                integrated = bool(device.get_attribute(attribute.INTEGRATED)) and bool(
+                    device.get_attribute(attribute.CAN_MAP_HOST_MEMORY))
+                _cuda = CudaDevice(driver, device, device.retain_primary_context(), integrated)
+            return _cuda
     except BackendUnavailableError:
         raise
     except Exception as e:  # pycuda.driver.Error subclasses: no driver, no device, context creation
         raise unavailable(BACKEND, f"no CUDA GPU ({type(e).__name__}: {e})") from None
-    return driver, autoinit
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -99,6 +137,9 @@ class TensorRTFeatures:
             (8.5-10.x; deprecated in 10.1, removed in 11).
         memory_pools: ``IBuilderConfig.set_memory_pool_limit`` exists (8.4+); else only
             ``max_workspace_size``.
+        strongly_typed_flag: networks are marked strongly typed with
+            ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (10.x; 11 ignores it, every network
+            being strongly typed there).
     """
 
     version: str
@@ -106,10 +147,21 @@ class TensorRTFeatures:
     precision_flags: bool
     implicit_int8: bool
     memory_pools: bool
+    strongly_typed_flag: bool = False
 
     @property
     def major(self) -> int:
         return (version_tuple(self.version) or (0,))[0]
+
+    @property
+    def precision_flags_deprecated(self) -> bool:
+        """10.12 deprecated ``BuilderFlag.FP16``/``INT8`` ("superseded by strong typing"); 11 removed them."""
+        return version_tuple(self.version)[:2] >= (10, 12)
+
+    @property
+    def dla_runs_qdq(self) -> bool:
+        """DLA runs Q/DQ (explicit INT8) layers from 10.0; on 8.5/8.6 they fall back to the GPU."""
+        return self.major >= 10
 
     @property
     def short_version(self) -> str:
@@ -127,6 +179,7 @@ class TensorRTFeatures:
             precision_flags=hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8"),
             implicit_int8=hasattr(trt, "IInt8EntropyCalibrator2") and hasattr(trt.IBuilderConfig, "int8_calibrator"),
             memory_pools=hasattr(trt.IBuilderConfig, "set_memory_pool_limit"),
+            strongly_typed_flag=major == 10 and hasattr(creation, "STRONGLY_TYPED"),
         )
 
 
@@ -151,20 +204,31 @@ class DeviceInfo:
 
 
 def current_device(trt: Any | None = None) -> DeviceInfo:
-    """The GPU of the current CUDA context (pycuda.autoinit: device 0) and the TensorRT version."""
+    """The GPU engines are built for and run on (device 0) and the TensorRT version."""
     trt = trt if trt is not None else import_tensorrt()
-    _, autoinit = import_cuda()
-    device = autoinit.device
+    device = cuda_device().device
     major, minor = device.compute_capability()
     return DeviceInfo(str(device.name()), f"{major}.{minor}", str(trt.__version__))
 
 
-def make_logger(trt: Any, name: str = "tensorrt") -> Any:
-    """A ``tensorrt.ILogger`` that forwards TensorRT's messages to :mod:`logging` (logger ``name``).
+_logger: tuple[Any, Any] | None = None  # (the tensorrt module, its logger)
 
-    TensorRT calls ``log`` from C++ and expects it never to raise, so it swallows its own errors.
+
+def tensorrt_logger(trt: Any) -> Any:
+    """The process's one ``tensorrt.ILogger``, forwarding TensorRT's messages to :mod:`logging`.
+
+    TensorRT keeps a single logger: the first one a builder, runtime or parser was given; it warns
+    about any other and keeps using the first. So every builder, parser and runtime here gets this one.
     """
-    target = logging.getLogger(name)
+    global _logger
+    if _logger is None or _logger[0] is not trt:
+        _logger = (trt, _make_logger(trt))
+    return _logger[1]
+
+
+def _make_logger(trt: Any) -> Any:
+    """TensorRT calls ``log`` from C++ and expects it never to raise, so it swallows its own errors."""
+    target = logging.getLogger("tensorrt")
     levels = {
         trt.ILogger.INTERNAL_ERROR: logging.CRITICAL,
         trt.ILogger.ERROR: logging.ERROR,
@@ -254,13 +318,23 @@ def find_engine(
     return candidates[0]
 
 
-def deserialize_engine(trt: Any, data: bytes, what: str, dla_core: int | None = None, hint: str | None = None) -> Any:
-    """An ICudaEngine from serialized bytes; BackendUnavailableError when TensorRT refuses them."""
-    runtime = trt.Runtime(make_logger(trt))
+def deserialize_engine(
+    trt: Any, data: bytes, what: str, dla_core: int | None = None, hint: str | None = None,
+    model: ModelEntry | None = None,
+) -> _EngineHandle:
+    """An ICudaEngine from serialized bytes; BackendUnavailableError when TensorRT refuses them.
+
+    ``model``: the manifest's entry of the ONNX model the engine was built from; the runner checks
+    the engine's inputs and outputs against it.
+    """
+    runtime = trt.Runtime(tensorrt_logger(trt))
     if dla_core is not None:
         runtime.DLA_core = int(dla_core)
     try:
-        engine = runtime.deserialize_cuda_engine(data)
+        with cuda_device().current():
+            engine = runtime.deserialize_cuda_engine(data)
+    except BackendUnavailableError:
+        raise
     except Exception as e:  # some releases raise instead of returning None
         engine, reason = None, f"{type(e).__name__}: {e}"
     else:
@@ -272,7 +346,7 @@ def deserialize_engine(trt: Any, data: bytes, what: str, dla_core: int | None = 
             f"{hint or rebuild_hint(None, None)}",
         )
     # The engine does not keep its runtime alive in every release; keep it next to the engine's user.
-    return _EngineHandle(engine, runtime)
+    return _EngineHandle(engine, runtime, what, model, hint)
 
 
 @dataclass
@@ -281,6 +355,9 @@ class _EngineHandle:
 
     engine: Any
     runtime: Any
+    what: str = "the engine"
+    model: ModelEntry | None = None  # the manifest's entry of the ONNX model it was built from
+    hint: str | None = None  # how to rebuild it
 
 
 class EngineFromPath:
@@ -328,21 +405,22 @@ class EngineFromExport:
         entry = find_engine(manifest, self.role, self.precision, device, self.dla_core, self.folder)
         check_engine_entry(entry, device, self.folder)
         path = verified_path(self.folder, entry)
+        model = next((m for m in manifest.models if m.key == entry.source), None)
         return deserialize_engine(trt, path.read_bytes(), str(path), entry.details.get("dla_core"),
-                                  rebuild_hint(self.folder, entry))
+                                  rebuild_hint(self.folder, entry), model)
 
 
 # -- the runner --------------------------------------------------------------------------------
 @dataclass
 class _IOTensor:
     name: str
-    index: int  # binding index (TensorRT 8 API) or I/O tensor index
+    index: int  # binding index (binding API) or I/O tensor index
     is_input: bool
     dtype: np.dtype
     shape: tuple[int, ...]  # engine shape, -1 for dynamic dimensions
     profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None  # inputs: min/opt/max
-    host: np.ndarray | None = None  # page-locked, flat, sized for the profile maximum
-    device: Any = None  # pycuda DeviceAllocation of the same size
+    host: np.ndarray | None = None  # page-locked (mapped on an integrated GPU), flat, sized for the profile maximum
+    device: Any = None  # pycuda DeviceAllocation of the same size; None when the host memory is mapped
 
     def spec(self) -> TensorSpec:
         dims = tuple(("batch" if i == 0 else f"dim{i}") if d < 0 else int(d) for i, d in enumerate(self.shape))
@@ -354,7 +432,7 @@ def _dims(dims: Any) -> tuple[int, ...]:
 
 
 class _BindingAPI:
-    """TensorRT 8: binding indices and ``execute_async_v2``."""
+    """Binding indices and ``execute_async_v2``: engines whose context lacks the name API."""
 
     name = "bindings"
 
@@ -384,7 +462,7 @@ class _BindingAPI:
 
 
 class _TensorAPI:
-    """TensorRT 10/11 (and 8.5+): tensor names and ``execute_async_v3``."""
+    """Tensor names and ``execute_async_v3`` (TensorRT 8.5 and later)."""
 
     name = "tensors"
 
@@ -413,13 +491,34 @@ class _TensorAPI:
         return bool(self.context.execute_async_v3(stream.handle))
 
 
-def choose_api(context: Any, api: str = "auto") -> type[_BindingAPI] | type[_TensorAPI]:
-    """``auto``: the binding API where the context still has it (TensorRT 8), else tensor names."""
-    if api == "bindings" or (api == "auto" and hasattr(context, "execute_async_v2")):
-        return _BindingAPI
-    if api in ("auto", "tensors"):
-        return _TensorAPI
-    raise ValueError(f"api must be auto, bindings or tensors, got {api!r}")
+def choose_api(engine: Any, context: Any, api: str = "auto") -> type[_BindingAPI] | type[_TensorAPI]:
+    """``auto``: tensor names wherever the engine and context have them (TensorRT 8.5+), else bindings."""
+    if api not in ("auto", "bindings", "tensors"):
+        raise ValueError(f"api must be auto, bindings or tensors, got {api!r}")
+    names = hasattr(engine, "num_io_tensors") and hasattr(context, "execute_async_v3")
+    return _TensorAPI if api == "tensors" or (api == "auto" and names) else _BindingAPI
+
+
+def check_io(tensors: list[_IOTensor], model: ModelEntry, what: str, hint: str | None) -> None:
+    """ExportError unless the engine's inputs and outputs have the names and dtypes of ``model``'s."""
+    expected = {s.name: (True, np.dtype(s.dtype)) for s in model.inputs}
+    expected.update({s.name: (False, np.dtype(s.dtype)) for s in model.outputs})
+    problems = []
+    for t in tensors:
+        kind = "input" if t.is_input else "output"
+        if t.name not in expected:
+            problems.append(f"the engine has {kind} {t.name!r}, which the model does not")
+            continue
+        is_input, dtype = expected.pop(t.name)
+        if is_input != t.is_input:
+            problems.append(f"{t.name!r} is an {kind} of the engine but not of the model")
+        elif dtype != t.dtype:
+            problems.append(f"{kind} {t.name!r} is {t.dtype.name} in the engine, {dtype.name} in the manifest")
+    problems += [f"the engine has no {'input' if is_input else 'output'} {name!r}"
+                 for name, (is_input, _) in expected.items()]
+    if problems:
+        raise ExportError(f"{what} does not match the manifest's {model.key} model ({model.file}): "
+                          f"{'; '.join(problems)}; {hint or rebuild_hint(None, None)}")
 
 
 class TensorRTRunner(Runner):
@@ -427,52 +526,65 @@ class TensorRTRunner(Runner):
 
     Buffers are allocated once, at activation, for the largest shapes of the engine's
     optimisation profile. Each :meth:`infer` copies the inputs host-to-device asynchronously,
-    executes and copies the outputs back on the same stream, then synchronizes. The batch can
-    be any size within the profile (``min``..``max``, e.g. 1..32; DLA engines have one fixed
-    batch); a batch outside it is refused with a ValueError — the caller splits (or pads) it
-    into profile-sized chunks.
+    executes and copies the outputs back on the same stream, then synchronizes. On an integrated
+    GPU (a Jetson) the host buffers are mapped into the GPU's address space and bound directly:
+    no device buffers, no copies. The batch can be any size within the profile (``min``..``max``,
+    e.g. 1..32; DLA engines have one fixed batch); a batch outside it is refused with a
+    ValueError — the caller splits (or pads) it into profile-sized chunks.
+
+    Every CUDA call runs with the primary context pushed, so the runner can be used from any
+    thread; concurrent :meth:`infer` calls take turns (the buffers are shared).
 
     Args:
         engine: an ICudaEngine, or a loader returning one (:class:`EngineFromExport`,
             :class:`EngineFromPath`), called at activation.
         name: the runner's name in comparisons and reports.
-        api: ``auto`` (binding API on TensorRT 8, tensor names from 10), ``bindings`` or
-            ``tensors`` (the name API, available from TensorRT 8.5).
+        api: ``auto`` (tensor names; bindings only for an engine without them), ``bindings`` or
+            ``tensors``.
+        zero_copy: bind mapped host memory instead of device buffers (default: on an integrated GPU).
     """
 
     backend = "tensorrt"
 
-    def __init__(self, engine: Any | Callable[[], Any], name: str | None = None, api: str = "auto"):
+    def __init__(self, engine: Any | Callable[[], Any], name: str | None = None, api: str = "auto",
+                 zero_copy: bool | None = None):
         super().__init__(name or "tensorrt")
         self._source = engine
         self.api = api
+        self.zero_copy = zero_copy
         self._handle: Any = None
         self.engine: Any = None
         self.context: Any = None
         self.io: _BindingAPI | _TensorAPI | None = None
         self.stream: Any = None
-        self._cuda: Any = None
+        self._cuda: CudaDevice | None = None
+        self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
     def activate_impl(self) -> None:
         trt = import_tensorrt()
-        cuda, _ = import_cuda()
-        loaded = invoke_if_callable(self._source)
-        self._handle = loaded
-        self.engine = loaded.engine if isinstance(loaded, _EngineHandle) else loaded
-        self.context = self.engine.create_execution_context()
-        if self.context is None:
-            raise unavailable(BACKEND, "could not create an execution context (out of GPU memory?)")
-        self.io = choose_api(self.context, self.api)(trt, self.engine, self.context)
-        self._cuda = cuda
-        try:
-            self._allocate(cuda)
-        except BaseException:
-            self.deactivate_impl()
-            raise
-        log.debug("%s: %s API, inputs %s", self.name, self.io.name, [t.spec() for t in self.inputs])
+        self._cuda = cuda_device()
+        with self._cuda.current() as driver:
+            loaded = invoke_if_callable(self._source)
+            self._handle = loaded
+            self.engine = loaded.engine if isinstance(loaded, _EngineHandle) else loaded
+            self.context = self.engine.create_execution_context()
+            if self.context is None:
+                self.deactivate_impl()
+                raise unavailable(BACKEND, "could not create an execution context (out of GPU memory?)")
+            try:
+                self.io = choose_api(self.engine, self.context, self.api)(trt, self.engine, self.context)
+                if isinstance(loaded, _EngineHandle) and loaded.model is not None:
+                    check_io(self.io.tensors, loaded.model, loaded.what, loaded.hint)
+                zero_copy = self._cuda.integrated if self.zero_copy is None else self.zero_copy
+                self._allocate(driver, zero_copy)
+            except BaseException:
+                self.deactivate_impl()
+                raise
+        log.debug("%s: %s API, %s, inputs %s", self.name, self.io.name,
+                  "mapped host memory" if zero_copy else "device buffers", [t.spec() for t in self.inputs])
 
-    def _allocate(self, cuda: Any) -> None:
+    def _allocate(self, driver: Any, zero_copy: bool) -> None:
         io = self.io
         for t in self.inputs:
             if not io.set_input_shape(t, t.profile[2]):
@@ -482,20 +594,27 @@ class TensorRTRunner(Runner):
             if any(d < 0 for d in shape):
                 raise unavailable(BACKEND, f"cannot size the buffer of {t.name!r}: shape {shape} is not fixed by the profile")
             count = max(int(np.prod(shape)), 1)
-            t.host = cuda.pagelocked_empty(count, t.dtype)
-            t.device = cuda.mem_alloc(count * t.dtype.itemsize)
-            io.bind(t, int(t.device))
-        self.stream = cuda.Stream()
+            if zero_copy:
+                t.host = driver.pagelocked_empty(count, t.dtype, mem_flags=driver.host_alloc_flags.DEVICEMAP)
+                io.bind(t, int(t.host.base.get_device_pointer()))
+            else:
+                t.host = driver.pagelocked_empty(count, t.dtype)
+                t.device = driver.mem_alloc(count * t.dtype.itemsize)
+                io.bind(t, int(t.device))
+        self.stream = driver.Stream()
 
     def deactivate_impl(self) -> None:
-        for t in self.io.tensors if self.io is not None else ():
-            if t.device is not None:
-                t.device.free()
-            t.device = t.host = None
-        self.io = self.stream = None
-        self.context = None  # the context goes before its engine
-        self.engine = None
-        self._handle = None
+        with self._cuda.current():
+            for t in self.io.tensors if self.io is not None else ():
+                if t.device is not None:
+                    t.device.free()
+                if t.host is not None:
+                    t.host.base.free()
+                t.device = t.host = None
+            self.io = self.stream = None
+            self.context = None  # the context goes before its engine
+            self.engine = None
+            self._handle = None
 
     # -- metadata ---------------------------------------------------------------------------
     @property
@@ -520,7 +639,7 @@ class TensorRTRunner(Runner):
 
     # -- inference --------------------------------------------------------------------------
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cuda, io, stream = self._cuda, self.io, self.stream
+        io = self.io
         for t in self.inputs:
             array = feed[t.name]
             low, high = t.profile[0], t.profile[2]
@@ -531,19 +650,25 @@ class TensorRTRunner(Runner):
                     f"{self.name}: input {t.name!r} of shape {array.shape} is outside the engine's profile "
                     f"{low}..{high}; {advice}"
                 )
-            if not io.set_input_shape(t, tuple(array.shape)):
-                raise ValueError(f"{self.name}: TensorRT refused shape {array.shape} for {t.name!r}")
-            host = t.host[: array.size].reshape(array.shape)
-            np.copyto(host, array, casting="no")
-            cuda.memcpy_htod_async(t.device, host, stream)
-        if not io.execute(stream):
-            raise RuntimeError(f"{self.name}: TensorRT execution failed (see the TensorRT log)")
-        results = {}
-        for t in self.outputs:
-            shape = io.output_shape(t)
-            host = t.host[: int(np.prod(shape))].reshape(shape)
-            cuda.memcpy_dtoh_async(host, t.device, stream)
-            results[t.name] = host
-        stream.synchronize()
-        # The host buffers are reused by the next call: hand out copies.
-        return {name: array.copy() for name, array in results.items()}
+        with self._lock, self._cuda.current() as driver:
+            stream = self.stream
+            for t in self.inputs:
+                array = feed[t.name]
+                if not io.set_input_shape(t, tuple(array.shape)):
+                    raise ValueError(f"{self.name}: TensorRT refused shape {array.shape} for {t.name!r}")
+                host = t.host[: array.size].reshape(array.shape)
+                np.copyto(host, array, casting="no")
+                if t.device is not None:
+                    driver.memcpy_htod_async(t.device, host, stream)
+            if not io.execute(stream):
+                raise RuntimeError(f"{self.name}: TensorRT execution failed (see the TensorRT log)")
+            results = {}
+            for t in self.outputs:
+                shape = io.output_shape(t)
+                host = t.host[: int(np.prod(shape))].reshape(shape)
+                if t.device is not None:
+                    driver.memcpy_dtoh_async(host, t.device, stream)
+                results[t.name] = host
+            stream.synchronize()
+            # The host buffers are reused by the next call: hand out copies.
+            return {name: array.copy() for name, array in results.items()}
