@@ -301,15 +301,18 @@ class Source:
         with self._cond:
             self._cond.notify_all()
         if not self.live:
-            while True:  # the end marker must get in even when the consumer stopped reading
+            # The end marker waits behind the last frames while the consumer reads; once the
+            # source is closed, frames nobody will read make room for it.
+            while True:
                 try:
-                    self._queue.put_nowait(None)
+                    self._queue.put(None, timeout=0.1)
                     return
                 except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                    except queue.Empty:
-                        pass
+                    if self._stop.is_set():
+                        try:
+                            self._queue.get_nowait()
+                        except queue.Empty:
+                            pass
 
     # -- consumer side ---------------------------------------------------------------------------
     def read(self, timeout: float | None = None) -> Frame | None:
