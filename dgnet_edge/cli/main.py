@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import bench, build, calib, data, evaluate, export, gallery, generative, quickstart, report, train
+from dgnet_edge.cli import bench, build, calib, data, demo, evaluate, export, gallery, generative, quickstart, report, train
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
 
@@ -37,6 +37,7 @@ app.command("synth")(generative.synth)
 app.command("quickstart")(quickstart.quickstart)
 app.command("report")(report.report)
 app.command("eval-tracks")(__import__("dgnet_edge.cli.eval_tracks", fromlist=["eval_tracks"]).eval_tracks)
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

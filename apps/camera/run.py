@@ -1,0 +1,189 @@
+"""Putting the camera app together from its options: sources, detector, embedder, gallery, outputs.
+
+:func:`run_demo` is what ``dgnet-edge demo`` calls; everything it opens is closed again whatever
+ends the run (end of the files, ``--max-frames``, the quit key, Ctrl-C, an error), and the outputs
+written so far are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dgnet_edge.apps.camera.app import CameraApp, Outputs
+from dgnet_edge.apps.camera.detections import Detections
+from dgnet_edge.apps.camera.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.outputs import EventLog, MotSink, VideoSink
+from dgnet_edge.apps.camera.sources import Frame, Source, open_source
+from dgnet_edge.apps.camera.tracker import TrackerParams
+from dgnet_edge.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The demo's options, checked by the CLI; ``export_dir`` None tracks without appearance."""
+
+    sources: list[str]
+    detector: str = "auto"
+    detector_arg: str | None = None
+    export_dir: Path | None = None
+    backend: str = "auto"
+    precision: str = "auto"
+    gallery: Path = Path("gallery.db")
+    threshold: float | None = None
+    reid_every: int = 10
+    show: bool = False
+    save: Path | None = None
+    save_txt: Path | None = None
+    events: Path | None = None
+    max_frames: int | None = None
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+
+
+def bench_camera_dirs(sources: list[Source]) -> dict[str, Path] | None:
+    """Camera name -> folder holding ``det/det.txt`` for every source that is a video bench camera
+    folder, or None when one of them is not."""
+    folders = {}
+    for s in sources:
+        folder = Path(s.spec)
+        if s.live or not (folder / "det" / "det.txt").is_file():
+            return None
+        folders[s.name] = folder
+    return folders
+
+
+class PerCameraDetector(Detector):
+    """One detector per camera, picked by ``frame.camera`` (each bench camera's own det.txt)."""
+
+    name = "public"
+
+    def __init__(self, detectors: dict[str, Detector]):
+        self.detectors = detectors
+
+    def detect(self, frame: Frame) -> Detections:
+        return self.detectors[frame.camera].detect(frame)
+
+    def close(self) -> None:
+        for detector in self.detectors.values():
+            detector.close()
+
+
+def open_detector_for(kind: str, arg: str | None, sources: list[Source]) -> Detector:
+    """The detector ``--detector`` names; ``auto`` and ``public`` without a folder use each video
+    bench camera folder's own public detections (``auto`` falls back to HOG for other sources)."""
+    if kind in ("auto", "public") and arg is None:
+        folders = bench_camera_dirs(sources)
+        if folders is not None:
+            return PerCameraDetector({name: open_detector("public", str(folder)) for name, folder in folders.items()})
+        if kind == "public":
+            raise UsageError("--detector public: the sources are not video bench camera folders with det/det.txt; "
+                             "give the folder: --detector public:DIR")
+        kind = "hog"
+    return open_detector(kind, arg)
+
+
+NAMED_SPEC = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.+)$")
+
+
+def split_name(spec: str) -> tuple[str | None, str]:
+    """``"door=rtsp://..."`` -> ("door", "rtsp://..."); a spec without a name prefix -> (None, spec)."""
+    match = NAMED_SPEC.match(spec)
+    return (match.group(1), match.group(2)) if match else (None, spec)
+
+
+@contextlib.contextmanager
+def _opened_sources(config: DemoConfig) -> Iterator[list[Source]]:
+    """The sources, opened in order; a camera name already taken gets a ``-2``, ``-3``... suffix."""
+    sources: list[Source] = []
+    try:
+        for text in config.sources:
+            name, spec = split_name(text)
+            options = {"open_timeout_s": config.open_timeout_s, "read_timeout_s": config.read_timeout_s}
+            source = open_source(spec, name, **options)
+            taken = {s.name for s in sources}
+            if source.name in taken:
+                if name is not None:
+                    source.close()
+                    raise UsageError(f"--source {text}: camera name {name!r} is used twice")
+                unique = next(f"{source.name}-{k}" for k in range(2, len(sources) + 3) if f"{source.name}-{k}" not in taken)
+                source.close()
+                source = open_source(spec, unique, **options)
+            sources.append(source)
+        yield sources
+    finally:
+        for s in sources:
+            s.close()
+
+
+def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Run the camera app with ``config``; returns a summary (frames, rate, events, files written)."""
+    with contextlib.ExitStack() as stack:
+        sources = stack.enter_context(_opened_sources(config))
+        detector = open_detector_for(config.detector, config.detector_arg, sources)
+        stack.callback(detector.close)
+        embed, resolver = None, None
+        if config.export_dir is not None:
+            from dgnet_edge.apps.camera.gallery import Gallery
+            from dgnet_edge.apps.camera.identities import IdentityResolver
+            from dgnet_edge.apps.camera.threshold import resolve_threshold
+            from dgnet_edge.runtime.embedder import Embedder
+
+            threshold = resolve_threshold(config.export_dir, config.threshold)
+            embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
+            gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim))
+            resolver = IdentityResolver(gallery, threshold)
+            embed = embedder.embed
+        fps = next((s.fps for s in sources if s.fps), 15.0)
+        outputs = Outputs(
+            video=VideoSink(config.save, fps) if config.save is not None else None,
+            mot=MotSink(config.save_txt) if config.save_txt is not None else None,
+            events=EventLog(config.events) if config.events is not None else None,
+        )
+        app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), outputs)
+        if config.show:
+            from dgnet_edge.apps.camera.display import Display
+
+            display = Display(lambda frame, labels: app.render(app.cameras[frame.camera], frame, labels),
+                              lambda camera, track: app.enrol(camera, track))
+            stack.callback(display.close)
+            app.on_frame = display
+        total = _known_frames(sources)
+
+        def progress(frames: int) -> None:
+            if on_progress is not None:
+                on_progress(frames, total, app.stats.frames / max(1e-9, app.elapsed()))
+
+        try:
+            stats = app.run(config.max_frames, on_progress=progress)
+        except KeyboardInterrupt:
+            log.warning("interrupted: outputs written up to the last frame")
+            stats = app.stats
+        summary = stats.as_dict()
+        for name, cam in summary["cameras"].items():
+            source = app.cameras[name].source
+            cam.update(state=source.state, reconnects=source.reconnects)
+        if resolver is not None:
+            summary["identities"] = len(resolver.gallery)
+        summary["written"] = {what: [str(p) for p in paths] for what, paths in app.written.items() if paths}
+        return summary
+
+
+def _known_frames(sources: list[Source]) -> int | None:
+    """Frames to come from all sources when every one is a video bench camera folder, else None."""
+    from dgnet_edge.apps.camera.sources import read_seqinfo
+
+    total = 0
+    for s in sources:
+        info = Path(s.spec) / "seqinfo.ini"
+        if s.live or not info.is_file():
+            return None
+        total += int(read_seqinfo(info).get("seqLength", 0))
+    return total

@@ -1,0 +1,130 @@
+"""`dgnet-edge demo`: the live camera re-id app.
+
+    dgnet-edge demo --source data/video/cam1 --source data/video/cam2 --export runs/quickstart/export
+    dgnet-edge demo --source 0 --detector hog --export exports/market --show
+    dgnet-edge demo --jetson-csi 0 --jetson-rtsp rtsp://cam2/stream --detector yolo:yolov8n.engine --export exports/market
+
+Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
+when they leave a view and come back, or appear on another camera, and across runs. A thin layer
+over :class:`dgnet_edge.apps.camera.app.CameraApp`: options and paths are checked before any source
+is opened, progress and logs go to stderr, a summary to stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.output import err, out, print_json
+from dgnet_edge.errors import UsageError
+from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
+
+DETECTOR_HELP = ("auto (public detections of video bench folders, else hog), hog, motion, public[:DIR] "
+                 "(MOTChallenge det.txt; DIR: a bench folder, default each source's own) or yolo:FILE.onnx|FILE.engine")
+
+
+def parse_detector(text: str) -> tuple[str, str | None]:
+    """``"yolo:model.onnx"`` -> ("yolo", "model.onnx"); UsageError for an unknown kind."""
+    kind, _, arg = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in ("auto", "hog", "motion", "public", "yolo"):
+        raise UsageError(f"--detector {text!r}: {DETECTOR_HELP}")
+    if kind == "yolo" and not arg:
+        raise UsageError("--detector yolo needs the model file: --detector yolo:FILE.onnx (or FILE.engine)")
+    if kind in ("auto", "hog", "motion") and arg:
+        raise UsageError(f"--detector {kind} takes no argument, got {text!r}")
+    return kind, arg or None
+
+
+def demo(
+    source: Annotated[list[str] | None, typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
+    jetson_csi: Annotated[list[int] | None, typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
+    jetson_rtsp: Annotated[list[str] | None, typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
+    export_dir: Annotated[Path | None, typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
+    detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
+    backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
+    gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
+    threshold: Annotated[float | None, typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
+    appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
+    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
+    show: Annotated[bool | None, typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
+    save_txt: Annotated[Path | None, typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
+    open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
+    read_timeout: Annotated[float, typer.Option("--read-timeout", callback=finite, min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
+    progress: ProgressOpt = True,
+    json_output: JsonOpt = False,
+) -> None:
+    """Detect, track and re-identify people on one or more cameras with a persistent gallery."""
+    from dgnet_edge.apps.camera.display import resolve_show
+    from dgnet_edge.apps.camera.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
+
+    specs = list(source or []) + [jetson_csi_pipeline(n) for n in jetson_csi or []] + [jetson_rtsp_pipeline(u) for u in jetson_rtsp or []]
+    if not specs:
+        raise UsageError("give at least one camera: --source (webcam index, file, folder, URL, pipeline), --jetson-csi or --jetson-rtsp")
+    kind, arg = parse_detector(detector)
+    if appearance and export_dir is None:
+        raise UsageError("--export is needed for re-id (the embedder's export folder); or track without it: --no-appearance")
+    if export_dir is not None:
+        require_dir(export_dir, "export folder")
+    if not appearance and threshold is not None:
+        raise UsageError("--threshold needs appearance: drop --no-appearance")
+    show = resolve_show(show)
+    if appearance:
+        prepare_output_file(gallery, "gallery")
+    for folder, what in ((save, "--save folder"), (save_txt, "--save-txt folder")):
+        if folder is not None:
+            prepare_output_dir(folder, what)
+    if events is not None:
+        prepare_output_file(events, "--events file")
+
+    from dgnet_edge.apps.camera.run import DemoConfig, run_demo
+
+    config = DemoConfig(
+        sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,
+        backend=backend, precision=precision, gallery=gallery, threshold=threshold, reid_every=reid_every,
+        show=show, save=save, save_txt=save_txt, events=events, max_frames=max_frames,
+        open_timeout_s=open_timeout, read_timeout_s=read_timeout,
+    )
+    with _progress(progress and not show) as on_progress:
+        summary = run_demo(config, on_progress=on_progress)
+    _print_summary(summary, json_output)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]demo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeElapsedColumn(), console=err, disable=not enabled)
+    task = bar.add_task("demo", total=None, rate="")
+    with bar:
+        def update(frames: int, total: int | None = None, fps: float = 0.0) -> None:
+            bar.update(task, completed=frames, total=total, rate=f"{fps:.1f} frames/s")
+
+        yield update
+
+
+def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"demo: {summary['frames']} frames in {summary['wall_s']:.1f} s ({summary['fps']:.1f} frames/s)")
+    for column in ("camera", "frames", "detections", "embedded", "state", "reconnects"):
+        table.add_column(column, justify="left" if column in ("camera", "state") else "right")
+    for name, cam in summary["cameras"].items():
+        table.add_row(name, str(cam["frames"]), str(cam["detections"]), str(cam["embedded"]), cam["state"], str(cam["reconnects"]))
+    out.print(table)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["events"].items())) or "none"
+    out.print(f"events: {counts}; identities in the gallery: {summary.get('identities', '-')}")
+    for what, paths in summary.get("written", {}).items():
+        out.print(f"{what}: {', '.join(paths)}")

@@ -1,0 +1,166 @@
+"""`dgnet-edge demo`: the camera app end to end on a tiny video bench, its outputs and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from dgnet_edge.apps.camera.app import CameraApp, Outputs, crops_of
+from dgnet_edge.apps.camera.detections import Detections
+from dgnet_edge.apps.camera.detectors import Detector
+from dgnet_edge.apps.camera.gallery import Gallery
+from dgnet_edge.apps.camera.identities import IdentityResolver
+from dgnet_edge.apps.camera.outputs import EventLog, MotSink
+from dgnet_edge.apps.camera.run import split_name
+from dgnet_edge.apps.camera.sources import open_source
+from dgnet_edge.cli.main import main
+from dgnet_edge.data.video.bench import load_site, write_bench
+from dgnet_edge.data.video.mot import read_mot
+from dgnet_edge.data.video.site import VideoSpec
+
+TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, seed=5)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video") / "bench"
+    write_bench(root, TINY_BENCH, workers=1)
+    return root
+
+
+def _sources(bench):
+    site = load_site(bench)
+    return [str(site.camera_dir(name)) for name in site.camera_names]
+
+
+def _demo(capsys, *args, show="--no-show"):
+    """Exit code, stdout and stderr of ``dgnet-edge demo ARGS``."""
+    with pytest.raises(SystemExit) as e:
+        main(["demo", *[str(a) for a in args], "--no-progress", show])
+    captured = capsys.readouterr()
+    return (0 if e.value.code is None else e.value.code), captured.out, captured.err
+
+
+def test_crops_are_rgb_and_clipped():
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[..., 0] = 255  # blue in BGR
+    (crop,) = crops_of(image, np.array([[-5, -5, 10, 50]], np.float32))
+    assert crop.shape == (20, 10, 3)
+    assert (crop[..., 2] == 255).all() and (crop[..., 0] == 0).all()
+    (tiny,) = crops_of(image, np.array([[29.5, 19.5, 29.6, 19.6]], np.float32))
+    assert tiny.shape[0] >= 1 and tiny.shape[1] >= 1
+
+
+def test_named_sources():
+    assert split_name("door=rtsp://127.0.0.1:8554/x") == ("door", "rtsp://127.0.0.1:8554/x")
+    assert split_name("rtsp://127.0.0.1/x?a=1") == (None, "rtsp://127.0.0.1/x?a=1")
+    assert split_name("data/video/cam1") == (None, "data/video/cam1")
+
+
+def test_without_appearance_every_frame_is_tracked(bench, tmp_path, capsys):
+    code, out, err = _demo(capsys, *sum((["--source", s] for s in _sources(bench)), []), "--no-appearance",
+                           "--save-txt", tmp_path / "tracks", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    frames = TINY_BENCH.frames
+    assert {name: cam["frames"] for name, cam in summary["cameras"].items()} == {"cam1": frames, "cam2": frames}
+    tracks = {name: read_mot(tmp_path / "tracks" / f"{name}.txt") for name in ("cam1", "cam2")}
+    assert all(len(rows) > 0 for rows in tracks.values())
+    # per-camera track ids never collide across cameras when there is no gallery
+    assert not set(tracks["cam1"].ids.tolist()) & set(tracks["cam2"].ids.tolist())
+
+
+def test_demo_with_gallery_writes_every_output(bench, tiny_dgnet_export, tmp_path, capsys):
+    gallery = tmp_path / "gallery.db"
+    events = tmp_path / "events.jsonl"
+    args = [*sum((["--source", s] for s in _sources(bench)), []), "--export", str(tiny_dgnet_export),
+            "--threshold", "0.9", "--gallery", str(gallery), "--save-txt", str(tmp_path / "tracks"),
+            "--save", str(tmp_path / "video"), "--events", str(events), "--json"]
+    code, out, err = _demo(capsys, *args)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["identities"] >= 1
+    assert sum(cam["embedded"] for cam in summary["cameras"].values()) > 0
+    assert (tmp_path / "video" / "cam1.mp4").stat().st_size > 0
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    kinds = {e["event"] for e in lines}
+    assert {"new_identity", "enter", "leave"} <= kinds
+    with Gallery(gallery) as g:
+        known = {i.id for i in g.identities()}
+    written = set()
+    for name in ("cam1", "cam2"):
+        written |= set(read_mot(tmp_path / "tracks" / f"{name}.txt").ids.tolist())
+    assert written and written <= known  # MOT ids are gallery identities
+
+    # A second run over the same gallery finds the people it already knows.
+    code, out, err = _demo(capsys, *args)
+    assert code == 0, err
+    assert json.loads(out)["events"].get("reidentified", 0) > 0
+
+
+class _Boxes(Detector):
+    """A detector that returns fixed boxes, so that the loop can be driven without a model."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, frame):
+        return Detections.from_xyxy(self.boxes)
+
+
+def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
+    """Rows written before a track had its identity are written under that identity."""
+    (src,) = [open_source(_sources(bench)[0])]
+    gallery = Gallery(tmp_path / "g.db", feature_dim=4)
+    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3)
+
+    def embed(crops):
+        return np.tile(np.array([[1.0, 0, 0, 0]], np.float32), (len(crops), 1))
+
+    mot = MotSink(tmp_path)
+    events = EventLog(tmp_path / "events.jsonl")
+    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), embed, resolver, outputs=Outputs(mot=mot, events=events))
+    stats = loop.run(max_frames=12)
+    src.close()
+    gallery.close()
+    rows = read_mot(tmp_path / "cam1.txt")
+    assert stats.frames == 12
+    assert set(rows.ids.tolist()) == {1}
+    assert rows.frame.min() == 3  # confirmed after 3 hits: written from then, not from the identity decision on
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give at least one camera"),
+        (["--source", "nosuch-folder", "--no-appearance"], "nosuch-folder"),
+        (["--source", "0", "--detector", "yolo"], "needs the model file"),
+        (["--source", "0", "--detector", "sonar"], "--detector"),
+        (["--source", "0"], "--export is needed"),
+        (["--source", "0", "--export", "nosuch-export"], "does not exist"),
+        (["--source", "0", "--no-appearance", "--threshold", "0.5"], "--threshold needs appearance"),
+    ],
+)
+def test_bad_input_is_one_line(args, message, capsys):
+    code, _, err = _demo(capsys, *args)
+    assert code in (1, 2)
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_output_under_a_file_is_refused_before_opening_sources(bench, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for option in ("--save", "--save-txt"):
+        code, _, err = _demo(capsys, "--source", _sources(bench)[0], "--no-appearance", option, blocker / "out")
+        assert code == 1
+        assert "not a folder" in err
+    code, _, err = _demo(capsys, "--source", _sources(bench)[0], "--no-appearance", "--events", blocker / "e.jsonl")
+    assert code == 1 and "not a folder" in err
+
+
+def test_show_without_a_gui_is_a_usage_error(bench, capsys):
+    code, _, err = _demo(capsys, "--source", _sources(bench)[0], "--no-appearance", show="--show")
+    assert code == 2
+    assert "--show" in err
