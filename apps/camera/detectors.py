@@ -178,8 +178,8 @@ class YoloDetector(Detector):
     in 0..1; boxes of ``classes`` (COCO person) above ``conf`` go through NMS at ``iou`` (not for
     end-to-end models, which did it themselves) and back to frame pixels.
 
-    A TensorRT engine (.engine/.trt/.plan) runs through the TensorRT runner, whose CUDA context
-    belongs to the thread that opened it: call :meth:`detect` from that thread.
+    A TensorRT engine (.engine/.trt/.plan) runs through the TensorRT runner (which pushes the
+    device's primary CUDA context around each call, so any thread may call :meth:`detect`).
     """
 
     name = "yolo"
