@@ -23,12 +23,14 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 
@@ -192,8 +194,25 @@ def render_camera(
     return {"camera": name, "faults": counts.to_dict()}
 
 
-def _render_in_worker(spec: VideoSpec, camera: int, out: str, frames: bool, video: bool, rates: FaultRates, queue) -> dict:
-    return render_camera(spec, camera, out, frames, video, rates, queue.put)
+_worker_queue = None  # in a render worker: where it reports frames done
+
+
+def _init_worker(queue, parent: int) -> None:
+    """Render worker initializer: report progress to ``queue``, and end when ``parent`` is gone
+    (killed with -9, the pool's shutdown never comes) instead of rendering on for nobody."""
+    global _worker_queue
+    _worker_queue = queue
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _render_in_worker(spec: VideoSpec, camera: int, out: str, frames: bool, video: bool, rates: FaultRates) -> dict:
+    return render_camera(spec, camera, out, frames, video, rates, _worker_queue.put)
 
 
 def _render_cameras(
@@ -211,23 +230,28 @@ def _render_cameras(
         return [render_camera(spec, c, str(staging), frames, video, rates, advance) for c in range(spec.cameras)]
     # spawn: no fork of a process that may hold threads (progress display, BLAS), same on every OS.
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager:
-        queue = manager.Queue()
-        pool = ProcessPoolExecutor(workers, mp_context=context)
+    queue = context.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(queue, os.getpid()))
+    try:
+        futures = [pool.submit(_render_in_worker, spec, c, str(staging), frames, video, rates) for c in range(spec.cameras)]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, advance)
+        results = [f.result() for f in futures]
+        _drain(queue, advance)
+        return results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        queue.close()
+
+
+def _drain(queue, advance: Callable[[int], None]) -> None:
+    while True:
         try:
-            futures = [
-                pool.submit(_render_in_worker, spec, c, str(staging), frames, video, rates, queue) for c in range(spec.cameras)
-            ]
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                while not queue.empty():
-                    advance(queue.get())
-            while not queue.empty():
-                advance(queue.get())
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            advance(queue.get_nowait())
+        except Empty:
+            return
 
 
 def _world_json(plan: SitePlan, rates: FaultRates, cameras: list[dict]) -> dict:

@@ -37,10 +37,18 @@ def _colour(gid: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
+def busiest_frame(site: Site, names: tuple[str, ...]) -> int:
+    """The first frame with the most ground-truth boxes over the cameras ``names``."""
+    counts = np.zeros(site.frames + 1, np.int64)
+    for name in names:
+        np.add.at(counts, site.gt(name).frame, 1)
+    return int(np.argmax(counts[1:])) + 1
+
+
 def preview_grid(root: str | Path, frame: int | None = None, scale: float = 0.75) -> np.ndarray:
-    """The grid image (BGR) of the bench at ``root`` at ``frame`` (default: the middle frame)."""
+    """The grid image (BGR) of the bench at ``root`` at ``frame`` (default: the busiest frame)."""
     site = load_site(root)
-    frame = site.frames // 2 + 1 if frame is None else frame
+    frame = busiest_frame(site, site.camera_names[:4]) if frame is None else frame
     if not 1 <= frame <= site.frames:
         raise DatasetError(f"{root}: frame {frame} is outside 1..{site.frames}")
     tiles = []

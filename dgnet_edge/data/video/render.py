@@ -120,9 +120,11 @@ def _draw_occluder(img: np.ndarray, view: View, item: Occluder) -> None:
 
 
 def _shadow(img: np.ndarray, x: float, feet_y: float, width: float) -> None:
-    mask = np.zeros(img.shape[:2], np.uint8)
-    draw.ellipse(mask, (x, feet_y), (width, width * 0.18), (255, 255, 255))
-    draw.blend_mask(img, (mask * 0.45).astype(np.uint8), (0, 0, 0), 0, 0)
+    """A soft shadow on the ground under the feet (drawn in a patch around it: frames are large)."""
+    x0, y0 = math.floor(x - width) - 1, math.floor(feet_y - 0.18 * width) - 1
+    mask = np.zeros((math.ceil(0.36 * width) + 3, math.ceil(2 * width) + 3), np.uint8)
+    draw.ellipse(mask, (x - x0, feet_y - y0), (width, width * 0.18), (255, 255, 255))
+    draw.blend_mask(img, (mask * 0.45).astype(np.uint8), (0, 0, 0), x0, y0)
 
 
 def _draw_figure(img: np.ndarray, fig: Figure) -> tuple[int, int, int, int] | None:

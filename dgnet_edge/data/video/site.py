@@ -69,7 +69,7 @@ class VideoSpec:
 
 @dataclass(frozen=True)
 class Occluder:
-    """A pillar, planter or notice board standing on the ground at (``x``, ``depth``) metres."""
+    """A pillar (of an arcade, so tall it leaves the view), planter or notice board standing at (``x``, ``depth``) metres."""
 
     kind: str
     x: float
@@ -174,7 +174,7 @@ def _occluders(rng: np.random.Generator, view: View) -> tuple[Occluder, ...]:
         kind = str(rng.choice(["pillar", "planter", "board"], p=[0.35, 0.4, 0.25]))
         depth = float(rng.uniform(view.near + 0.8, view.near + 0.6 * (view.far - view.near)))
         x = float(rng.uniform(-0.75, 0.75) * view.half_width(depth))
-        width, height = {"pillar": (0.45, 4.0), "planter": (1.4, 0.9), "board": (1.0, 1.9)}[kind]
+        width, height = {"pillar": (0.45, 8.0), "planter": (1.4, 0.9), "board": (1.0, 1.9)}[kind]
         colour = tuple(int(c) for c in rng.integers(40, 200, 3))
         items.append(Occluder(kind, x, depth, width * float(rng.uniform(0.85, 1.2)), height * float(rng.uniform(0.9, 1.1)), colour))
     return tuple(items)
