@@ -7,8 +7,9 @@ no camera-motion compensation):
 2. Appearance features are asked for, in one batched ``embed`` call, only for the high-score
    detections that need them: those no confirmed or lost track clearly claims (they start or
    extend a tentative track, or may bring a lost track back), those that two tracks or two
-   detections compete for, and, every ``refresh_every`` frames, the one detection of a confirmed
-   track whose feature is due for a refresh.
+   detections compete for, those that fit their one track poorly (IoU below ``sure_iou``), and,
+   every ``refresh_every`` frames, the one detection of a confirmed track whose feature is due
+   for a refresh.
 3. High-score detections are matched to confirmed and lost tracks, then low-score detections to
    the confirmed tracks left over by IoU alone (ByteTrack's second stage), then the remaining
    high-score detections to tentative tracks. Each stage is an optimal assignment
@@ -61,11 +62,18 @@ class TrackerParams:
         appearance_weight: weight ``w`` of the cosine distance in a pair's cost.
         max_appearance_distance: pairs whose features are further apart (cosine distance) never
             match.
-        gate_chi2: Kalman gate, squared Mahalanobis distance on (cx, cy, w, h); appearance links
-            a track and a detection only inside it or when they compete (9.49 = 95 % of
-            chi-square, 4 dof).
+        reid_distance: the largest cosine distance at which a track that overlaps no detection
+            is matched by appearance alone (inside the Kalman gate).
+        min_feature_aspect: detections narrower than this times their height (people cut by the
+            frame's edge or an occluder) are never embedded: their crops show too little of them.
+        gate_chi2: Kalman gate, squared Mahalanobis distance on (cx, cy, w, h), inside which re-id
+            by appearance alone may link a track and a detection (9.49 = 95 % of chi-square,
+            4 dof).
         ambiguity_iou: a track and a detection compete when their IoU exceeds this; a detection
             that two tracks compete for, or whose track competes for two, is embedded.
+        sure_iou: a detection with one competing track is matched to it without re-id only when
+            their IoU is at least this (a poorer fit is how one person taking over another's
+            track looks, when the first walks out from behind the second).
         refresh_every: frames between feature refreshes of a confirmed track; 0 never refreshes.
         feature_momentum: weight of the old feature in the moving average.
         max_covered: a detection covered by another one over more than this fraction of its area
@@ -82,8 +90,11 @@ class TrackerParams:
     appearance: bool = True
     appearance_weight: float = 0.5
     max_appearance_distance: float = 0.6
+    reid_distance: float = 0.3
+    min_feature_aspect: float = 0.25
     gate_chi2: float = CHI2_95_4DOF
     ambiguity_iou: float = 0.1
+    sure_iou: float = 0.6
     refresh_every: int = 10
     feature_momentum: float = 0.9
     max_covered: float = 0.3
@@ -163,10 +174,12 @@ class Tracker:
         considered = np.concatenate([high, low])
         clear = np.ones(len(boxes), bool)
         clear[considered] = covered_fraction(boxes[considered]) <= p.max_covered
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        whole = width >= p.min_feature_aspect * height
 
         features: dict[int, np.ndarray] = {}
         if p.appearance:
-            wanted = self._needs_feature(high, iou, in_gate, scores, clear)
+            wanted = self._needs_feature(high[whole[high]], iou, in_gate, scores, clear)
             if len(wanted):
                 out = np.asarray(embed(wanted), np.float32)
                 if out.shape[0] != len(wanted):
@@ -176,27 +189,33 @@ class Tracker:
 
         established = np.array([t.state != TENTATIVE for t in tracks], bool)
         rows_main = np.flatnonzero(established)
-        rows_tentative = np.flatnonzero(~established)
         matched: dict[int, int] = {}  # track row -> detection index
 
-        # Stage 1: high-score detections to confirmed and lost tracks.
-        cost = self._cost(rows_main, high, iou, in_gate, features)
-        m, _, free_high = assign(cost, p.max_cost)
+        def unmatched(rows: np.ndarray) -> np.ndarray:
+            return np.array([r for r in rows if r not in matched], np.intp)
+
+        # Stage 1: high-score detections to confirmed and lost tracks, by overlap and appearance.
+        m, _, free = assign(self._cost(rows_main, high, iou, features, clear), p.max_cost)
         matched.update({int(rows_main[r]): int(high[c]) for r, c in m})
-        high_left = high[free_high]
+        high_left = high[free]
 
-        # Stage 2: low-score detections to the confirmed tracks still unmatched, by IoU alone.
-        rows_low = np.array([r for r in rows_main if r not in matched and tracks[r].state == CONFIRMED], np.intp)
-        if len(rows_low) and len(low):
-            cost = 1.0 - iou[np.ix_(rows_low, low)]
-            m, _, _ = assign(cost, 1.0 - p.low_score_iou)
-            matched.update({int(rows_low[r]): int(low[c]) for r, c in m})
+        # Stage 2: low-score detections to the tracks followed until the last frame, by IoU alone.
+        rows = np.array([r for r in unmatched(rows_main) if tracks[r].state == CONFIRMED], np.intp)
+        if len(rows) and len(low):
+            m, _, _ = assign(1.0 - iou[np.ix_(rows, low)], 1.0 - p.low_score_iou)
+            matched.update({int(rows[r]): int(low[c]) for r, c in m})
 
-        # Stage 3: remaining high-score detections to tentative tracks.
-        cost = self._cost(rows_tentative, high_left, iou, in_gate, features)
-        m, _, free_left = assign(cost, p.max_cost)
-        matched.update({int(rows_tentative[r]): int(high_left[c]) for r, c in m})
-        starters = high_left[free_left]
+        # Stage 3: re-id of the remaining tracks by appearance alone, inside the Kalman gate.
+        rows = unmatched(rows_main)
+        m, _, free = assign(self._reid_cost(rows, high_left, in_gate, features), p.reid_distance)
+        matched.update({int(rows[r]): int(high_left[c]) for r, c in m})
+        high_left = high_left[free]
+
+        # Stage 4: remaining high-score detections to tentative tracks.
+        rows = np.flatnonzero(~established)
+        m, _, free = assign(self._cost(rows, high_left, iou, features, clear), p.max_cost)
+        matched.update({int(rows[r]): int(high_left[c]) for r, c in m})
+        starters = high_left[free]
 
         survivors: list[Track] = []
         for row, track in enumerate(tracks):
@@ -216,7 +235,7 @@ class Tracker:
         if new:
             mean, cov = self.kalman.initiate(boxes[new])
             for k, d in enumerate(new):
-                feature = features.get(d)
+                feature = features.get(d) if clear[d] else None
                 survivors.append(Track(
                     track_id=self._next_id, box=dets.boxes[d].copy(), state=TENTATIVE, score=float(scores[d]),
                     feature=None if feature is None else feature.copy(), det_index=d,
@@ -247,54 +266,72 @@ class Tracker:
             t.frames_since_feature += 1
             t.det_index = -1
 
-    def _needs_feature(self, high: np.ndarray, iou: np.ndarray, in_gate: np.ndarray, scores: np.ndarray, clear: np.ndarray) -> np.ndarray:
-        """Indices of the high-score detections that need a feature this frame (see module docstring)."""
+    def _needs_feature(self, candidates: np.ndarray, iou: np.ndarray, in_gate: np.ndarray, scores: np.ndarray,
+                       clear: np.ndarray) -> np.ndarray:
+        """Which of the ``candidates`` (high-score, whole-person detections) to embed this frame."""
         p = self.params
         tracks = self.tracks
-        if len(high) == 0:
+        if len(candidates) == 0:
             return np.zeros(0, np.intp)
-        states = np.array([t.state for t in tracks])
-        established = states != TENTATIVE
-        near = iou[:, high] > p.ambiguity_iou  # (T, H)
+        established = np.array([t.state != TENTATIVE for t in tracks], bool)
+        known = np.array([t.state != TENTATIVE and t.feature is not None for t in tracks], bool)
+        near = iou[:, candidates] > p.ambiguity_iou  # (T, C)
         claims = near & established[:, None]
         per_det = claims.sum(axis=0)
-        per_track = near.sum(axis=1)
+        per_track = (iou > p.ambiguity_iou).sum(axis=1)
         wanted = []
-        for k, d in enumerate(high):
+        for k, d in enumerate(candidates):
             if per_det[k] == 0:
-                # Starts or extends a tentative track, or may bring back a lost one.
-                if (scores[d] >= p.new_track_score or near[:, k].any()
-                        or (in_gate[:, d] & (states == LOST)).any()):
+                # Starts or extends a tentative track, or may bring back a track by re-id.
+                if scores[d] >= p.new_track_score or near[:, k].any() or (in_gate[:, d] & known).any():
                     wanted.append(d)
                 continue
-            rows = np.flatnonzero(claims[:, k])
-            if per_det[k] > 1 or per_track[rows[0]] > 1:
-                wanted.append(d)  # competed for
+            row = int(np.flatnonzero(claims[:, k])[0])
+            if per_det[k] > 1 or per_track[row] > 1 or iou[row, d] < p.sure_iou:
+                wanted.append(d)  # competed for, or a poor fit to its only track
                 continue
-            track = tracks[rows[0]]
+            track = tracks[row]
             due = track.feature is None or (p.refresh_every > 0 and track.frames_since_feature >= p.refresh_every)
             if due and clear[d]:
                 wanted.append(d)
         return np.asarray(wanted, np.intp)
 
-    def _cost(self, rows: np.ndarray, cols: np.ndarray, iou: np.ndarray, in_gate: np.ndarray,
-              features: dict[int, np.ndarray]) -> np.ndarray:
-        """(len(rows), len(cols)) pair costs; inf where a pair may not match."""
-        p = self.params
-        pair_iou = iou[np.ix_(rows, cols)]
-        cost = 1.0 - pair_iou
+    def _distances(self, rows: np.ndarray, cols: np.ndarray, features: dict[int, np.ndarray]):
+        """Cosine distances between the tracks and detections that both have features, and where they go."""
         with_track = [k for k, r in enumerate(rows) if self.tracks[r].feature is not None]
         with_det = [k for k, c in enumerate(cols) if int(c) in features]
         if not with_track or not with_det:
-            return cost
+            return None, None
         track_features = np.stack([self.tracks[rows[k]].feature for k in with_track])
         det_features = np.stack([features[int(cols[k])] for k in with_det])
-        distance = 1.0 - track_features @ det_features.T
-        block = np.ix_(with_track, with_det)
-        # Appearance links a pair only inside the Kalman gate or when the boxes compete (overlap).
-        near = in_gate[np.ix_(rows, cols)][block] | (pair_iou[block] > p.ambiguity_iou)
+        return 1.0 - track_features @ det_features.T, np.ix_(with_track, with_det)
+
+    def _cost(self, rows: np.ndarray, cols: np.ndarray, iou: np.ndarray, features: dict[int, np.ndarray],
+              clear: np.ndarray) -> np.ndarray:
+        """(len(rows), len(cols)) overlap costs, with appearance where both sides have it; inf forbids.
+
+        A clear view of someone else (appearance too far) forbids a pair however well the boxes
+        overlap; a crop that another detection covers only weighs in through the cost.
+        """
+        p = self.params
+        pair_iou = iou[np.ix_(rows, cols)]
+        cost = 1.0 - pair_iou
+        distance, block = self._distances(rows, cols, features)
+        if distance is None:
+            return cost
         fused = (1 - p.appearance_weight) * cost[block] + p.appearance_weight * distance
-        cost[block] = np.where(near & (distance <= p.max_appearance_distance), fused, np.inf)
+        seen_clearly = clear[cols[block[1].ravel()]][None, :]
+        ok = (pair_iou[block] > p.ambiguity_iou) & ((distance <= p.max_appearance_distance) | ~seen_clearly)
+        cost[block] = np.where(ok, fused, np.inf)
+        return cost
+
+    def _reid_cost(self, rows: np.ndarray, cols: np.ndarray, in_gate: np.ndarray,
+                   features: dict[int, np.ndarray]) -> np.ndarray:
+        """(len(rows), len(cols)) appearance distances inside the Kalman gate; inf elsewhere."""
+        cost = np.full((len(rows), len(cols)), np.inf)
+        distance, block = self._distances(rows, cols, features)
+        if distance is not None:
+            cost[block] = np.where(in_gate[np.ix_(rows, cols)][block], distance, np.inf)
         return cost
 
     def _apply_match(self, track: Track, det: int, boxes: np.ndarray, scores: np.ndarray,

@@ -1,0 +1,279 @@
+"""Tracking accuracy on a video bench: the camera app's tracker with appearance, the same tracker
+with appearance off (IoU + Kalman), and ByteTrack, each fed the bench's public detections.
+
+Every tracker writes one MOTChallenge results file per camera (``OUT/<tracker>/<camera>.txt``),
+which :func:`dgnet_edge.eval.tracking.evaluate_tracks` scores against the bench's ground truth.
+A track appears in the results from the frame it is confirmed on, with its detection's box, as
+the camera app would write it online.
+
+ByteTrack is the ``trackers`` package's ``ByteTrackTracker`` (the ByteTrack that ``supervision``
+shipped as ``sv.ByteTrack`` until 0.30 moved it there), at its default settings with
+``frame_rate`` set to the bench's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dgnet_edge.apps.camera.app import crops_of
+from dgnet_edge.apps.camera.detections import Detections
+from dgnet_edge.apps.camera.tracker import CONFIRMED, Tracker, TrackerParams
+from dgnet_edge.data.video.bench import Site, load_site
+from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
+from dgnet_edge.errors import BackendUnavailableError, DatasetError, UsageError
+from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks
+
+TRACKERS = ("appearance", "iou", "bytetrack")
+
+
+@dataclass(frozen=True)
+class BenchCamera:
+    """One camera of a bench: its MOT folder, its frames (``img1/`` or a video file), rate and length."""
+
+    name: str
+    folder: Path
+    video: Path | None
+    frames: int
+    fps: float
+
+
+def bench_cameras(site: Site) -> list[BenchCamera]:
+    return [BenchCamera(c.name, site.camera_dir(c.name), site.root / c.video if c.video else None, site.frames, site.fps)
+            for c in site.cameras]
+
+
+class FrameImages:
+    """A camera's frames by 1-based index, decoded only when asked for (frames go in increasing order)."""
+
+    def __init__(self, camera: BenchCamera):
+        self.camera = camera
+        self.images = camera.folder / "img1"
+        self._capture = None
+        self._position = 0
+        if not self.images.is_dir():
+            if camera.video is None or not camera.video.is_file():
+                raise DatasetError(f"{camera.folder}: no img1/ folder and no video file; render the bench with frames")
+            self._capture = cv2.VideoCapture(str(camera.video))
+            if not self._capture.isOpened():
+                raise DatasetError(f"{camera.video} cannot be opened as a video")
+
+    def get(self, index: int) -> np.ndarray:
+        if self._capture is None:
+            path = self.images / f"{index:06d}.jpg"
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DatasetError(f"{path} is missing or cannot be decoded")
+            return image
+        if index <= self._position:
+            raise ValueError(f"frames of {self.camera.video} must be read in increasing order")
+        while self._position < index - 1:
+            self._capture.grab()
+            self._position += 1
+        ok, image = self._capture.read()
+        self._position += 1
+        if not ok:
+            raise DatasetError(f"{self.camera.video} ends before frame {index}")
+        return image
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+
+
+@dataclass
+class Timing:
+    """Where one tracker's time went on one camera."""
+
+    frames: int = 0
+    tracker_s: float = 0.0  # in the tracker's update, embedding excluded
+    embed_s: float = 0.0  # decoding frames, cropping and embedding, for the tracker's embed calls
+    embed_calls: int = 0
+    embedded: int = 0  # detections embedded
+    detections: int = 0
+
+    def add(self, other: Timing) -> Timing:
+        return Timing(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+
+    @property
+    def tracker_fps(self) -> float:
+        return self.frames / self.tracker_s if self.tracker_s > 0 else float("inf")
+
+    @property
+    def total_fps(self) -> float:
+        total = self.tracker_s + self.embed_s
+        return self.frames / total if total > 0 else float("inf")
+
+
+FeatureFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (BGR frame, boxes) -> features
+
+
+def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = None,
+                 features: FeatureFn | None = None) -> tuple[MotRows, Timing]:
+    """Run one tracker over one camera's public detections; the results and the time it took."""
+    dets_rows = read_mot(camera.folder / "det" / "det.txt")
+    if kind == "bytetrack":
+        return _track_bytetrack(camera, dets_rows)
+    if kind not in ("appearance", "iou"):
+        raise UsageError(f"tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
+    params = params or TrackerParams()
+    params = TrackerParams(**{**params.__dict__, "appearance": kind == "appearance"})
+    if params.appearance and features is None:
+        raise UsageError("the appearance tracker needs features: open an embedder on an export (--export)")
+    tracker = Tracker(params, fps=camera.fps)
+    images = FrameImages(camera) if params.appearance else None
+    timing = Timing()
+    out_frames, out_ids, out_boxes, out_scores = [], [], [], []
+    try:
+        for index in range(1, camera.frames + 1):
+            rows = dets_rows.at(index)
+            dets = Detections.from_xywh(rows.boxes, rows.scores)
+            spent = [0.0]
+
+            def embed(indices: np.ndarray) -> np.ndarray:
+                t0 = time.perf_counter()
+                out = features(images.get(index), dets.boxes[indices])
+                spent[0] += time.perf_counter() - t0
+                timing.embed_calls += 1
+                timing.embedded += len(indices)
+                return out
+
+            t0 = time.perf_counter()
+            tracks = tracker.update(dets, embed)
+            timing.tracker_s += time.perf_counter() - t0 - spent[0]
+            timing.embed_s += spent[0]
+            timing.frames += 1
+            timing.detections += len(dets)
+            for t in tracks:
+                if t.state == CONFIRMED and t.det_index >= 0:
+                    out_frames.append(index)
+                    out_ids.append(t.track_id)
+                    out_boxes.append(t.box)
+                    out_scores.append(t.score)
+    finally:
+        if images is not None:
+            images.close()
+    return _rows(out_frames, out_ids, out_boxes, out_scores), timing
+
+
+def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], scores: list[float]) -> MotRows:
+    xyxy = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    return MotRows.of(np.asarray(frames), np.asarray(ids), xywh, np.asarray(scores))
+
+
+def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, Timing]:
+    try:
+        import supervision as sv
+        from trackers import ByteTrackTracker
+    except ImportError:
+        raise BackendUnavailableError(
+            "the ByteTrack comparison needs the trackers package: pip install --no-deps trackers") from None
+    tracker = ByteTrackTracker(frame_rate=camera.fps)
+    timing = Timing()
+    out_frames, out_ids, out_boxes, out_scores = [], [], [], []
+    for index in range(1, camera.frames + 1):
+        rows = dets_rows.at(index)
+        dets = Detections.from_xywh(rows.boxes, rows.scores)
+        t0 = time.perf_counter()
+        result = tracker.update(sv.Detections(xyxy=dets.boxes.astype(np.float64), confidence=dets.scores,
+                                              class_id=np.zeros(len(dets), int)))
+        timing.tracker_s += time.perf_counter() - t0
+        timing.frames += 1
+        timing.detections += len(dets)
+        keep = result.tracker_id >= 0
+        out_frames += [index] * int(keep.sum())
+        out_ids += result.tracker_id[keep].tolist()
+        out_boxes += list(result.xyxy[keep])
+        out_scores += result.confidence[keep].tolist()
+    return _rows(out_frames, out_ids, out_boxes, out_scores), timing
+
+
+def embedder_features(embedder) -> FeatureFn:
+    """Features of detections from an :class:`~dgnet_edge.runtime.embedder.Embedder`, on RGB crops."""
+
+    def features(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return embedder.embed(crops_of(image, boxes))
+
+    return features
+
+
+@dataclass
+class BenchRun:
+    """One tracker on every camera of a bench: where its results are, its time, its metrics."""
+
+    kind: str
+    folder: Path
+    timing: dict[str, Timing]
+    result: TrackingResult
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Per-camera metrics averaged over the cameras (IDF1, HOTA, MOTA, ID switches)."""
+        cams = list(self.result.per_camera.values())
+        return {key: float(np.mean([getattr(m, key) for m in cams])) for key in ("idf1", "hota", "mota", "id_switches")}
+
+    @property
+    def total(self) -> Timing:
+        total = Timing()
+        for t in self.timing.values():
+            total = total.add(t)
+        return total
+
+
+def compare_trackers(bench_dir: str | Path, out_dir: str | Path, kinds: Sequence[str] = TRACKERS,
+                     params: TrackerParams | None = None, export_dir: str | Path | None = None,
+                     backend: str = "auto", precision: str = "auto") -> list[BenchRun]:
+    """Track every camera of the bench with each tracker, write ``out_dir/<tracker>/<camera>.txt``
+    and score them with :func:`~dgnet_edge.eval.tracking.evaluate_tracks`.
+
+    The appearance tracker embeds crops with the export at ``export_dir``.
+    """
+    unknown = [k for k in kinds if k not in TRACKERS]
+    if unknown:
+        raise UsageError(f"tracker {unknown[0]!r}: expected one of {', '.join(TRACKERS)}")
+    site = load_site(bench_dir)
+    embedder = None
+    if "appearance" in kinds:
+        if export_dir is None:
+            raise UsageError("the appearance tracker needs an export folder for its embedder (--export)")
+        from dgnet_edge.runtime.embedder import Embedder
+
+        embedder = Embedder.open(export_dir, backend=backend, precision=precision)
+    runs = []
+    try:
+        for kind in kinds:
+            features = embedder_features(embedder) if kind == "appearance" else None
+            folder = Path(out_dir) / kind
+            rows, timing = {}, {}
+            for camera in bench_cameras(site):
+                rows[camera.name], timing[camera.name] = track_camera(camera, kind, params, features)
+                write_mot(folder / f"{camera.name}.txt", rows[camera.name])
+            runs.append(BenchRun(kind, folder, timing, evaluate_tracks(rows, site)))
+    finally:
+        if embedder is not None:
+            embedder.close()
+    return runs
+
+
+def format_comparison(runs: Sequence[BenchRun]) -> str:
+    """A Markdown table: per camera and mean IDF1, HOTA, MOTA, ID switches; multi-camera IDF1; speed."""
+    lines = ["| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
+    for run in runs:
+        for name, m in run.result.per_camera.items():
+            lines.append(f"| {run.kind} | {name} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
+        mean = run.mean
+        lines.append(f"| {run.kind} | **mean** | **{mean['idf1']:.1f}** | **{mean['hota']:.1f}** | "
+                     f"**{mean['mota']:.1f}** | **{mean['id_switches']:.1f}** |")
+    lines += ["", "| tracker | multi-camera IDF1 (per-camera ids) | tracker frames/s | with re-id frames/s | detections embedded |",
+              "|---|---:|---:|---:|---:|"]
+    for run in runs:
+        t = run.total
+        embedded = f"{t.embedded} / {t.detections} ({100 * t.embedded / max(1, t.detections):.0f} %)"
+        lines.append(f"| {run.kind} | {run.result.multi_camera_idf1:.1f} | {t.tracker_fps:.0f} | {t.total_fps:.0f} | {embedded} |")
+    return "\n".join(lines) + "\n"
