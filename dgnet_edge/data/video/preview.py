@@ -1,4 +1,8 @@
-"""A picture of a video bench: up to four cameras at one frame in a 2x2 grid, with ground-truth boxes and ids."""
+"""A picture of a video bench: up to four cameras at one frame in a 2x2 grid, with ground-truth boxes and ids.
+
+A box is drawn thick when at least half of it is visible; a label gives the global identity and,
+below full visibility, the visible fraction.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +63,10 @@ def preview_grid(root: str | Path, frame: int | None = None, scale: float = 0.75
             colour = _colour(gid)
             cv2.rectangle(img, (round(x), round(y)), (round(x + w) - 1, round(y + h) - 1), colour, 2 if v >= 0.5 else 1)
             label = f"{gid}" if v >= 0.995 else f"{gid} ({v:.0%})"
-            cv2.putText(img, label, (round(x), max(12, round(y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+            lx, ly = round(x), max(th + 3, round(y) - 3)
+            cv2.rectangle(img, (lx - 1, ly - th - 3), (lx + tw + 1, ly + 2), (24, 24, 24), -1)
+            cv2.putText(img, label, (lx, ly), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
         cv2.putText(img, f"{name}  frame {frame}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (255, 255, 255), 2, cv2.LINE_AA)
         tiles.append(img)
     while len(tiles) < 4:
