@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -306,7 +307,10 @@ def test_timeouts_are_passed_as_capture_params():
 
 # -- a real stream: RTSP on loopback, killed and restarted ----------------------------------------
 def skip_without_rtsp_server():
+    """Skip where the loopback RTSP server cannot run, except in CI, whose .ci/run installs it."""
     reason = unavailable_reason()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the RTSP tests: {reason}")
     if reason:
         pytest.skip(reason)
 
@@ -369,3 +373,18 @@ def test_rtsp_server_streams_a_folder_of_frames(tmp_path):
         with open_source(server.url, "cam1", open_timeout_s=5, read_timeout_s=2) as source:
             frames = [source.read(timeout=10) for _ in range(3)]
     assert [f.image.shape for f in frames] == [(48, 64, 3)] * 3 and [f.camera for f in frames] == ["cam1"] * 3
+
+
+def test_a_looped_folder_keeps_counting_frames(tmp_path):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 8, 3), i * 40, np.uint8))
+    with open_source(str(folder), loop=True) as source:
+        frames = [source.read(timeout=5) for _ in range(7)]
+    assert [f.index for f in frames] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 40, 80, 0, 40, 80, 0]
+    with pytest.raises(SourceError, match="replayed in a loop"):
+        open_source(str(folder / "000.png"), loop=True)

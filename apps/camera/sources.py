@@ -172,27 +172,36 @@ class CaptureReader:
 
 
 class ImageFilesReader:
-    """Images from a list of files, each with its frame index; unreadable files are skipped."""
+    """Images from a list of files, each with its frame index; unreadable files are skipped.
 
-    def __init__(self, files: list[Path], indices: list[int], describe: str, fps: float | None = None):
+    With ``loop`` the files start over at the end, and frame numbers go on counting (pass ``k``
+    gives frame ``k * last_index + index``), so a replayed folder reads like one long recording.
+    """
+
+    def __init__(self, files: list[Path], indices: list[int], describe: str, fps: float | None = None, loop: bool = False):
         self.files = files
         self.indices = indices
         self.describe = describe
         self.fps = fps
+        self.loop = loop
         self.position = 0
         self.skipped = 0
+        self.passes = 0
 
     def next(self) -> tuple[int, np.ndarray] | None:
         cv2 = import_cv2()
-        while self.position < len(self.files):
+        while True:
+            if self.position == len(self.files):
+                if not self.loop or self.skipped >= len(self.files) * (self.passes + 1):
+                    return None  # the end, or a looped folder none of whose files decode
+                self.position, self.passes = 0, self.passes + 1
             path, index = self.files[self.position], self.indices[self.position]
             self.position += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
-                return index, image
+                return self.passes * self.indices[-1] + index, image
             self.skipped += 1
             log.warning("%s: cannot decode %s, skipped", self.describe, path)
-        return None
 
 
 # -- the source ----------------------------------------------------------------------------------
@@ -429,7 +438,7 @@ def read_seqinfo(path: Path) -> configparser.SectionProxy:
     return parser["Sequence"]
 
 
-def _mot_source(folder: Path, name: str, spec: str, params: list[int]) -> Source:
+def _mot_source(folder: Path, name: str, spec: str, params: list[int], loop: bool = False) -> Source:
     info = read_seqinfo(folder / "seqinfo.ini")
     try:
         fps = float(info.get("frameRate", "0")) or None
@@ -445,7 +454,10 @@ def _mot_source(folder: Path, name: str, spec: str, params: list[int]) -> Source
             raise SourceError(f"{bad}: MOTChallenge frames are named by frame number (000001.jpg)") from None
         if not files:
             raise SourceError(f"{frames_dir}: no {info.get('imExt', '.jpg')} frames")
-        return _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps))
+        return _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps, loop))
+    if loop:
+        raise SourceError(f"{folder}: only frame folders can be replayed in a loop, and {frames_dir} is missing; "
+                          f"write frames with `dgnet-edge data video --frames`")
     video = folder.parent / f"{folder.name}.mp4"
     if video.is_file():
         reader = CaptureReader(str(video), ffmpeg_or_any(), "the video is unreadable (corrupt or an unsupported codec)", params, fps)
@@ -454,9 +466,9 @@ def _mot_source(folder: Path, name: str, spec: str, params: list[int]) -> Source
                       f"write them with `dgnet-edge data video`")
 
 
-def _folder_source(folder: Path, name: str, spec: str, params: list[int]) -> Source:
+def _folder_source(folder: Path, name: str, spec: str, params: list[int], loop: bool = False) -> Source:
     if (folder / "seqinfo.ini").is_file():
-        return _mot_source(folder, name, spec, params)
+        return _mot_source(folder, name, spec, params, loop)
     cameras = sorted(p.name for p in folder.iterdir() if (p / "seqinfo.ini").is_file())
     if cameras:
         shown = " ".join(f"--source {folder / c}" for c in cameras[:4]) + (" ..." if len(cameras) > 4 else "")
@@ -464,7 +476,7 @@ def _folder_source(folder: Path, name: str, spec: str, params: list[int]) -> Sou
     files = image_files(folder)
     if not files:
         raise SourceError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder; {SPEC_HELP}")
-    return _files_source(name, spec, ImageFilesReader(files, list(range(1, len(files) + 1)), str(folder)))
+    return _files_source(name, spec, ImageFilesReader(files, list(range(1, len(files) + 1)), str(folder), loop=loop))
 
 
 def _url_name(spec: str) -> str:
@@ -478,7 +490,7 @@ def is_url(spec: str) -> bool:
 
 
 def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 10, read_timeout_s: float = 5,
-                reconnect: bool = True) -> Source:
+                reconnect: bool = True, loop: bool = False) -> Source:
     """Open ``spec`` and start reading it; SourceError naming the spec when it cannot be opened.
 
     Args:
@@ -489,12 +501,16 @@ def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 1
         open_timeout_s, read_timeout_s: how long opening, and then each frame, may take for
             streams and files (a stalled stream counts as dropped after ``read_timeout_s``).
         reconnect: reopen a dropped live source with exponential backoff (0.5 s doubling to 10 s).
+        loop: replay an image folder or a bench camera's frames without end (frame numbers keep
+            counting); other sources cannot loop.
     """
     cv2 = import_cv2()
     spec = str(spec).strip()
     if not spec:
         raise SourceError(f"empty source; {SPEC_HELP}")
     params = timeout_params(open_timeout_s, read_timeout_s)
+    if loop and not Path(spec).expanduser().is_dir():
+        raise SourceError(f"{spec}: only image folders and bench camera folders can be replayed in a loop")
     if "!" in spec:
         if not has_backend("GSTREAMER"):
             raise SourceError(
@@ -515,7 +531,7 @@ def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 1
                                reconnect, "the webcam")
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _folder_source(path, name or path.name, spec, params)
+        return _folder_source(path, name or path.name, spec, params, loop)
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             raise SourceError(f"{spec}: a single image; give the folder that holds the frames")
