@@ -7,7 +7,7 @@ import pytest
 
 from dgnet_edge.apps.camera import matching
 from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_4DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
 from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
 
 DIM = 16
@@ -58,7 +58,7 @@ def test_kalman_follows_linear_motion():
     np.testing.assert_allclose(boxes_of(mean)[0], box_at(100.0 + 4.0 * 30, 150.0 + 30), atol=0.5)
     # The next true box is inside the gate, a box 60 px away is not.
     near, far = kf.gating_distance(mean, cov, np.array([box_at(220.0, 180.0), box_at(280.0, 180.0)]))[0]
-    assert near < CHI2_95_4DOF < far
+    assert near < CHI2_95_3DOF < far
 
 
 def test_kalman_is_vectorised_and_uncertainty_shrinks_with_updates():

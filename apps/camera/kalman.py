@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# 0.95 quantile of the chi-square distribution with 4 degrees of freedom (cx, cy, w, h).
-CHI2_95_4DOF = 9.4877
+# 0.95 quantile of the chi-square distribution with 3 degrees of freedom (cx, cy, h).
+CHI2_95_3DOF = 7.8147
+_GATED = [0, 1, 3]  # cx, cy, h
 
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
@@ -97,15 +98,18 @@ class BoxKalman:
         return mean, covariance
 
     def gating_distance(self, mean: np.ndarray, covariance: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """(T, N) squared Mahalanobis distances between each track's prediction and each box.
+        """(T, N) squared Mahalanobis distances between each track's predicted centre and height
+        and each box's; compare with :data:`CHI2_95_3DOF` to gate.
 
-        Compare with :data:`CHI2_95_4DOF` to gate.
+        Width is left out: a walking person's box widens and narrows with every stride, far more
+        than the filter's noise model says, so it would gate out the person's own next box.
         """
-        z = xyxy_to_cxcywh(boxes_xyxy)
+        z = xyxy_to_cxcywh(boxes_xyxy)[:, _GATED]
         if len(mean) == 0 or len(z) == 0:
             return np.zeros((len(mean), len(z)))
         z_pred, s = self.project(mean, covariance)
-        d = z[None, :, :] - z_pred[:, None, :]  # (T, N, 4)
+        z_pred, s = z_pred[:, _GATED], s[:, _GATED][:, :, _GATED]
+        d = z[None, :, :] - z_pred[:, None, :]  # (T, N, 3)
         s_inv = np.linalg.inv(s)
         return np.einsum("tni,tij,tnj->tn", d, s_inv, d)
 

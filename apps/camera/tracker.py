@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_4DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
 from dgnet_edge.apps.camera.matching import assign, box_iou, covered_fraction
 
 TENTATIVE = "tentative"
@@ -66,9 +66,9 @@ class TrackerParams:
             is matched by appearance alone (inside the Kalman gate).
         min_feature_aspect: detections narrower than this times their height (people cut by the
             frame's edge or an occluder) are never embedded: their crops show too little of them.
-        gate_chi2: Kalman gate, squared Mahalanobis distance on (cx, cy, w, h), inside which re-id
-            by appearance alone may link a track and a detection (9.49 = 95 % of chi-square,
-            4 dof).
+        gate_chi2: Kalman gate, squared Mahalanobis distance on centre and height, inside which
+            re-id by appearance alone may link a track and a detection (7.81 = 95 % of
+            chi-square, 3 dof).
         ambiguity_iou: a track and a detection compete when their IoU exceeds this; a detection
             that two tracks compete for, or whose track competes for two, is embedded.
         sure_iou: a detection with one competing track is matched to it without re-id only when
@@ -92,7 +92,7 @@ class TrackerParams:
     max_appearance_distance: float = 0.6
     reid_distance: float = 0.3
     min_feature_aspect: float = 0.25
-    gate_chi2: float = CHI2_95_4DOF
+    gate_chi2: float = CHI2_95_3DOF
     ambiguity_iou: float = 0.1
     sure_iou: float = 0.6
     refresh_every: int = 10
