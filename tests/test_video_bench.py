@@ -312,3 +312,13 @@ def test_preview_grid_shows_the_busiest_frame_with_boxes(small_bench):
     assert np.any(grid[:240, :320] != raw)  # boxes and labels drawn over the frame
     with pytest.raises(DatasetError, match="outside"):
         preview_grid(root, frame=site.frames + 1)
+
+
+def test_cli_defaults_are_the_spec_defaults():
+    import inspect
+
+    from dgnet_edge.cli.data_video import video
+
+    defaults = {name: p.default for name, p in inspect.signature(video).parameters.items()}
+    spec = VideoSpec()
+    assert (defaults["cameras"], defaults["seconds"], defaults["fps"], defaults["seed"]) == (spec.cameras, spec.seconds, spec.fps, spec.seed)

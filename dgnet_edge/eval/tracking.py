@@ -134,8 +134,13 @@ def sequence_data(gt: MotRows, pred: MotRows, frames: int, min_visibility: float
     }
 
 
+def _pct(value) -> float:
+    """A TrackEval fraction as a percentage (HOTA's figures are arrays over IoU thresholds: their mean)."""
+    return round(100.0 * float(np.mean(value)), 3)
+
+
 def _metrics(hota: dict, clear: dict, identity: dict, data_counts: tuple[int, int, int, int]) -> TrackMetrics:
-    pct = lambda v: round(100.0 * float(np.mean(v)), 3)  # noqa: E731  (HOTA's are arrays over IoU thresholds)
+    pct = _pct
     gt_boxes, pred_boxes, gt_ids, pred_ids = data_counts
     return TrackMetrics(
         hota=pct(hota["HOTA"]),

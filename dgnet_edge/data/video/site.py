@@ -2,12 +2,13 @@
 
 The site is a chain of street cameras that do not overlap: leaving camera ``k`` on its right edge
 leads (after a walk of a few seconds) to the left edge of camera ``k + 1``, and the other way
-round. People also come and go through side streets at the view's edges and doorways in the
-building fronts at the back of the view, so some are seen by one camera only. Each camera looks
-down on a flat ground plane; a point on the ground ``D`` metres ahead and ``X`` metres to the side
-appears at column ``cx + f·X/D`` and row ``horizon + f·H/D``. The horizon and camera height are
-chosen so that the building fronts of the camera's scene stand at the back of the walkable ground
-and a person is 80-250 pixels tall at 640x480.
+round. The streets between cameras have side turnings, so not everyone who leaves towards the
+next camera reaches it, and people also come and go through doorways in the building fronts at
+the back of a view: some are seen by one camera only. Each camera looks down on a flat ground
+plane: a point ``D`` metres ahead and ``X`` metres to the side appears at column
+``cx + f·X/D`` and row ``horizon + f·H/D``. The horizon and camera height are chosen so that the
+building fronts of the camera's scene stand at the back of the walkable ground and a person is
+80-250 pixels tall at 640x480.
 
 A person's visit to a camera is a polyline of keyframes ``(t, X, D)`` in seconds and metres;
 standing still is two keyframes at the same place. Some people come back to a camera they left a
@@ -263,16 +264,25 @@ def _travel(views: tuple[View, ...], a: int, b: int, rng: np.random.Generator) -
     return views[min(a, b)].travel_right * float(rng.uniform(0.9, 1.35))
 
 
-def _person_visits(
-    rng: np.random.Generator, spec: VideoSpec, views: tuple[View, ...], start: float, speed: float
-) -> list[Visit]:
+def _person_visits(rng: np.random.Generator, views: tuple[View, ...], start: float, speed: float) -> list[Visit]:
+    """The visits of one walk along the chain, from the first camera of its route to the last."""
     route, direction = _route(rng, len(views))
     towards, backwards = ("right", "left") if direction > 0 else ("left", "right")
     visits, t = [], start
     for k, cam in enumerate(route):
-        enter = backwards if k > 0 else str(rng.choice(SIDES, p=[0.4, 0.4, 0.2]) if len(route) == 1 else rng.choice([backwards, "far"]))
-        last = k == len(route) - 1
-        leave = towards if not last else str(rng.choice([s for s in SIDES if s != enter] if len(route) == 1 else [towards, "far"]))
+        first, last = k == 0, k == len(route) - 1
+        if not first:
+            enter = backwards
+        elif len(route) == 1:
+            enter = str(rng.choice(SIDES, p=[0.4, 0.4, 0.2]))
+        else:  # from a side street behind, or out of a doorway
+            enter = str(rng.choice([backwards, "far"]))
+        if not last:
+            leave = towards
+        elif len(route) == 1:
+            leave = str(rng.choice([s for s in SIDES if s != enter]))
+        else:
+            leave = str(rng.choice([towards, "far"]))
         visit = _walk(rng, views[cam], cam, t, speed, enter, leave)
         visits.append(visit)
         if not last:
@@ -315,7 +325,7 @@ def plan_site(spec: VideoSpec) -> SitePlan:
     walks = []
     for start in starts.tolist():
         speed = float(rng.uniform(1.0, 1.6))
-        walks.append((speed, _person_visits(rng, spec, views, start, speed)))
+        walks.append((speed, _person_visits(rng, views, start, speed)))
     # Some of those who come early come back into their first camera later; enough of them that
     # the bench holds a few re-entries (a return that would start too late to be seen is redrawn
     # for someone else).
