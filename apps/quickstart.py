@@ -2,7 +2,9 @@
 
 Every step writes into its own folder and is skipped when its result is already there, so an
 interrupted quickstart picks up where it stopped (a half-trained model resumes from its last
-checkpoint). Training-side modules are imported inside the steps: importing the apps never
+checkpoint). A model trained with another config than the one asked for is not reused silently:
+the run stops and says which fields differ. The config and the output folders are checked before
+the first step. Training-side modules are imported inside the steps: importing the apps never
 imports torch.
 """
 
@@ -42,6 +44,11 @@ def ensure_world(root: Path, on_progress: Callable[[int, int], None] | None = No
         log.info("synthetic world: %s (already there)", root)
         return None
     from dgnet_edge.data.synth import WorldSpec, write_world
+    from dgnet_edge.errors import UsageError
+
+    if root.is_dir() and any(root.iterdir()):
+        raise UsageError(f"--world {root} holds other files and no synthetic world ({WORLD_MARKER}): "
+                         "give an empty or new folder, or a world written by `dgnet-edge data synth`")
 
     summary = write_world(root, WorldSpec(), progress=on_progress)
     log.info("synthetic world: %s images in %.0f s", sum(summary.images.values()), summary.seconds)
@@ -51,24 +58,43 @@ def ensure_world(root: Path, on_progress: Callable[[int, int], None] | None = No
 def ensure_model(run: Path, world: Path, config: str, overrides: list[str], progress: bool) -> tuple[Path, dict[str, Any], float | None]:
     """Train E_a (stage ``baseline``) into ``run`` unless it finished there before; resumes a
     stopped run. Returns (checkpoint, metrics, seconds or None)."""
-    checkpoint, metrics_file = run / "checkpoints" / "last.pt", run / "metrics.json"
-    if metrics_file.is_file() and checkpoint.is_file():
-        log.info("model: %s (already trained)", checkpoint)
-        return checkpoint, json.loads(metrics_file.read_text()), None
+    from dgnet_edge.checkpoint import load_checkpoint
     from dgnet_edge.config import load_config
     from dgnet_edge.errors import UsageError
     from dgnet_edge.training.id_trainer import train_id
     from dgnet_edge.training.trainer import resume_config
 
+    cfg = load_config(config, [f"data.root={world}", *overrides])
+    checkpoint, metrics_file = run / "checkpoints" / "last.pt", run / "metrics.json"
+    if checkpoint.is_file():
+        changed = config_changes(load_checkpoint(checkpoint)["config"], cfg.to_dict())
+        if changed:
+            raise UsageError(f"{run} holds a model trained with another config ({', '.join(changed[:4])}"
+                             f"{' ...' if len(changed) > 4 else ''} differ); choose another --out for this config, "
+                             f"or delete {run.parent} to train again")
+    if metrics_file.is_file() and checkpoint.is_file():
+        log.info("model: %s (already trained)", checkpoint)
+        return checkpoint, json.loads(metrics_file.read_text()), None
     if checkpoint.is_file():
         log.info("model: resuming %s", checkpoint)
         result = train_id(resume_config(checkpoint), "baseline", run, resume=checkpoint, progress=progress)
     else:
-        cfg = load_config(config, [f"data.root={world}", *overrides])
         result = train_id(cfg, "baseline", run, progress=progress)
     if result.stopped:
         raise UsageError(f"training stopped ({result.stopped}); run the quickstart again to resume it")
     return result.checkpoint, result.metrics, result.seconds
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the config fields whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 def ensure_export(export_dir: Path, checkpoint: Path, world: Path, on_progress: StageFn | None = None) -> float | None:
@@ -110,6 +136,13 @@ def quickstart(
     on_report_progress: ReportFn | None = None,
 ) -> QuickstartResult:
     """Run the steps that have not finished yet; the report is always measured afresh."""
+    from dgnet_edge.config import load_config
+    from dgnet_edge.paths import check_output_dir, prepare_output_dir
+
+    load_config(config, [f"data.root={world}", *(overrides or [])])  # a bad --config or --set fails before any work
+    prepare_output_dir(out, "--out folder")
+    if not (world / WORLD_MARKER).is_file():
+        check_output_dir(world, "--world folder")
     timings: dict[str, float] = {}
     seconds = ensure_world(world, on_world_progress)
     if seconds is not None:

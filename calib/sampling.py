@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.data.dataset import IMAGE_SUFFIXES, ImageRecord
+from dgnet_edge.data.dataset import IMAGE_SUFFIXES, ImageRecord, is_broken_link
 from dgnet_edge.data.images import load_images
 from dgnet_edge.data.registry import build_dataset, dataset_names
 from dgnet_edge.errors import DatasetError
@@ -100,10 +100,11 @@ def stratified_sample(records: Sequence[ImageRecord], count: int, seed: int = 0)
 
 
 def folder_records(root: Path) -> list[ImageRecord]:
-    """Every image under ``root`` (recursively, hidden files skipped); camera = index of its sub-folder."""
+    """Every image under ``root`` (recursively, hidden files skipped; broken links kept, to count as
+    unreadable); camera = index of its sub-folder."""
     paths = sorted(
         p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or is_broken_link(p)) and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     folders = sorted({p.parent for p in paths})
     index = {f: i for i, f in enumerate(folders)}
@@ -161,9 +162,19 @@ def image_batches(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Feeds ``{input_name: (N, H, W, 3) array}`` of the images, preprocessed as at run time.
 
-    Unreadable images are skipped (and logged); calibration needs representative data, not all of it.
+    Unreadable images are skipped (and logged); calibration needs representative data, not all of
+    it. When none of the images decodes, the last step raises DatasetError saying how many were
+    found and how many could not be read.
     """
+    unreadable: list[str] = []
+    decoded = 0
     for start in range(0, len(paths), batch_size):
-        pixels = load_images(list(paths[start : start + batch_size]), height, width, workers, skip_unreadable=True).pixels
-        if len(pixels):
-            yield {input_name: pixels.astype(dtype, copy=False)}
+        loaded = load_images(list(paths[start : start + batch_size]), height, width, workers, skip_unreadable=True)
+        unreadable += loaded.failures
+        decoded += len(loaded.pixels)
+        if len(loaded.pixels):
+            yield {input_name: loaded.pixels.astype(dtype, copy=False)}
+    if not decoded:
+        first = f"; first: {unreadable[0]}" if unreadable else ""
+        raise DatasetError(f"{len(paths)} image(s) found, {len(unreadable)} could not be read{first}: "
+                           "calibration needs readable images: replace or remove the unreadable files")

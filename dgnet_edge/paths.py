@@ -23,29 +23,58 @@ def _file_ancestor(path: Path) -> Path | None:
     return None
 
 
+def _reason(e: OSError) -> str:
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    if e.errno == errno.EPERM:
+        return "operation not permitted; is a folder on the path immutable?"
+    return (e.strerror or str(e)).lower()
+
+
 def _probe_writable(folder: Path, what: str, path: Path) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
     except OSError as e:
-        reason = "read-only file system" if e.errno == errno.EROFS else (e.strerror or str(e)).lower()
-        raise OutputPathError(f"{what} {path} cannot be written ({reason}): choose another path") from None
+        raise OutputPathError(f"{what} {path} cannot be written ({_reason(e)}): choose another path") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def _refuse_file_on_path(folder: Path, what: str, path: Path) -> None:
+    """OutputPathError if ``folder`` (the output ``path`` or the folder it goes in) or an ancestor is a file."""
+    blocker = _file_ancestor(folder)
+    if blocker is not None:
+        name = "is a file" if blocker == path else f"has a file in its path: {blocker}"
+        raise OutputPathError(f"{what} {path} {name}, not a folder: choose another path")
+
+
+def _make_dir(folder: Path, what: str, path: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"{what} {path} cannot be created ({_reason(e)}): choose another path") from None
 
 
 def prepare_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Create folder ``path`` (and its parents) and check that files can be written in it."""
     path = Path(path)
-    blocker = _file_ancestor(path)
-    if blocker is not None:
-        name = "is a file" if blocker == path else f"has a file in its path: {blocker}"
-        raise OutputPathError(f"{what} {path} {name}, not a folder: choose another path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        reason = "read-only file system" if e.errno == errno.EROFS else (e.strerror or str(e)).lower()
-        raise OutputPathError(f"{what} {path} cannot be created ({reason}): choose another path") from None
+    _refuse_file_on_path(path, what, path)
+    _make_dir(path, what, path)
     _probe_writable(path, what, path)
+    return path
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Check that folder ``path`` can be written without creating it: no file on its path, its
+    parent created and writable (an atomic write assembles the folder in a sibling and renames
+    it into place) and, if it exists, the folder itself writable. A run that fails before
+    writing then leaves nothing behind."""
+    path = Path(path)
+    _refuse_file_on_path(path, what, path)
+    _make_dir(path.parent, what, path)
+    _probe_writable(path.parent, what, path)
+    if path.is_dir():
+        _probe_writable(path, what, path)
     return path
 
 
@@ -54,7 +83,9 @@ def prepare_output_file(path: str | Path, what: str = "output file") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{what} {path} is a folder, not a file: give a file name")
-    prepare_output_dir(path.parent, f"folder of {what}")
+    _refuse_file_on_path(path.parent, what, path)
+    _make_dir(path.parent, what, path)
+    _probe_writable(path.parent, what, path)
     return path
 
 

@@ -1,7 +1,8 @@
 """`dgnet-edge export`: a checkpoint -> an export folder of ONNX models and its manifest.
 
-The folder is assembled in a temporary sibling directory and renamed into place at the end, so a
-failed export (bad parity, unsupported operator, interrupted calibration) leaves nothing behind.
+The folder is assembled in a staging folder beside it (:mod:`dgnet_edge.staging`) and renamed into
+place at the end, so a failed export (bad parity, unsupported operator, interrupted calibration)
+leaves nothing behind; the output path is checked before any work.
 Every fp32 model is checked against PyTorch with ONNX Runtime on random and, when the
 checkpoint's dataset is on disk, real images (max |diff| <= 1e-4); fp16 models against the fp32
 ones by cosine similarity.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,12 @@ from dgnet_edge.manifest import BatchProfile, InputFormat, Manifest, ModelEntry,
 from dgnet_edge.models import ReidEmbedder
 from dgnet_edge.models.preprocess import Normalise
 from dgnet_edge.models.reid import PARTS
+from dgnet_edge.paths import check_output_dir
 from dgnet_edge.runtime.base import TensorSpec
 from dgnet_edge.runtime.compare import ComparisonResult, compare_runners
 from dgnet_edge.runtime.onnxrt import OnnxRuntimeRunner, SessionFromOnnx
 from dgnet_edge.runtime.torch_runner import TorchRunner
+from dgnet_edge.staging import make_staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ def export_checkpoint(
     ``extend`` runs on the finished temporary folder before it is moved into place (e.g. INT8
     calibration adding its models) and returns the updated manifest.
     """
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    checkpoint, out_dir = Path(checkpoint), check_output_dir(out_dir, "export folder")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ExportError(f"{out_dir} exists and is not empty; choose another --out or pass --force")
     net, cfg, kind = load_reid_net(checkpoint)
@@ -188,8 +190,7 @@ def export_checkpoint(
     if real is None:
         log.warning("dataset %s not found: parity checked on random images only", cfg.data.root)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_staging_dir(out_dir)
     try:
         writer = ExportWriter(tmp, fmt, options, real)
         embedder = ReidEmbedder(net, cfg.data.mean, cfg.data.std, flip=options.flip, with_code=options.with_code).eval()

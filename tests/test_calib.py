@@ -456,8 +456,6 @@ def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["--preset", "orin"], "--preset must be one of"),
         (["--input-dtype", "int16"], "--input-dtype must be one of"),
         (["--int8", "--calib-data", ".", "--calib-method", "magic"], "--calib-method must be one of"),
-        (["--int8", "--calib-cache", "missing.json"], "file not found"),
-        (["--int8", "--calib-data", "no-such-dir"], "not a folder"),
         (["--int8", "--calib-data", ".", "--calib-percentile", "99.9"], "goes with --calib-method percentile"),
     ],
 )
@@ -465,6 +463,25 @@ def test_export_usage_errors(extra, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cal.json").write_text("{}")
     assert message in _usage_error(["export", "ckpt.pt", "--out", "out", *extra], capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--int8", "--calib-cache", "missing.json"], "--calib-cache file missing.json does not exist"),
+        (["--int8", "--calib-cache", "."], "--calib-cache file . is a folder, not a file"),
+        (["--int8", "--calib-data", "no-such-dir"], "--calib-data folder no-such-dir does not exist"),
+        (["--int8", "--calib-data", "cal.json"], "--calib-data folder cal.json is a file, not a folder"),
+    ],
+)
+def test_export_missing_calibration_inputs(extra, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cal.json").write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "ckpt.pt", "--out", "out", *extra])
+    assert exc.value.code == 1
+    assert message in capsys.readouterr().err.replace("\n", "")
     assert not (tmp_path / "out").exists()
 
 

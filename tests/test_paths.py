@@ -38,7 +38,7 @@ def test_output_file_checks(tmp_path):
     with pytest.raises(OutputPathError, match="is a folder"):
         prepare_output_file(tmp_path / "d")
     (tmp_path / "f").write_text("x")
-    with pytest.raises(OutputPathError, match=r"f is a file, not a folder"):
+    with pytest.raises(OutputPathError, match=r"out.json has a file in its path: .*f, not a folder"):
         prepare_output_file(tmp_path / "f" / "out.json")
     assert prepare_output_file(tmp_path / "new" / "out.json").parent.is_dir()
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dgnet_edge.cli.options import ConfigOpt, OverridesOpt
+from dgnet_edge.cli.options import ConfigOpt, ExportDirArg, OverridesOpt
 from dgnet_edge.cli.output import err, out, print_json
 
 app = typer.Typer(help="Benchmarks: time hot paths on generated problems.", no_args_is_help=True)
@@ -128,15 +128,17 @@ def initial_checkpoint(
     """
     from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.paths import prepare_output_file
 
     cfg = load_config(config, list(overrides or []))
+    prepare_output_file(out_file, "--out file")
     path = save_initial_checkpoint(out_file, cfg, stage, num_classes, seed)
     err.print(f"wrote {path} ({stage}, {cfg.appearance.backbone} at {cfg.data.height}x{cfg.data.width}, initial weights)")
 
 
 @app.command("speed")
 def speed(
-    export_dir: Annotated[Path, typer.Argument(help="An export folder (with the int8 models: `dgnet-edge export --int8`).")],
+    export_dir: ExportDirArg,
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per batch size, after 3 warm-up runs.")] = 30,
     report_json: Annotated[
         Path | None, typer.Option("--report-json", help="report.json whose duration to check (default: EXPORT_DIR/report/report.json).")

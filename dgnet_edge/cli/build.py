@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt
+from dgnet_edge.cli.options import ExportDirArg, JsonOpt
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 
@@ -33,7 +33,7 @@ class Int8Source(str, Enum):
 
 
 def build(
-    export_dir: Annotated[Path, typer.Argument(help="Export folder written by `dgnet-edge export`.")],
+    export_dir: ExportDirArg,
     precision: Annotated[Precision, typer.Option("--precision", "-p", help="Engine precision.")],
     role: Annotated[Role, typer.Option("--role", help="Which model to build, or all the export has.")] = Role.embedder,
     int8_source: Annotated[
@@ -69,6 +69,12 @@ def build(
         raise UsageError("--calib-data is used with --int8-source calibrate only")
 
     from dgnet_edge.export.tensorrt_build import BuildOptions, build_engines
+    from dgnet_edge.paths import prepare_output_file, require_dir
+
+    if calib_data is not None:
+        require_dir(calib_data, "--calib-data folder")
+    if timing_cache is not None:
+        prepare_output_file(timing_cache, "--timing-cache file")
 
     options = BuildOptions(
         precision=precision.value,

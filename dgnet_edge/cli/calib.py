@@ -14,13 +14,11 @@ from typing import Annotated
 import typer
 
 from dgnet_edge.cli.export import StageProgress
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import ExportDirArg, JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 
 app = typer.Typer(help="INT8 calibration: accuracy check, per-layer sensitivity, TensorRT caches.", no_args_is_help=True)
-
-ExportDirArg = Annotated[Path, typer.Argument(metavar="EXPORT_DIR", help="Export folder written by `dgnet-edge export --int8`.")]
 
 
 @app.command("check")
@@ -93,7 +91,9 @@ def sensitivity(
     from dgnet_edge.calib.sensitivity import FILE_NAME as REPORT_NAME
     from dgnet_edge.calib.sensitivity import layer_sensitivity
     from dgnet_edge.manifest import load_manifest, verified_path
+    from dgnet_edge.paths import prepare_output_file
 
+    report_path = prepare_output_file(out_file or Path(export_dir) / REPORT_NAME, "--out file")
     manifest = load_manifest(export_dir)
     if manifest.calibration is None:
         raise UsageError(f"{export_dir} has no INT8 calibration: export it with --int8 first")
@@ -108,7 +108,7 @@ def sensitivity(
     excluded = tuple(manifest.calibration.get("excluded_nodes", ()))
     with StageProgress(enabled=progress) as bars:
         report = layer_sensitivity(fp32, ranges, feeds, mode, flavour, exclude=excluded, progress=bars.update)
-    path = report.save(out_file or Path(export_dir) / REPORT_NAME)
+    path = report.save(report_path)
     if as_json:
         print_json(report.to_dict())
         return
@@ -146,18 +146,19 @@ def cache(
     from dgnet_edge.calib.trt_cache import cache_file_name, cache_text, version_number
     from dgnet_edge.errors import ExportError
     from dgnet_edge.manifest import load_manifest, verified_path
+    from dgnet_edge.paths import prepare_output_file
 
     try:
         version_number(tensorrt)
     except ExportError as e:
         raise UsageError(f"--tensorrt: {e}") from None
+    path = prepare_output_file(out_file or Path(export_dir) / cache_file_name(tensorrt), "--out file")
     manifest = load_manifest(export_dir)
     if manifest.calibration is None:
         raise UsageError(f"{export_dir} has no INT8 calibration: export it with --int8 first")
     ranges = load_ranges(Path(export_dir) / FILE_NAME)
     fp32 = verified_path(export_dir, manifest.model("embedder", "fp32"))
     amax = cache_amax(fp32, ranges, manifest.calibration.get("excluded_nodes", ()))
-    path = out_file or Path(export_dir) / cache_file_name(tensorrt)
     write_atomic(path, cache_text(amax, tensorrt).encode("ascii"))
     err.print(f"wrote {path} ({len(amax)} tensors, TensorRT {tensorrt})")
     out.print(str(path))

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
+from dgnet_edge.paths import require_dir, require_file
 
 if TYPE_CHECKING:
     from dgnet_edge.manifest import BatchProfile, Manifest
@@ -37,7 +38,7 @@ CalibMethodOpt = Annotated[
     str | None, typer.Option("--calib-method", help="entropy (TensorRT-style KL), percentile or minmax (default entropy).")
 ]
 CalibPercentileOpt = Annotated[
-    float | None, typer.Option("--calib-percentile", help="Percentile of |x| for --calib-method percentile (default 99.99).")
+    float | None, typer.Option("--calib-percentile", callback=finite, help="Percentile of |x| for --calib-method percentile (default 99.99).")
 ]
 CalibCacheOpt = Annotated[
     Path | None,
@@ -98,10 +99,10 @@ def _check_options(
         raise UsageError(f"--calib-percentile must be in (0, 100], got {calib_percentile}")
     if calib_count is not None and calib_count < 1:
         raise UsageError(f"--calib-count must be >= 1, got {calib_count}")
-    if calib_data is not None and not calib_data.is_dir():
-        raise UsageError(f"--calib-data {calib_data}: not a folder")
-    if calib_cache is not None and not calib_cache.is_file():
-        raise UsageError(f"--calib-cache {calib_cache}: file not found")
+    if calib_data is not None:
+        require_dir(calib_data, "--calib-data folder")
+    if calib_cache is not None:
+        require_file(calib_cache, "--calib-cache file")
 
 
 def export(

@@ -47,11 +47,15 @@ def synth(
     from dgnet_edge.data.images import load_images
     from dgnet_edge.data.registry import build_dataset
     from dgnet_edge.errors import UsageError
+    from dgnet_edge.paths import prepare_output_file
     from dgnet_edge.swap_grid import interpolation_strip, swap_grid
     from dgnet_edge.visualize import save_png
 
     if bool(images) == (data is not None):
         raise UsageError("give either --image (at least two) or --data")
+    prepare_output_file(out, "--out file")
+    if strip is not None:
+        prepare_output_file(strip, "--strip file")
     model, cfg = load_dgnet(checkpoint)
     if data is not None:
         seen: dict[int, Path] = {}

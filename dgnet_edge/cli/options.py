@@ -1,11 +1,30 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once.
+
+Float options without an upper bound go through :func:`finite`: click takes ``inf`` for them (and
+``nan`` when there is no bound at all), which would otherwise reach the computation.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+def finite(value: float | None) -> float | None:
+    """Callback of float options: NaN and infinities are usage errors."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def _existing_dir(value: Path | None) -> Path | None:
+    from dgnet_edge.paths import require_dir
+
+    return None if value is None else require_dir(value, "export folder")
+
 
 ConfigOpt = Annotated[
     str,
@@ -19,3 +38,6 @@ OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder 
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: the config's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+ExportDirArg = Annotated[
+    Path, typer.Argument(metavar="EXPORT_DIR", callback=_existing_dir, help="Export folder written by `dgnet-edge export`.")
+]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import ExportDirArg, JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 
@@ -82,7 +82,7 @@ class RowProgress:
 
 
 def report(
-    export_dir: Annotated[Path, typer.Argument(help="An export folder written by `dgnet-edge export`.")],
+    export_dir: ExportDirArg,
     data: Annotated[
         Path | None, typer.Option("--data", help="Root of the query/gallery set (default: the dataset of the export's checkpoint).")
     ] = None,
@@ -112,9 +112,11 @@ def report(
 
     from dgnet_edge.apps.report.pipeline import ReportOptions, make_report, write_report
     from dgnet_edge.apps.report.render import report_tables
+    from dgnet_edge.paths import check_output_dir
 
     options = ReportOptions(Path(export_dir), data=data, dataset=dataset, backends=names, batches=batches, runs=runs,
                             ap=ap, accuracy=accuracy, device=device, out=out_dir)
+    check_output_dir(options.out_dir, "report folder")  # before measuring, not after every row
     with RowProgress(progress) as bars:
         result = make_report(options, bars.update)
     paths = write_report(result, options.out_dir)

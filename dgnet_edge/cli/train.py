@@ -10,6 +10,7 @@ import typer
 from dgnet_edge.cli.options import ConfigOpt, DeviceOpt, OutOpt, OverridesOpt, ProgressOpt
 from dgnet_edge.cli.output import err
 from dgnet_edge.errors import UsageError
+from dgnet_edge.paths import prepare_output_dir
 
 STAGES = ("teacher", "baseline", "dgnet")
 
@@ -22,6 +23,7 @@ def train(
     device: DeviceOpt = None,
     teacher: Annotated[Path | None, typer.Option("--teacher", help="Teacher checkpoint (stage dgnet).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue from this checkpoint (its config, plus --set).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Start afresh in an --out that holds an earlier run's checkpoint.")] = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Train a stage; writes checkpoints, logs (JSONL, CSV) and metrics to the output folder."""
@@ -32,6 +34,8 @@ def train(
         raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
     if teacher is not None and stage != "dgnet":
         raise UsageError("--teacher is only used by --stage dgnet")
+    if force and resume is not None:
+        raise UsageError("--force starts afresh and --resume continues: give one of them")
     overrides = list(overrides or [])
     if device is not None:
         overrides.append(f"device={device}")
@@ -41,6 +45,11 @@ def train(
     else:
         cfg = load_config(config, overrides)
         out_dir = out or cfg.out_dir
+        earlier = out_dir / "checkpoints" / "last.pt"
+        if earlier.is_file() and not force:
+            raise UsageError(f"{out_dir} holds an earlier run ({earlier}): continue it with --resume {earlier}, "
+                             "start afresh over it with --force, or choose another --out")
+    prepare_output_dir(out_dir, "--out folder")
     if stage == "dgnet":
         from dgnet_edge.training.dgnet_trainer import train_dgnet
 

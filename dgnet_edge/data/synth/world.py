@@ -4,7 +4,9 @@ The world is planned in one process (which identities are train or test, which c
 how many pictures each camera takes, which go to the query set) and rendered in a process pool.
 Every picture draws from its own random generator, seeded by (seed, stream, id, camera, index), so
 the files do not depend on the number of workers or on the order they are rendered in. The world is
-rendered into ``ROOT.tmp-XXXX`` beside the target and renamed to ``ROOT`` only when complete.
+rendered into a staging folder beside the target (:mod:`dgnet_edge.staging`; one left by a killed
+run is removed by the next) and renamed to ``ROOT`` only when complete. The rendering processes
+exit when the process that started them dies.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -30,6 +32,8 @@ from dgnet_edge.data.synth.identity import Identity, sample_identity
 from dgnet_edge.data.synth.render import SynthImage, render_distractor, render_image, render_junk
 from dgnet_edge.data.synth.scene import Camera, make_camera
 from dgnet_edge.errors import DatasetError, UsageError
+from dgnet_edge.paths import check_output_dir
+from dgnet_edge.staging import make_staging_dir
 
 # Seed streams (the camera stream, 2, lives in scene.py).
 IDENTITY_STREAM, PLAN_STREAM, IMAGE_STREAM, DISTRACTOR_STREAM, JUNK_STREAM = 1, 3, 4, 5, 6
@@ -182,6 +186,18 @@ def _render_batch(spec: WorldSpec, staging: str, shots: Sequence[Shot]) -> int:
     return len(shots)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when ``parent`` is gone (killed with -9, the
+    pool's shutdown never comes), instead of rendering on for nobody."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _render_all(
     spec: WorldSpec, staging: Path, shots: list[Shot], workers: int, progress: Callable[[int, int], None] | None
 ) -> None:
@@ -194,7 +210,8 @@ def _render_all(
                 progress(done, len(shots))
         return
     # spawn: no fork of a process that may hold threads (progress display, BLAS), same on every OS.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = [pool.submit(_render_batch, spec, str(staging), batch) for batch in batches]
         for future in as_completed(futures):
@@ -245,13 +262,12 @@ def write_world(
     called as images are written. An existing non-empty ``root`` is replaced only with ``force``;
     on any failure or interruption nothing is left behind.
     """
-    root = Path(root).expanduser()
+    root = check_output_dir(Path(root).expanduser(), "world folder")
     _check_target(root, force)
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     shots = plan_world(spec)
     start = time.perf_counter()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-", dir=root.parent))
+    staging = make_staging_dir(root)
     try:
         for folder in (TRAIN, QUERY, GALLERY):
             (staging / folder).mkdir()
