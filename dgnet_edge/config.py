@@ -14,6 +14,7 @@ paper's teacher on Market-1501).
 from __future__ import annotations
 
 import copy
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,13 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dgnet_edge.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BASE_KEY = "_base_"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -228,6 +231,8 @@ def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = Non
     for c in candidates:
         if c.is_file():
             return c
+    if Path(name_or_path).is_dir():
+        raise ConfigError(f"config {name_or_path!s} is a folder, not a YAML file")
     stem = Path(name_or_path).name.removesuffix(".yaml")
     builtin = resources.files("dgnet_edge.configs") / f"{stem}.yaml"
     if builtin.is_file():
@@ -244,6 +249,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
+        log.warning("%s is empty: every field takes its default value", path)
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")

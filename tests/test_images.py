@@ -86,7 +86,7 @@ def test_unreadable_file_names_the_file(files, key, message):
 
 
 def test_a_folder_is_not_an_image(tmp_path):
-    with pytest.raises(ImageReadError, match="not found"):
+    with pytest.raises(ImageReadError, match="is a folder, not an image file"):
         read_image(tmp_path)
 
 

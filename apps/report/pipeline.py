@@ -24,7 +24,7 @@ from dgnet_edge import __version__
 from dgnet_edge.apps.report.recommend import recommend
 from dgnet_edge.apps.report.roofline import DEFAULT_SIZES, fraction_of_peak, peak_kind
 from dgnet_edge.apps.report.rows import BACKENDS, RowSpec, plan_rows
-from dgnet_edge.errors import UsageError
+from dgnet_edge.errors import ExportError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class ReportOptions:
             raise UsageError(f"runs must be >= 1 and warm-up >= 0, got {self.runs} and {self.warmup}")
         if self.ap not in CONVENTIONS["ap"]:
             raise UsageError(f"ap must be one of {', '.join(CONVENTIONS['ap'])}, got {self.ap!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     @property
     def out_dir(self) -> Path:
@@ -171,8 +173,32 @@ def _generator_macs(export_dir: Path, manifest: Any, precision: str, batch: int)
     return total // batch
 
 
+def _verify_files(export_dir: Path, manifest: Any, specs: Sequence[RowSpec]) -> None:
+    """Every model file a runnable row reads must match its sha256 in the manifest (as `calib check`
+    demands), so that a damaged file is named before the MAC count or a row parses it."""
+    from dgnet_edge.manifest import verified_path
+
+    wanted = {f for s in specs if s.available for f in s.files if not Path(f).is_absolute()}
+    for entry in (*manifest.models, *manifest.engines):
+        if entry.file in wanted:
+            verified_path(export_dir, entry)
+
+
+def _log_reasons(rows: Sequence[dict[str, Any]]) -> None:
+    """One warning per distinct reason a measured row could not run, naming the rows it hit."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        if row.get("measured") and not row["available"]:
+            by_reason.setdefault(str(row.get("reason")), []).append(row["label"])
+    for reason, labels in by_reason.items():
+        log.warning("%s: %s", ", ".join(labels) if len(labels) < 4 else f"{len(labels)} rows", reason)
+
+
 def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Measure every row; returns the content of report.json (nothing is written)."""
+    """Measure every row; returns the content of report.json (nothing is written).
+
+    ExportError when the manifest lists no models or a model file differs from its sha256, and
+    when no row could run (each distinct reason said once)."""
     from dgnet_edge.apps.report.machine import machine_info
     from dgnet_edge.apps.report.roofline import measure_roofline
     from dgnet_edge.apps.report.worker import RowJob, run_row_process
@@ -183,6 +209,8 @@ def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -
     started = time.perf_counter()
     export_dir = Path(options.export_dir)
     manifest = load_manifest(export_dir)
+    if not manifest.models:
+        raise ExportError(f"{export_dir}: the manifest lists no models: export the checkpoint again with `dgnet-edge export`")
     too_big = [b for b in options.batches if b > manifest.profile.max]
     if too_big:
         raise UsageError(f"--batch {','.join(map(str, too_big))}: larger than the export's batch profile maximum "
@@ -195,6 +223,7 @@ def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -
     alpha = options.alpha if options.alpha is not None else float(manifest.source.get("eval_alpha", 0.5))
     generator_batch = max(1, min(options.generator_batch, manifest.profile.max))
     specs = plan_rows(manifest, tuple(options.backends))
+    _verify_files(export_dir, manifest, specs)
 
     progress("report", "machine", 0, None)
     machine = machine_info()
@@ -220,11 +249,9 @@ def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -
                 accuracy_batch=manifest.profile.max,
             )
             result = run_row_process(job, lambda stage, done, total, label=spec.label: progress(label, stage, done, total))
-            row.update(result)
-            if not row["available"]:
-                log.warning("%s: %s", spec.label, row.get("reason"))
-                if row.get("traceback"):
-                    log.debug("%s", row["traceback"])
+            row.update(result, measured=True)
+            if row.get("traceback"):
+                log.debug("%s: %s", spec.label, row["traceback"])
         files = [Path(f) if Path(f).is_absolute() else export_dir / f for f in spec.files]
         row["model_bytes"] = sum(f.stat().st_size for f in files if f.is_file()) or None
         if row["available"]:
@@ -238,6 +265,12 @@ def make_report(options: ReportOptions, on_progress: ProgressFn | None = None) -
                                            if gen["macs_per_image"] else None)
         rows.append(row)
     progress("report", "rows", len(specs), len(specs))
+    _log_reasons(rows)
+    if not any(row["available"] for row in rows):
+        reasons = dict.fromkeys(str(row.get("reason")) for row in rows)
+        raise ExportError(f"no row of the report could run on {export_dir}: " + "; ".join(reasons))
+    for row in rows:
+        row.pop("measured", None)
 
     return {
         "schema": SCHEMA,

@@ -155,6 +155,7 @@ def _print_check(report: DatasetCheck) -> None:
 
     out.print(f"gallery: {report.distractors} distractors (id 0000), {report.junk} junk (id -1)")
     out.print(f"query identities without a gallery match in another camera: {len(report.query_ids_missing_from_gallery)}")
+    out.print(f"empty files and broken links: {len(report.empty_or_broken)}")
     if report.decoded:
         out.print(f"undecodable images: {len(report.undecodable)}")
 
@@ -193,4 +194,8 @@ def baseline(
         f"rank-1 {metrics['rank1']:.1f}  rank-5 {metrics['rank5']:.1f}  rank-10 {metrics['rank10']:.1f}  "
         f"mAP {metrics['mAP']:.1f}  (%, AP {metrics['ap']}, {metrics['num_valid_queries']} queries)"
     )
+    left_out = metrics["num_queries"] - metrics["num_valid_queries"]
+    if left_out:
+        out.print(f"{left_out} of {metrics['num_queries']} queries have no gallery image of their identity from another "
+                  "camera and are left out of the scores (see `dgnet-edge data check`)")
 app.command("video")(__import__("dgnet_edge.cli.data_video", fromlist=["video"]).video)

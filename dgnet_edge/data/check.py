@@ -3,7 +3,8 @@
 Reading the splits already rejects a missing folder, a wrong layout or a malformed file name
 (DatasetError naming it). :func:`check_dataset` adds what only the whole set shows: query
 identities that have no gallery image from another camera (they cannot be evaluated under the
-Market-1501 rules) and, when asked, images that do not decode.
+Market-1501 rules), empty (0-byte) files and broken symbolic links (found without decoding) and,
+when asked, images that do not decode.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from dgnet_edge.data.dataset import ImageRecord, ReidDataset
+from dgnet_edge.data.dataset import ImageRecord, ReidDataset, is_broken_link
 from dgnet_edge.errors import DatasetError, ImageReadError
 
 SPLITS = ("train", "query", "gallery")
@@ -41,6 +42,7 @@ class DatasetCheck:
     query_ids_missing_from_gallery: list[int]
     undecodable: list[str] = field(default_factory=list)
     decoded: bool = False
+    empty_or_broken: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -49,6 +51,9 @@ class DatasetCheck:
         if missing:
             shown = ", ".join(str(p) for p in missing[:10]) + (" ..." if len(missing) > 10 else "")
             found.append(f"{len(missing)} query identities have no gallery image from another camera ({shown})")
+        if self.empty_or_broken and not self.undecodable:  # decoding reports them too
+            shown = "; ".join(self.empty_or_broken[:5]) + (" ..." if len(self.empty_or_broken) > 5 else "")
+            found.append(f"{len(self.empty_or_broken)} image files are empty or broken links: {shown}")
         if self.undecodable:
             shown = "; ".join(self.undecodable[:5]) + (" ..." if len(self.undecodable) > 5 else "")
             found.append(f"{len(self.undecodable)} images do not decode: {shown}")
@@ -103,6 +108,17 @@ def _undecodable(records: list[ImageRecord], workers: int) -> list[str]:
         return [msg for msg in pool.map(one, records) if msg is not None]
 
 
+def _empty_or_broken(records: list[ImageRecord]) -> list[str]:
+    """Files a stat shows to be unusable: 0 bytes, or a symbolic link to nothing."""
+    found = []
+    for r in records:
+        if is_broken_link(r.path):
+            found.append(f"{r.path}: broken symbolic link")
+        elif r.path.stat().st_size == 0:
+            found.append(f"{r.path}: empty file (0 bytes)")
+    return found
+
+
 def check_dataset(dataset: ReidDataset, decode: bool = False, workers: int = 4) -> DatasetCheck:
     """Counts and problems of ``dataset``; reading it raises DatasetError on a malformed tree."""
     splits = {name: _split_stats(dataset.split(name), real_only=name != "train") for name in SPLITS}
@@ -117,4 +133,5 @@ def check_dataset(dataset: ReidDataset, decode: bool = False, workers: int = 4) 
         query_ids_missing_from_gallery=_missing_in_gallery(dataset.query, dataset.gallery),
         undecodable=_undecodable(everything, workers) if decode else [],
         decoded=decode,
+        empty_or_broken=_empty_or_broken(everything),
     )

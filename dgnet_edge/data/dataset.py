@@ -32,18 +32,25 @@ def relabel(records: list[ImageRecord]) -> list[ImageRecord]:
     return [ImageRecord(r.path, mapping[r.pid], r.camid) for r in records]
 
 
+def is_broken_link(path: Path) -> bool:
+    """A symbolic link whose target is gone."""
+    return path.is_symlink() and not path.exists()
+
+
 def list_images(folder: Path) -> list[Path]:
     """The image files directly in ``folder``, sorted by name; DatasetError if it is not a folder.
 
     Hidden files are skipped: copies made on macOS leave a ``._name.jpg`` metadata file beside
-    each image, which is not an image.
+    each image, which is not an image. Broken symbolic links are listed, so that they count as
+    unreadable images (reported by `data check`, skipped and counted by training) instead of
+    vanishing from the split.
     """
     if not folder.is_dir():
         raise DatasetError(f"{folder} is not a folder: expected a folder of images there")
     return sorted(
         p
         for p in folder.iterdir()
-        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or is_broken_link(p))
     )
 
 
@@ -70,6 +77,8 @@ class ReidDataset:
         raise NotImplementedError
 
     def check_before_run(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise DatasetError(f"{self.name}: dataset folder {self.root} is a file, not a folder: give the dataset's root folder")
         if not self.root.is_dir():
             raise DatasetError(f"{self.name}: dataset folder {self.root} does not exist. Expected layout:\n{self.layout}")
         missing = [p for p in self.required_paths() if not p.exists()]

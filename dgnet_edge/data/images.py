@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ def read_image(path: str | Path) -> np.ndarray:
     Grey and palette images come back as three channels and an alpha channel is dropped.
     """
     if not Path(path).is_file():
+        if Path(path).is_symlink():
+            raise ImageReadError(f"{path}: broken symbolic link (its target {os.readlink(path)} is missing)")
+        if Path(path).is_dir():
+            raise ImageReadError(f"{path} is a folder, not an image file")
         raise ImageReadError(f"{path}: image file not found")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
