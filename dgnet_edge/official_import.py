@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dgnet_edge.checkpoint import load_weights_file, save_checkpoint
+from dgnet_edge.checkpoint import save_checkpoint
 from dgnet_edge.config import Config
 from dgnet_edge.errors import CheckpointError, UsageError
 from dgnet_edge.models import build_dgnet, build_reid_net
@@ -58,9 +58,6 @@ def import_official(
         if teacher_path.resolve() == out.resolve():
             raise UsageError(f"--teacher-out {teacher_path} is the same file as --out: give another name")
         prepare_output_file(teacher_path, "teacher checkpoint")
-    for path, option in ((gen, "--gen"), (id_file, "--id"), (dis, "--dis"), (teacher, "--teacher")):
-        if path is not None:
-            load_weights_file(path, f"{option} file")  # one-line errors for files that are not weights-only
     num_classes = _classes(read_official(id_file), "classifier1.classifier.0.weight", id_file)
     model = build_dgnet(cfg, num_classes)
     unused = load_official_dgnet(model, gen, id_file, dis)

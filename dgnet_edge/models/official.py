@@ -62,6 +62,7 @@ from typing import NamedTuple
 
 import torch
 
+from dgnet_edge.checkpoint import load_weights_file
 from dgnet_edge.errors import CheckpointError
 from dgnet_edge.models.dgnet import DGNet
 from dgnet_edge.models.reid import ReidNet
@@ -356,12 +357,7 @@ def read_official(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of an official file: ``{'a': state}`` files are unwrapped, ``module.``
     prefixes (DataParallel) removed. CheckpointError if it is not a weights-only state dict."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt, truncated or pickled-object files raise various types
-        raise CheckpointError(f"{path}: not a loadable weights-only state dict ({type(e).__name__}: {e})") from None
+    data = load_weights_file(path, "official weights file")
     if isinstance(data, Mapping) and isinstance(data.get("a"), Mapping):
         data = data["a"]
     elif isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):

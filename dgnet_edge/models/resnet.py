@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dgnet_edge.checkpoint import load_weights_file
 from dgnet_edge.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,7 @@ def load_imagenet_weights(model: ResNet, path: str | Path) -> None:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"pretrained weights {path} not found (give a local torchvision ResNet state dict)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or pickled-object files
-        raise CheckpointError(f"{path}: not a loadable weights-only state dict ({e})") from None
+    state = load_weights_file(path, "pretrained weights")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
