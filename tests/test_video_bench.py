@@ -206,6 +206,10 @@ def test_killed_render_leaves_no_complete_bench(tmp_path, workers):
     assert not root.exists()
     _, alive = psutil.wait_procs(children, timeout=10)  # render workers end with their parent
     assert alive == []
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".bench.staging-")]
+    assert len(left) == 1  # the killed run's staging folder, until the next run removes it
+    write_bench(root, VideoSpec(cameras=1, seconds=1, fps=5, width=320, height=240), workers=1)
+    assert not left[0].exists()
 
 
 def test_load_site_rejects_incomplete_folders(small_bench, tmp_path):

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import SitePlan, VideoSpec, cached_plan
 from dgnet_edge.errors import DatasetError, OutputPathError
 from dgnet_edge.paths import prepare_output_dir
+from dgnet_edge.staging import make_staging_dir
 
 FORMAT, VERSION = "dgnet-edge-video", 1
 SITE, WORLD = "site.json", "world.json"
@@ -309,12 +309,6 @@ def _reentries(gts: dict[str, MotRows], fps: float) -> int:
     return count
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -364,9 +358,8 @@ def write_bench(
     workers = max(1, min(spec.cameras, workers if workers is not None else (os.cpu_count() or 1)))
     start = time.perf_counter()
     plan = cached_plan(spec)
-    staging = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-", dir=root.parent))
+    staging = make_staging_dir(root)
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
         cameras = _render_cameras(spec, staging, frames, video, rates, workers, progress)
         gts = {v.name: read_mot(staging / v.name / "gt" / "gt.txt") for v in plan.views}
         seen = {gid: {name for name, gt in gts.items() if np.any(gt.ids == gid)} for gid in (p.gid for p in plan.people)}
