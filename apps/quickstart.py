@@ -1,4 +1,5 @@
-"""The main job on the embedded default: synthetic world -> small model -> INT8 export -> report.
+"""The main job on the embedded default: synthetic world -> small model -> INT8 export -> re-id
+threshold -> report -> the camera app on the multi-camera video bench, scored with TrackEval.
 
 Every step writes into its own folder and is skipped when its result is already there, so an
 interrupted quickstart picks up where it stopped (a half-trained model resumes from its last
@@ -35,6 +36,10 @@ class QuickstartResult:
     export: Path
     report: dict[str, Any]
     report_files: dict[str, Path]
+    threshold: float
+    video: Path
+    demo: dict[str, Any]  # the camera app's run summary
+    tracking: Any  # TrackingResult of the camera app's tracks on the video bench
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step that ran
 
 
@@ -112,6 +117,54 @@ def ensure_export(export_dir: Path, checkpoint: Path, world: Path, on_progress: 
     return time.perf_counter() - started
 
 
+def ensure_threshold(export_dir: Path, world: Path) -> tuple[float, float | None]:
+    """Calibrate the camera app's re-id threshold on the world's query/gallery split unless the
+    export has one; (threshold, seconds taken or None)."""
+    from dgnet_edge.apps.camera.threshold import calibrate_export, read_threshold, write_threshold
+    from dgnet_edge.data.market1501 import Market1501
+
+    threshold = read_threshold(export_dir)
+    if threshold is not None:
+        log.info("re-id threshold: %.4f (already calibrated)", threshold)
+        return threshold, None
+    started = time.perf_counter()
+    calibration, used = calibrate_export(export_dir, Market1501(world))
+    write_threshold(export_dir, calibration, used)
+    log.info("re-id threshold: %.4f", calibration.threshold)
+    return calibration.threshold, time.perf_counter() - started
+
+
+def ensure_video(root: Path, on_progress: Callable[[int, int], None] | None = None) -> float | None:
+    """Render the default video bench into ``root`` unless it is there; seconds taken, or None."""
+    from dgnet_edge.data.video.bench import SITE, write_bench
+
+    if (root / SITE).is_file():
+        log.info("video bench: %s (already there)", root)
+        return None
+    summary = write_bench(root, progress=on_progress)
+    log.info("video bench: %d cameras, %d identities in %.0f s", summary.spec.cameras, summary.identities, summary.seconds)
+    return summary.seconds
+
+
+def run_camera_app(video: Path, export_dir: Path, out_dir: Path) -> tuple[dict[str, Any], Any]:
+    """``dgnet-edge demo`` on every camera of the bench (public detections, a new gallery), its
+    tracks scored against the ground truth; (run summary, TrackingResult)."""
+    import shutil
+
+    from dgnet_edge.apps.camera.run import DemoConfig, run_demo
+    from dgnet_edge.data.video.bench import load_site
+    from dgnet_edge.eval.tracking import evaluate_tracks, read_predictions
+
+    site = load_site(video)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    config = DemoConfig(sources=[str(site.camera_dir(name)) for name in site.camera_names], detector="public",
+                        export_dir=export_dir, gallery=out_dir / "gallery.db", save_txt=out_dir / "tracks",
+                        events=out_dir / "events.jsonl")
+    out_dir.mkdir(parents=True)
+    summary = run_demo(config)
+    return summary, evaluate_tracks(read_predictions(out_dir / "tracks", site), site)
+
+
 def make_report_files(
     export_dir: Path, world: Path, batches: tuple[int, ...], runs: int, on_progress: ReportFn | None = None
 ) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -126,6 +179,7 @@ def make_report_files(
 def quickstart(
     out: Path,
     world: Path,
+    video: Path = Path("data/video"),
     config: str = "synth_small",
     overrides: list[str] | None = None,
     progress: bool = True,
@@ -134,6 +188,7 @@ def quickstart(
     on_world_progress: Callable[[int, int], None] | None = None,
     on_export_progress: StageFn | None = None,
     on_report_progress: ReportFn | None = None,
+    on_video_progress: Callable[[int, int], None] | None = None,
 ) -> QuickstartResult:
     """Run the steps that have not finished yet; the report is always measured afresh."""
     from dgnet_edge.config import load_config
@@ -143,6 +198,8 @@ def quickstart(
     prepare_output_dir(out, "--out folder")
     if not (world / WORLD_MARKER).is_file():
         check_output_dir(world, "--world folder")
+    if not (video / "site.json").is_file():
+        check_output_dir(video, "--video folder")
     timings: dict[str, float] = {}
     seconds = ensure_world(world, on_world_progress)
     if seconds is not None:
@@ -155,7 +212,17 @@ def quickstart(
     seconds = ensure_export(export_dir, checkpoint, world, on_export_progress)
     if seconds is not None:
         timings["export"] = seconds
+    threshold, seconds = ensure_threshold(export_dir, world)
+    if seconds is not None:
+        timings["threshold"] = seconds
     started = time.perf_counter()
     report, files = make_report_files(export_dir, world, batches, runs, on_report_progress)
     timings["report"] = time.perf_counter() - started
-    return QuickstartResult(world, run, checkpoint, metrics, export_dir, report, files, timings)
+    seconds = ensure_video(video, on_video_progress)
+    if seconds is not None:
+        timings["video"] = seconds
+    started = time.perf_counter()
+    demo, tracking = run_camera_app(video, export_dir, out / "demo")
+    timings["demo"] = time.perf_counter() - started
+    return QuickstartResult(world, run, checkpoint, metrics, export_dir, report, files, threshold, video, demo, tracking,
+                            timings)

@@ -85,7 +85,13 @@ def test_version():
 
 
 def test_quickstart_trains_exports_and_reports_then_skips(tiny_world, tmp_path, capsys):
-    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--no-progress", "--batch", "1", "--runs", "2"]
+    from dgnet_edge.data.video.bench import write_bench
+    from dgnet_edge.data.video.site import VideoSpec
+
+    video = tmp_path / "video"
+    write_bench(video, VideoSpec(cameras=2, seconds=2.0, fps=10.0, width=320, height=240), workers=1)
+    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--video", str(video), "--no-progress",
+            "--batch", "1", "--runs", "2"]
     args += sum((["--set", o] for o in tiny_overrides(tiny_world) + ["id_train.epochs=1"] if not o.startswith("data.root")), [])
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -100,10 +106,13 @@ def test_quickstart_trains_exports_and_reports_then_skips(tiny_world, tmp_path, 
     rows = {r["key"]: r for r in report["rows"]}
     assert rows["onnxruntime:int8-cpu"]["available"] and rows["onnxruntime:int8-cpu"]["accuracy"]["queries"] > 0
     assert (tmp_path / "qs" / "export" / "report" / "pareto.png").is_file()
+    assert "multi-camera IDF1" in captured.out  # the camera app ran on the video bench and was scored
+    assert (tmp_path / "qs" / "export" / "reid_threshold.json").is_file()
+    assert {p.name for p in (tmp_path / "qs" / "demo" / "tracks").iterdir()} == {"cam1.txt", "cam2.txt"}
     with pytest.raises(SystemExit):
         main(args)
     timed = re.findall(r"^(\w+): [\d.]+ min$", capsys.readouterr().err, re.MULTILINE)
-    assert timed == ["report"]  # the finished steps are skipped; the report is measured again
+    assert timed == ["report", "demo"]  # the finished steps are skipped; the report and the demo run again
 
 
 @pytest.mark.parametrize("stage", ["teacher", "baseline", "dgnet"])

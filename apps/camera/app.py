@@ -303,9 +303,8 @@ class CameraApp:
         for track in tracks:
             if track.state != CONFIRMED or track.det_index < 0:
                 continue
-            if track.identity is not None:
-                name = self.resolver.gallery.identity(track.identity).label if self.resolver is not None else None
-                text, key = name or f"#{track.identity}", track.identity
+            if track.identity is not None and self.resolver is not None:
+                text, key = self.resolver.gallery.label(track.identity), track.identity
             else:
                 text, key = f"t{track.track_id}", -track.track_id
             labels.append(Label(track.box, text, key, track.track_id))

@@ -36,13 +36,14 @@ def eval_tracks(
     if as_json:
         print_json(result.to_dict())
     else:
-        _print_result(result, pred_dir)
+        print_tracking(result, f"tracks in {pred_dir} (TrackEval; %)")
 
 
-def _print_result(result: TrackingResult, pred_dir: Path) -> None:
+def print_tracking(result: TrackingResult, title: str) -> None:
+    """The per-camera table and the multi-camera IDF1, on stdout."""
     from rich.table import Table
 
-    table = Table(title=f"tracks in {pred_dir} (TrackEval; %)", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for name in ("camera", "HOTA", "DetA", "AssA", "IDF1", "MOTA", "ID sw.", "GT boxes", "pred boxes"):
         table.add_column(name, justify="left" if name == "camera" else "right")
 

@@ -14,21 +14,25 @@ from dgnet_edge.cli.output import err, out
 def quickstart(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the run goes.")] = Path("runs/quickstart"),
     world: Annotated[Path, typer.Option("--world", help="The synthetic world (rendered if missing).")] = Path("data/synth"),
+    video: Annotated[Path, typer.Option("--video", help="The multi-camera video bench (rendered if missing).")] = Path("data/video"),
     config: ConfigOpt = "synth_small",
     overrides: OverridesOpt = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes the report times, e.g. 1,8,32.")] = "1,8,32",
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per batch size in the report.")] = 30,
     progress: ProgressOpt = True,
 ) -> None:
-    """Synthetic world -> small model -> export with INT8 -> accuracy/latency report.
+    """Synthetic world -> small model -> export with INT8 -> accuracy/latency report -> the camera
+    app on the multi-camera video bench.
 
-    Re-running skips the finished steps (world, model, export) and measures the report again.
+    Re-running skips the finished steps (world, model, export, threshold, video bench) and measures
+    the report and the camera app again.
     """
     from rich.progress import Progress
     from rich.table import Table
 
     from dgnet_edge.apps.quickstart import quickstart as run
     from dgnet_edge.apps.report.render import report_tables
+    from dgnet_edge.cli.eval_tracks import print_tracking
     from dgnet_edge.cli.export import StageProgress
     from dgnet_edge.cli.report import RowProgress, parse_batches, rich_table
 
@@ -36,9 +40,15 @@ def quickstart(
     with Progress(console=err, disable=not progress) as world_bar, StageProgress(progress) as export_bars, \
             RowProgress(progress) as report_bars:
         task = world_bar.add_task("rendering the world", total=None)
-        result = run(out_dir, world, config, list(overrides or []), progress, batches, runs,
+        video_task = world_bar.add_task("rendering the video bench", total=None, visible=False)
+
+        def on_video(done: int, total: int) -> None:
+            world_bar.update(video_task, completed=done, total=total, visible=True)
+
+        result = run(out_dir, world, video, config, list(overrides or []), progress, batches, runs,
                      on_world_progress=lambda done, total: world_bar.update(task, completed=done, total=total),
-                     on_export_progress=export_bars.update, on_report_progress=report_bars.update)
+                     on_export_progress=export_bars.update, on_report_progress=report_bars.update,
+                     on_video_progress=on_video)
     m = result.metrics
     table = Table(title=f"E_a (PyTorch) on the synthetic world ({world}), AP: {m['ap']}")
     for col in ("rank-1", "rank-5", "rank-10", "mAP", "mINP"):
@@ -47,8 +57,11 @@ def quickstart(
     out.print(table)
     for report_table in report_tables(result.report):
         out.print(rich_table(report_table))
+    print_tracking(result.tracking, f"dgnet-edge demo on the video bench {result.video} (public detections, "
+                   f"{len(result.demo['cameras'])} cameras, {result.demo['fps']:.0f} frames/s; TrackEval, %)")
     for step, seconds in result.timings.items():
         err.print(f"{step}: {seconds / 60:.1f} min")
     err.print(f"checkpoint: {result.checkpoint}")
     err.print(f"export: {result.export}")
     err.print(f"report: {', '.join(str(p) for p in result.report_files.values())}")
+    err.print(f"camera app: {out_dir / 'demo'} (tracks, events.jsonl, gallery.db); re-id threshold {result.threshold:.4f}")
