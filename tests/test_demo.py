@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -164,3 +165,94 @@ def test_show_without_a_gui_is_a_usage_error(bench, capsys):
     code, _, err = _demo(capsys, "--source", _sources(bench)[0], "--no-appearance", show="--show")
     assert code == 2
     assert "--show" in err
+
+
+# -- a live camera that drops out: RTSP on loopback, killed mid-stream and restarted ---------------
+def _walker_frames(folder, count=30):
+    """Frames of one red-and-blue figure walking across a grey 320x240 view, as 000001.jpg..."""
+    import cv2
+
+    folder.mkdir(parents=True)
+    for i in range(count):
+        image = np.full((240, 320, 3), 128, np.uint8)
+        x = 20 + i * 8
+        image[60:130, x:x + 40] = (30, 30, 200)  # BGR red torso
+        image[130:200, x + 5:x + 35] = (200, 60, 30)  # blue legs
+        cv2.imwrite(str(folder / f"{i + 1:06d}.jpg"), image)
+    return folder
+
+
+class _ColourBlobs(Detector):
+    """The box around the pixels far from the grey background (a stand-in for a person detector)."""
+
+    def detect(self, frame):
+        mask = np.abs(frame.image.astype(np.int16) - 128).max(axis=2) > 50
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 50:
+            return Detections.empty()
+        return Detections.from_xyxy([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9])
+
+
+def _colour_features(crops):
+    """Per-crop 3x8-bin colour histograms, L2-normalised: the same figure scores near 1."""
+    feats = np.stack([np.concatenate([np.histogram(c[..., k], bins=8, range=(0, 256))[0] for k in range(3)])
+                      for c in crops]).astype(np.float32)
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+
+def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
+    import threading
+    import time
+
+    from rtsp_server import LoopbackRtspServer, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the RTSP tests: {reason}")
+    if reason:
+        pytest.skip(reason)
+    frames = _walker_frames(tmp_path / "img1")
+    events = tmp_path / "events.jsonl"
+    with LoopbackRtspServer(images=frames, fps=15) as server:
+        source = open_source(server.url, "door", open_timeout_s=5, read_timeout_s=1)
+        ready = threading.Event()
+        holder = {}
+
+        def run_app():  # the gallery's SQLite connection belongs to the thread that runs the loop
+            with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
+                holder["app"] = CameraApp([source], _ColourBlobs(), _colour_features,
+                                          IdentityResolver(gallery, threshold=0.8), outputs=Outputs(events=EventLog(events)))
+                ready.set()
+                holder["app"].run()
+
+        runner = threading.Thread(target=run_app)
+        runner.start()
+        assert ready.wait(10)
+        app = holder["app"]
+        try:
+            deadline = time.monotonic() + 30
+            while app.stats.events.get("new_identity", 0) == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert app.stats.events.get("new_identity") == 1, app.stats.events
+            server.kill()
+            deadline = time.monotonic() + 15
+            while source.state != "reconnecting" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert source.state == "reconnecting"
+            assert runner.is_alive()  # the app keeps running while its camera is gone
+            frames_before = app.stats.frames
+            server.start()
+            deadline = time.monotonic() + 30
+            while (source.reconnects == 0 or app.stats.frames < frames_before + 40) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert source.reconnects == 1 and app.stats.frames >= frames_before + 40
+        finally:
+            app.stop()
+            runner.join(timeout=20)
+            source.close()
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in lines].count("new_identity") == 1  # the person is not new after the reconnect
+    assert {e["identity"] for e in lines} == {lines[0]["identity"]}
+    assert "reidentified" in [e["event"] for e in lines]  # later tracks found the person in the gallery
+    with Gallery(tmp_path / "g.db") as gallery:
+        assert len(gallery) == 1
