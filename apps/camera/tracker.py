@@ -10,13 +10,18 @@ no camera-motion compensation):
    detections compete for, those that fit their one track poorly (IoU below ``sure_iou``), and,
    every ``refresh_every`` frames, the one detection of a confirmed track whose feature is due
    for a refresh.
-3. High-score detections are matched to confirmed and lost tracks, then low-score detections to
-   the confirmed tracks left over by IoU alone (ByteTrack's second stage), then the remaining
-   high-score detections to tentative tracks. Each stage is an optimal assignment
-   (:func:`.matching.assign`). A pair's cost is ``1 - IoU``, or, when both sides have a feature,
-   ``(1 - w) (1 - IoU) + w * cosine distance``. Appearance may link two boxes only when they
-   overlap or lie inside the Kalman gate (squared Mahalanobis distance), so it never joins boxes
-   far apart; without it a pair needs the IoU that the cost limit implies.
+3. Four optimal assignments (:func:`.matching.assign`), each over what the previous ones left:
+   a. high-score detections to confirmed and lost tracks. A pair's cost is ``1 - IoU``, or,
+      when both sides have a feature, ``(1 - w) (1 - IoU) + w * cosine distance``; appearance
+      only links boxes that overlap, and a detection seen clearly (not covered by another)
+      whose feature is too far from the track's never takes it, however well the boxes overlap:
+      that is one person walking into the place of another;
+   b. low-score detections to the tracks followed until the last frame, by IoU alone
+      (ByteTrack's second stage: a partly hidden person scores low);
+   c. re-id: tracks still unmatched to high-score detections by appearance alone, inside the
+      Kalman gate (squared Mahalanobis distance of centre and height), so that appearance never
+      joins boxes far apart;
+   d. tentative tracks to the high-score detections left, as in (a).
 4. Unmatched high-score detections start tentative tracks, which are confirmed after
    ``confirm_hits`` consecutive matches and dropped at their first miss. A confirmed track that
    misses is lost; after ``max_lost_s`` without a match it ends and is reported in
@@ -60,8 +65,8 @@ class TrackerParams:
         low_score_iou: the least IoU that matches a low-score detection to a confirmed track.
         appearance: use appearance features at all; False gives the IoU + Kalman tracker.
         appearance_weight: weight ``w`` of the cosine distance in a pair's cost.
-        max_appearance_distance: pairs whose features are further apart (cosine distance) never
-            match.
+        max_appearance_distance: a track never takes a clearly seen detection whose feature is
+            further than this (cosine distance) from its own.
         reid_distance: the largest cosine distance at which a track that overlaps no detection
             is matched by appearance alone (inside the Kalman gate).
         min_feature_aspect: detections narrower than this times their height (people cut by the
@@ -70,7 +75,8 @@ class TrackerParams:
             re-id by appearance alone may link a track and a detection (7.81 = 95 % of
             chi-square, 3 dof).
         ambiguity_iou: a track and a detection compete when their IoU exceeds this; a detection
-            that two tracks compete for, or whose track competes for two, is embedded.
+            that two tracks compete for, or whose track competes for two, is embedded. Overlap
+            and appearance together link only pairs that compete.
         sure_iou: a detection with one competing track is matched to it without re-id only when
             their IoU is at least this (a poorer fit is how one person taking over another's
             track looks, when the first walks out from behind the second).
@@ -84,12 +90,12 @@ class TrackerParams:
     high_score: float = 0.5
     min_score: float = 0.1
     new_track_score: float = 0.6
-    confirm_hits: int = 3
+    confirm_hits: int = 2
     max_cost: float = 0.7
     low_score_iou: float = 0.5
     appearance: bool = True
     appearance_weight: float = 0.5
-    max_appearance_distance: float = 0.6
+    max_appearance_distance: float = 0.5
     reid_distance: float = 0.3
     min_feature_aspect: float = 0.25
     gate_chi2: float = CHI2_95_3DOF
