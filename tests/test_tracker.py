@@ -211,3 +211,15 @@ def test_tracker_rejects_wrong_number_of_features():
     tracker = Tracker(TrackerParams())
     with pytest.raises(ValueError, match="features"):
         tracker.update(Detections.from_xyxy([box_at(100.0)]), lambda i: np.zeros((2, DIM), np.float32))
+
+
+def test_a_person_who_turns_back_while_hidden_keeps_the_id():
+    scene = Scene(TrackerParams())
+    for f in range(15):
+        scene.step([(0, 100.0 + 6 * f)])  # last seen at x = 184, walking right
+    for _ in range(10):
+        scene.step([])  # hidden; the prediction walks on to x = 250
+    # Back at x = 170, walking left: far from the prediction, near where they were last seen.
+    back = [scene.step([(0, 170.0 - 6 * k)]) for k in range(5)]
+    assert back[-1] == {0: 1}
+    assert [t.track_id for t in scene.tracker.tracks] == [1]

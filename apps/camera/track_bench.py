@@ -92,7 +92,8 @@ class Timing:
 
     frames: int = 0
     tracker_s: float = 0.0  # in the tracker's update, embedding excluded
-    embed_s: float = 0.0  # decoding frames, cropping and embedding, for the tracker's embed calls
+    embed_s: float = 0.0  # cropping and embedding, for the tracker's embed calls
+    decode_s: float = 0.0  # decoding the frames the embed calls needed (a camera app has them anyway)
     embed_calls: int = 0
     embedded: int = 0  # detections embedded
     detections: int = 0
@@ -137,8 +138,13 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
 
             def embed(indices: np.ndarray) -> np.ndarray:
                 t0 = time.perf_counter()
-                out = features(images.get(index), dets.boxes[indices])
-                spent[0] += time.perf_counter() - t0
+                image = images.get(index)
+                t1 = time.perf_counter()
+                out = features(image, dets.boxes[indices])
+                t2 = time.perf_counter()
+                spent[0] += t2 - t0
+                timing.decode_s += t1 - t0
+                timing.embed_s += t2 - t1
                 timing.embed_calls += 1
                 timing.embedded += len(indices)
                 return out
@@ -146,7 +152,6 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
             t0 = time.perf_counter()
             tracks = tracker.update(dets, embed)
             timing.tracker_s += time.perf_counter() - t0 - spent[0]
-            timing.embed_s += spent[0]
             timing.frames += 1
             timing.detections += len(dets)
             for t in tracks:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of, xyxy_to_cxcywh
 from dgnet_edge.apps.camera.matching import assign, box_iou, covered_fraction
 
 TENTATIVE = "tentative"
@@ -95,7 +95,7 @@ class TrackerParams:
     low_score_iou: float = 0.5
     appearance: bool = True
     appearance_weight: float = 0.5
-    max_appearance_distance: float = 0.5
+    max_appearance_distance: float = 0.6
     reid_distance: float = 0.3
     min_feature_aspect: float = 0.25
     gate_chi2: float = CHI2_95_3DOF
@@ -130,6 +130,7 @@ class Track:
     mean: np.ndarray = field(default=None, repr=False)
     covariance: np.ndarray = field(default=None, repr=False)
     frames_since_feature: int = field(default=0, repr=False)
+    seen: np.ndarray = field(default=None, repr=False)  # the last matched detection's box
 
 
 class Tracker:
@@ -174,7 +175,12 @@ class Tracker:
         if tracks and len(boxes):
             mean = np.stack([t.mean for t in tracks])
             cov = np.stack([t.covariance for t in tracks])
-            in_gate = self.kalman.gating_distance(mean, cov, boxes) <= p.gate_chi2
+            # A lost person may have walked on (the prediction) or stopped or turned back where
+            # they were last seen: the gate is the union of both, with the grown uncertainty.
+            held = mean.copy()
+            held[:, :4] = xyxy_to_cxcywh(np.stack([t.seen for t in tracks]))
+            in_gate = np.minimum(self.kalman.gating_distance(mean, cov, boxes),
+                                 self.kalman.gating_distance(held, cov, boxes)) <= p.gate_chi2
         else:
             in_gate = np.zeros((len(tracks), len(boxes)), bool)
         considered = np.concatenate([high, low])
@@ -245,7 +251,7 @@ class Tracker:
                 survivors.append(Track(
                     track_id=self._next_id, box=dets.boxes[d].copy(), state=TENTATIVE, score=float(scores[d]),
                     feature=None if feature is None else feature.copy(), det_index=d,
-                    mean=mean[k], covariance=cov[k],
+                    mean=mean[k], covariance=cov[k], seen=boxes[d].copy(),
                 ))
                 self._next_id += 1
         if p.confirm_hits <= 1:
@@ -346,6 +352,7 @@ class Tracker:
         mean, cov = self.kalman.update(track.mean[None], track.covariance[None], boxes[det][None])
         track.mean, track.covariance = mean[0], cov[0]
         track.box = boxes[det].astype(np.float32)
+        track.seen = boxes[det].copy()
         track.score = float(scores[det])
         track.det_index = det
         track.time_since_update = 0
