@@ -90,7 +90,7 @@ class TrackerParams:
     high_score: float = 0.5
     min_score: float = 0.1
     new_track_score: float = 0.6
-    confirm_hits: int = 2
+    confirm_hits: int = 3
     max_cost: float = 0.7
     low_score_iou: float = 0.5
     appearance: bool = True
