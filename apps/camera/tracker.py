@@ -285,10 +285,13 @@ class Tracker:
         tracks = self.tracks
         if len(candidates) == 0:
             return np.zeros(0, np.intp)
-        established = np.array([t.state != TENTATIVE for t in tracks], bool)
-        known = np.array([t.state != TENTATIVE and t.feature is not None for t in tracks], bool)
+        states = np.array([t.state for t in tracks])
+        established = states != TENTATIVE
+        known = established & np.array([t.feature is not None for t in tracks], bool)
         near = iou[:, candidates] > p.ambiguity_iou  # (T, C)
-        claims = near & established[:, None]
+        # A lost track claims a detection only where the overlap alone could give it to it.
+        strong = iou[:, candidates] > 1.0 - p.max_cost
+        claims = near & established[:, None] & (strong | (states != LOST)[:, None])
         per_det = claims.sum(axis=0)
         per_track = (iou > p.ambiguity_iou).sum(axis=1)
         wanted = []
