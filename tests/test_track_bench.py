@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ def test_iou_tracker_results_are_written_and_scored(bench, tmp_path):
         assert run.timing[name].frames == site.frames and run.timing[name].embedded == 0
         m = run.result.per_camera[name]
         assert 0.0 < m.idf1 <= 100.0 and 0 < m.pred_boxes <= len(rows)  # less those on barely visible people
+    assert json.loads(json.dumps(run.to_dict()))["speed"]["frames"] == 2 * site.frames
     table = format_comparison([run])
     assert "| iou | cam1 |" in table and "**mean**" in table
 

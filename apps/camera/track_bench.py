@@ -230,6 +230,17 @@ class BenchRun:
             total = total.add(t)
         return total
 
+    def to_dict(self) -> dict:
+        t = self.total
+        return {
+            "tracker": self.kind,
+            "results": str(self.folder),
+            "mean_per_camera": self.mean,
+            **self.result.to_dict(),
+            "speed": {"frames": t.frames, "tracker_fps": round(t.tracker_fps, 1), "with_reid_fps": round(t.total_fps, 1),
+                      "embedded": t.embedded, "detections": t.detections, "embed_calls": t.embed_calls},
+        }
+
 
 def compare_trackers(bench_dir: str | Path, out_dir: str | Path, kinds: Sequence[str] = TRACKERS,
                      params: TrackerParams | None = None, export_dir: str | Path | None = None,
