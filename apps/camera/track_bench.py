@@ -6,14 +6,14 @@ which :func:`dgnet_edge.eval.tracking.evaluate_tracks` scores against the bench'
 A track appears in the results from the frame it is confirmed on, with its detection's box, as
 the camera app would write it online.
 
-ByteTrack is the ``trackers`` package's ``ByteTrackTracker`` (the ByteTrack that ``supervision``
-shipped as ``sv.ByteTrack`` until 0.30 moved it there), at its default settings with
-``frame_rate`` set to the bench's.
+ByteTrack is ``supervision``'s ``sv.ByteTrack`` (MIT; releases before 0.30, the ``dev`` extra),
+at its default settings with ``frame_rate`` set to the bench's.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,27 +175,30 @@ def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], score
 def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, Timing]:
     try:
         import supervision as sv
-        from trackers import ByteTrackTracker
     except ImportError:
-        raise BackendUnavailableError(
-            "the ByteTrack comparison needs the trackers package: pip install --no-deps trackers") from None
-    tracker = ByteTrackTracker(frame_rate=camera.fps)
+        raise BackendUnavailableError("the ByteTrack comparison needs supervision: pip install 'supervision<0.30' "
+                                      "(the dev extra of dgnet-edge)") from None
+    if not hasattr(sv, "ByteTrack"):
+        raise BackendUnavailableError(f"supervision {sv.__version__} has no ByteTrack (removed in 0.30): "
+                                      "pip install 'supervision<0.30'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated in 0.28, still the ByteTrack it ships
+        tracker = sv.ByteTrack(frame_rate=round(camera.fps))
     timing = Timing()
     out_frames, out_ids, out_boxes, out_scores = [], [], [], []
     for index in range(1, camera.frames + 1):
         rows = dets_rows.at(index)
         dets = Detections.from_xywh(rows.boxes, rows.scores)
         t0 = time.perf_counter()
-        result = tracker.update(sv.Detections(xyxy=dets.boxes.astype(np.float64), confidence=dets.scores,
-                                              class_id=np.zeros(len(dets), int)))
+        result = tracker.update_with_detections(sv.Detections(xyxy=dets.boxes.astype(np.float64), confidence=dets.scores,
+                                                              class_id=np.zeros(len(dets), int)))
         timing.tracker_s += time.perf_counter() - t0
         timing.frames += 1
         timing.detections += len(dets)
-        keep = result.tracker_id >= 0
-        out_frames += [index] * int(keep.sum())
-        out_ids += result.tracker_id[keep].tolist()
-        out_boxes += list(result.xyxy[keep])
-        out_scores += result.confidence[keep].tolist()
+        out_frames += [index] * len(result)
+        out_ids += result.tracker_id.tolist()
+        out_boxes += list(result.xyxy)
+        out_scores += result.confidence.tolist()
     return _rows(out_frames, out_ids, out_boxes, out_scores), timing
 
 

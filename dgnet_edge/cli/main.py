@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import bench, build, calib, data, demo, evaluate, export, gallery, generative, quickstart, report, train
+from dgnet_edge.cli import bench, bench_camera, build, calib, data, demo, evaluate, export, gallery, generative, quickstart, report, train
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
+bench.app.command("camera")(bench_camera.camera)
 app.add_typer(calib.app, name="calib")
 app.add_typer(gallery.app, name="gallery")
 app.command("train")(train.train)

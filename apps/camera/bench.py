@@ -1,0 +1,251 @@
+"""The camera app's bench on a synthetic video bench: tracking accuracy against a peer, speed, memory.
+
+- **Accuracy** (public detections, every camera): the app as ``dgnet-edge demo`` runs it
+  (appearance, gallery identities across cameras), the same app without appearance (IoU + Kalman,
+  per camera), and ByteTrack from ``supervision`` fed the same detections; per-camera IDF1, HOTA,
+  MOTA and ID switches, and the multi-camera IDF1, from :func:`~dgnet_edge.eval.tracking.evaluate_tracks`.
+- **Speed**: frames per second of the whole app over all cameras with public detections (frame
+  decoding in the source threads, tracking, re-id, gallery), of one camera with the ``motion``
+  detector, and the HOG detector's time per frame.
+- **Soak**: the app on every camera replayed in a loop for N frames, resident memory sampled as
+  it goes.
+
+Every app run starts from an empty gallery in the bench's output folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dgnet_edge.apps.camera.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.run import DemoConfig, run_demo
+from dgnet_edge.apps.camera.sources import Frame, open_source
+from dgnet_edge.apps.camera.track_bench import bench_cameras, track_camera
+from dgnet_edge.data.video.bench import Site, load_site
+from dgnet_edge.data.video.mot import write_mot
+from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks, read_predictions
+
+TRACKERS = ("ours", "iou-kalman", "bytetrack")
+
+
+@dataclass
+class TrackerScore:
+    """One tracker on every camera of the bench."""
+
+    name: str
+    result: TrackingResult
+    fps: float | None = None
+
+    def mean(self, key: str) -> float:
+        return float(np.mean([getattr(m, key) for m in self.result.per_camera.values()]))
+
+
+@dataclass
+class CameraBench:
+    """What :func:`run_camera_bench` measured."""
+
+    bench: str
+    cameras: int
+    frames_per_camera: int
+    frame_size: str
+    scores: list[TrackerScore] = field(default_factory=list)
+    speed: dict[str, Any] = field(default_factory=dict)
+    soak: dict[str, Any] | None = None
+
+    def targets(self) -> list[tuple[str, str, str, bool | None]]:
+        """(target, goal, measured, met) rows; met is None when not measured."""
+        by_name = {s.name: s for s in self.scores}
+        rows: list[tuple[str, str, str, bool | None]] = []
+        if "ours" in by_name and "bytetrack" in by_name:
+            gain = by_name["ours"].mean("idf1") - by_name["bytetrack"].mean("idf1")
+            rows.append(("per-camera IDF1 over ByteTrack", "≥ +10 points", f"{gain:+.1f}", gain >= 10))
+        if "ours" in by_name:
+            mc = by_name["ours"].result.multi_camera_idf1
+            rows.append(("multi-camera IDF1", "≥ 60", f"{mc:.1f}", mc >= 60))
+        if "app_fps" in self.speed:
+            fps = self.speed["app_fps"]
+            rows.append((f"app, {self.cameras} cameras, public detections", "≥ 60 frames/s", f"{fps:.1f}", fps >= 60))
+        if "motion_fps" in self.speed:
+            fps = self.speed["motion_fps"]
+            rows.append(("app, 1 camera, motion detector", "≥ 25 frames/s", f"{fps:.1f}", fps >= 25))
+        if self.soak is not None:
+            growth = self.soak["growth_pct"]
+            rows.append((f"resident memory over {self.soak['frames']} frames", "flat within 5 %", f"{growth:+.1f} %",
+                         abs(growth) <= 5))
+        return rows
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bench": self.bench, "cameras": self.cameras, "frames_per_camera": self.frames_per_camera,
+            "frame_size": self.frame_size,
+            "trackers": {s.name: {"per_camera": {c: dataclasses.asdict(m) for c, m in s.result.per_camera.items()},
+                                  "mean_idf1": s.mean("idf1"), "mean_hota": s.mean("hota"), "mean_mota": s.mean("mota"),
+                                  "multi_camera_idf1": s.result.multi_camera_idf1, "fps": s.fps} for s in self.scores},
+            "speed": self.speed, "soak": self.soak,
+            "targets": [{"target": t, "goal": g, "measured": m, "met": ok} for t, g, m, ok in self.targets()],
+        }
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _camera_sources(site: Site) -> list[str]:
+    return [str(site.camera_dir(name)) for name in site.camera_names]
+
+
+def run_app(site: Site, out_dir: Path, export_dir: Path | None, threshold: float | None = None) -> tuple[TrackingResult, dict[str, Any]]:
+    """The demo on every camera with public detections; its tracks scored, and its run summary."""
+    folder = _fresh(out_dir)
+    config = DemoConfig(sources=_camera_sources(site), detector="public", export_dir=export_dir,
+                        gallery=folder / "gallery.db", threshold=threshold, save_txt=folder / "tracks")
+    summary = run_demo(config)
+    return evaluate_tracks(read_predictions(folder / "tracks", site), site), summary
+
+
+def run_bytetrack(site: Site, out_dir: Path) -> TrackerScore:
+    folder = _fresh(out_dir)
+    rows, frames, seconds = {}, 0, 0.0
+    for camera in bench_cameras(site):
+        rows[camera.name], timing = track_camera(camera, "bytetrack")
+        write_mot(folder / f"{camera.name}.txt", rows[camera.name])
+        frames, seconds = frames + timing.frames, seconds + timing.tracker_s
+    return TrackerScore("bytetrack", evaluate_tracks(rows, site), frames / seconds if seconds else None)
+
+
+def hog_ms_per_frame(site: Site, frames: int = 20) -> float:
+    """Median time of the HOG people detector on the first camera's frames, in milliseconds."""
+    detector = open_detector("hog")
+    times = []
+    with open_source(str(site.camera_dir(site.camera_names[0]))) as source:
+        for _ in range(frames):
+            frame = source.read(timeout=30)
+            if frame is None:
+                break
+            t0 = time.perf_counter()
+            detector.detect(frame)
+            times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def run_camera_bench(bench_dir: str | Path, export_dir: str | Path, out_dir: str | Path,
+                     threshold: float | None = None, soak_frames: int = 0) -> CameraBench:
+    """Accuracy of the three trackers, the app's speed, and (``soak_frames`` > 0) a soak run."""
+    site = load_site(bench_dir)
+    out_dir, export_dir = Path(out_dir), Path(export_dir)
+    report = CameraBench(str(bench_dir), len(site.camera_names), site.frames, f"{site.width}x{site.height}")
+    ours, summary = run_app(site, out_dir / "ours", export_dir, threshold)
+    report.scores.append(TrackerScore("ours", ours, summary["fps"]))
+    report.speed["app_fps"] = summary["fps"]
+    report.speed["app_embedded_per_frame"] = sum(c["embedded"] for c in summary["cameras"].values()) / max(1, summary["frames"])
+    plain, summary = run_app(site, out_dir / "iou-kalman", None)
+    report.scores.append(TrackerScore("iou-kalman", plain, summary["fps"]))
+    report.scores.append(run_bytetrack(site, out_dir / "bytetrack"))
+
+    folder = _fresh(out_dir / "motion")
+    first = _camera_sources(site)[0]
+    motion = run_demo(DemoConfig(sources=[first], detector="motion", export_dir=export_dir,
+                                 gallery=folder / "gallery.db", threshold=threshold))
+    report.speed["motion_fps"] = motion["fps"]
+    report.speed["hog_ms_per_frame"] = hog_ms_per_frame(site)
+    if soak_frames:
+        report.soak = soak(site, export_dir, out_dir / "soak", soak_frames, threshold)
+    return report
+
+
+# -- soak ------------------------------------------------------------------------------------------
+def resident_mb() -> float:
+    """This process's resident memory (Linux /proc; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class _Replayed(Detector):
+    """Public detections of a looped bench camera: frame ``k * N + i`` of the loop is frame ``i``."""
+
+    name = "public"
+
+    def __init__(self, detectors: dict[str, Detector], period: int):
+        self.detectors = detectors
+        self.period = period
+
+    def detect(self, frame: Frame) -> Any:
+        index = (frame.index - 1) % self.period + 1
+        return self.detectors[frame.camera].detect(dataclasses.replace(frame, index=index))
+
+
+def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: float | None = None,
+         samples_wanted: int = 40) -> dict[str, Any]:
+    """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all.
+
+    Resident memory is sampled ``samples_wanted`` times along the run; ``growth_pct`` compares the
+    last sample with the first one taken after a warm-up of a tenth of the run (the embedder's
+    and the gallery's buffers fill during the first frames).
+    """
+    from dgnet_edge.apps.camera.app import CameraApp
+    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.identities import IdentityResolver
+    from dgnet_edge.apps.camera.threshold import resolve_threshold
+    from dgnet_edge.runtime.embedder import Embedder
+
+    folder = _fresh(out_dir)
+    sources = [open_source(spec, loop=True) for spec in _camera_sources(site)]
+    detector = _Replayed({name: open_detector("public", str(site.camera_dir(name))) for name in site.camera_names},
+                         site.frames)
+    samples: list[tuple[int, float]] = []
+    sample_every = max(1, frames // samples_wanted)
+
+    def sample(done: int) -> None:
+        if done % sample_every == 0:
+            samples.append((done, resident_mb()))
+
+    try:
+        with Embedder.open(export_dir) as embedder, Gallery(folder / "gallery.db", feature_dim=embedder.feature_dim) as gallery:
+            resolver = IdentityResolver(gallery, resolve_threshold(export_dir, threshold))
+            app = CameraApp(sources, detector, embedder.embed, resolver)
+            stats = app.run(max_frames=frames, on_progress=sample)
+            identities = len(gallery)
+    finally:
+        for s in sources:
+            s.close()
+    warm = [mb for done, mb in samples if done >= frames // 10]
+    first, last = warm[0], warm[-1]
+    return {"frames": stats.frames, "fps": round(stats.fps, 2), "rss_mb_after_warmup": round(first, 1),
+            "rss_mb_end": round(last, 1), "rss_mb_max": round(max(warm), 1),
+            "growth_pct": round(100 * (last - first) / first, 2), "identities": identities,
+            "samples": [(done, round(mb, 1)) for done, mb in samples]}
+
+
+def format_bench(report: CameraBench) -> str:
+    """Markdown tables: per-camera metrics of each tracker, the multi-camera IDF1, the targets."""
+    lines = [f"Bench {report.bench}: {report.cameras} cameras x {report.frames_per_camera} frames of {report.frame_size}, "
+             "public detections.", "",
+             "| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
+    for score in report.scores:
+        for camera, m in score.result.per_camera.items():
+            lines.append(f"| {score.name} | {camera} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
+        lines.append(f"| {score.name} | **mean** | **{score.mean('idf1'):.1f}** | **{score.mean('hota'):.1f}** | "
+                     f"**{score.mean('mota'):.1f}** | **{score.mean('id_switches'):.1f}** |")
+    lines += ["", "| tracker | multi-camera IDF1 (one identity mapping over all cameras) |", "|---|---:|"]
+    lines += [f"| {s.name} | {s.result.multi_camera_idf1:.1f} |" for s in report.scores]
+    speed = report.speed
+    lines += ["", f"HOG people detector: {speed['hog_ms_per_frame']:.0f} ms per {report.frame_size} frame "
+              f"(median of 20). Re-id crops per frame in the app: {speed['app_embedded_per_frame']:.2f}.", "",
+              "| target | goal | measured | |", "|---|---|---:|---|"]
+    for target, goal, measured, met in report.targets():
+        verdict = "not measured" if met is None else ("met" if met else "missed")
+        lines.append(f"| {target} | {goal} | {measured} | {verdict} |")
+    return "\n".join(lines) + "\n"

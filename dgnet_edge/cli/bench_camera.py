@@ -1,0 +1,46 @@
+"""`dgnet-edge bench camera`: the camera app against ByteTrack on a video bench; speed and memory.
+
+    dgnet-edge data video data/video
+    dgnet-edge bench camera data/video --export runs/quickstart/export --soak 10000
+
+A thin layer over :func:`dgnet_edge.apps.camera.bench.run_camera_bench`: the tables go to stdout
+(``--json`` for machines), the tracks of every tracker to ``--out``; exit 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dgnet_edge.cli.options import JsonOpt, finite
+from dgnet_edge.cli.output import out, print_json
+from dgnet_edge.paths import prepare_output_dir, require_dir
+
+
+def camera(
+    bench_dir: Annotated[Path, typer.Argument(help="A video bench (dgnet-edge data video DIR).")],
+    export_dir: Annotated[Path, typer.Option("--export", "-e", help="Export folder of the re-id embedder.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for each tracker's tracks and galleries.")] = Path("runs/camera_bench"),
+    threshold: Annotated[float | None, typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Re-id threshold (default: the export's calibrated one).")] = None,
+    soak_frames: Annotated[int, typer.Option("--soak", min=0, help="Frames of a soak run over the looped bench, resident memory sampled (0: none).")] = 0,
+    json_output: JsonOpt = False,
+) -> None:
+    """Per-camera IDF1/HOTA and multi-camera IDF1 of the app, the app without appearance, and ByteTrack; speed; memory."""
+    from dgnet_edge.apps.camera.bench import format_bench, run_camera_bench
+    from dgnet_edge.data.video.bench import load_site
+
+    load_site(require_dir(bench_dir, "video bench"))
+    require_dir(export_dir, "export folder")
+    prepare_output_dir(out_dir)
+    report = run_camera_bench(bench_dir, export_dir, out_dir, threshold, soak_frames)
+    body = report.as_dict()
+    (out_dir / "camera_bench.json").write_text(json.dumps(body, indent=2) + "\n")
+    if json_output:
+        print_json(body)
+    else:
+        out.print(format_bench(report), markup=False, highlight=False)
+    if any(met is False for *_, met in report.targets()):
+        raise typer.Exit(1)
