@@ -97,7 +97,7 @@ class TrackerParams:
     appearance_weight: float = 0.5
     max_appearance_distance: float = 0.6
     reid_distance: float = 0.3
-    min_feature_aspect: float = 0.25
+    min_feature_aspect: float = 0.15
     gate_chi2: float = CHI2_95_3DOF
     ambiguity_iou: float = 0.1
     sure_iou: float = 0.6
