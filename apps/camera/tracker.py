@@ -9,7 +9,8 @@ no camera-motion compensation):
    extend a tentative track, or may bring a lost track back), those that two tracks or two
    detections compete for, those that fit their one track poorly (IoU below ``sure_iou``), and,
    every ``refresh_every`` frames, the one detection of a confirmed track whose feature is due
-   for a refresh.
+   for a refresh. Slivers (narrower than ``min_feature_aspect`` of their height) are never
+   embedded.
 3. Four optimal assignments (:func:`.matching.assign`), each over what the previous ones left:
    a. high-score detections to confirmed and lost tracks. A pair's cost is ``1 - IoU``, or,
       when both sides have a feature, ``(1 - w) (1 - IoU) + w * cosine distance``; appearance
@@ -19,8 +20,9 @@ no camera-motion compensation):
    b. low-score detections to the tracks followed until the last frame, by IoU alone
       (ByteTrack's second stage: a partly hidden person scores low);
    c. re-id: tracks still unmatched to high-score detections by appearance alone, inside the
-      Kalman gate (squared Mahalanobis distance of centre and height), so that appearance never
-      joins boxes far apart;
+      Kalman gate (squared Mahalanobis distance of centre and height, around the prediction or
+      around where the person was last seen, since people stop and turn back while hidden), so
+      that appearance never joins boxes far apart;
    d. tentative tracks to the high-score detections left, as in (a).
 4. Unmatched high-score detections start tentative tracks, which are confirmed after
    ``confirm_hits`` consecutive matches and dropped at their first miss. A confirmed track that
