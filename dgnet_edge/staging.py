@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -59,3 +60,19 @@ def make_staging_dir(target: str | Path) -> Path:
     os.umask(umask)
     os.chmod(path, 0o777 & ~umask)  # mkdtemp makes 0700 folders; the renamed output gets the usual permissions
     return path
+
+
+def move_into_place(staging: str | Path, target: str | Path) -> None:
+    """Rename a finished staging folder to ``target``. An empty ``target`` is replaced; a full one
+    is renamed aside first and removed once the new one is in place, so ``target`` is never
+    missing or half-written for long."""
+    staging, target = Path(staging), Path(target)
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = target.with_name(f"{target.name}.old-{uuid.uuid4().hex[:8]}")
+    target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -17,7 +17,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,7 +32,7 @@ from dgnet_edge.data.synth.render import SynthImage, render_distractor, render_i
 from dgnet_edge.data.synth.scene import Camera, make_camera
 from dgnet_edge.errors import DatasetError, UsageError
 from dgnet_edge.paths import check_output_dir
-from dgnet_edge.staging import make_staging_dir
+from dgnet_edge.staging import make_staging_dir, move_into_place
 
 # Seed streams (the camera stream, 2, lives in scene.py).
 IDENTITY_STREAM, PLAN_STREAM, IMAGE_STREAM, DISTRACTOR_STREAM, JUNK_STREAM = 1, 3, 4, 5, 6
@@ -233,21 +232,6 @@ def _check_target(root: Path, force: bool) -> None:
         raise DatasetError(f"{root} exists and is not empty; pass --force (force=True) to replace it")
 
 
-def _move_into_place(staging: Path, root: Path, force: bool) -> None:
-    _check_target(root, force)
-    if not root.exists():
-        staging.rename(root)
-        return
-    if not _is_nonempty_dir(root):
-        root.rmdir()
-        staging.rename(root)
-        return
-    old = root.with_name(f"{root.name}.old-{uuid.uuid4().hex[:8]}")
-    root.rename(old)
-    staging.rename(root)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_world(
     root: str | Path,
     spec: WorldSpec = WorldSpec(),
@@ -280,7 +264,8 @@ def write_world(
         }
         manifest = {"generator": f"dgnet-edge {__version__} synthetic world", "spec": asdict(spec), "images": images}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _move_into_place(staging, root, force)
+        _check_target(root, force)
+        move_into_place(staging, root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -24,7 +24,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import SitePlan, VideoSpec, cached_plan
 from dgnet_edge.errors import DatasetError, OutputPathError
 from dgnet_edge.paths import prepare_output_dir
-from dgnet_edge.staging import make_staging_dir
+from dgnet_edge.staging import make_staging_dir, move_into_place
 
 FORMAT, VERSION = "dgnet-edge-video", 1
 SITE, WORLD = "site.json", "world.json"
@@ -322,18 +321,6 @@ def check_target(root: Path, force: bool) -> None:
     prepare_output_dir(root.parent, "folder of the video bench")
 
 
-def _move_into_place(staging: Path, root: Path) -> None:
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
-    if not root.exists():
-        staging.rename(root)
-        return
-    old = root.with_name(f"{root.name}.old-{uuid.uuid4().hex[:8]}")
-    root.rename(old)
-    staging.rename(root)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_bench(
     root: str | Path,
     spec: VideoSpec = VideoSpec(),
@@ -392,7 +379,7 @@ def write_bench(
         box_heights = tuple(float(np.percentile(heights, q)) for q in (5, 50, 95)) if len(heights) else (0.0, 0.0, 0.0)
         size = _size(staging)
         check_target(root, force)
-        _move_into_place(staging, root)
+        move_into_place(staging, root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
