@@ -256,3 +256,17 @@ def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
     assert "reidentified" in [e["event"] for e in lines]  # later tracks found the person in the gallery
     with Gallery(tmp_path / "g.db") as gallery:
         assert len(gallery) == 1
+
+
+def test_the_demo_never_imports_torch(bench, tiny_dgnet_export, tmp_path):
+    """The deployment side: a whole demo run with re-id and the gallery, torch never loaded."""
+    import subprocess
+    import sys
+
+    args = [*sum((["--source", s] for s in _sources(bench)), []), "--export", str(tiny_dgnet_export),
+            "--threshold", "0.9", "--gallery", str(tmp_path / "g.db"), "--save-txt", str(tmp_path / "t"),
+            "--max-frames", "20", "--no-progress", "--no-show"]
+    code = ("import sys\nfrom dgnet_edge.cli.main import main\ntry:\n    main(['demo', *sys.argv[1:]])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -343,7 +343,8 @@ print("\\n".join(names))
     assert result.returncode == 0, result.stderr
     imported = set(result.stdout.split())
     assert {"dgnet_edge.runtime.torch_runner", "dgnet_edge.runtime.tensorrt", "dgnet_edge.apps.quickstart",
-            "dgnet_edge.apps.report.worker", "dgnet_edge.apps.report.pipeline", "dgnet_edge.apps.report.speed"} <= imported
+            "dgnet_edge.apps.report.worker", "dgnet_edge.apps.report.pipeline", "dgnet_edge.apps.report.speed",
+            "dgnet_edge.apps.camera.app", "dgnet_edge.apps.camera.run", "dgnet_edge.apps.camera.gallery"} <= imported
     importlib.import_module("dgnet_edge.apps.report")
 
 
