@@ -141,6 +141,8 @@ class CameraApp:
         read_timeout_s: how long to wait for a frame from one source before visiting the next.
         on_frame: called after each processed frame with the frame, its tracks and its labels
             (the display hooks in here).
+        on_identities: called in the loop after each frame's identities are decided, with the
+            frame, its tracks and the resolver's events (synthesis at enrolment hooks in here).
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class CameraApp:
         outputs: Outputs | None = None,
         read_timeout_s: float = 0.05,
         on_frame: Callable[[Frame, list[Track], list[Label]], bool] | None = None,
+        on_identities: Callable[[Frame, list[Track], list[dict]], None] | None = None,
     ):
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -169,6 +172,7 @@ class CameraApp:
         self.outputs = outputs or Outputs()
         self.read_timeout_s = read_timeout_s
         self.on_frame = on_frame
+        self.on_identities = on_identities
         self.stats = RunStats(cameras={name: cam.stats for name, cam in self.cameras.items()})
         self.written: dict[str, list[Path]] = {}
         self._stop = False
@@ -238,6 +242,8 @@ class CameraApp:
             events += self.resolver.update(frame.camera, frame.time, tracks, frame.image)
             for track in cam.tracker.removed:
                 events += self.resolver.close_track(frame.camera, track)
+            if self.on_identities is not None:
+                self.on_identities(frame, tracks, events)
         for track in cam.tracker.removed:
             cam.pending_rows.pop(track.track_id, None)
         cam.tracks = tracks

@@ -1,6 +1,6 @@
 """The persistent gallery: identities, their templates and where they were seen, in one SQLite file.
 
-Schema (version 1; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
+Schema (version 2; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
 
     identities (id INTEGER PRIMARY KEY, name TEXT, created REAL, updated REAL)
     templates  (id, identity -> identities ON DELETE CASCADE, feature BLOB (float32, feature_dim,
@@ -8,11 +8,13 @@ Schema (version 1; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
                 time REAL, kind 'real'|'synthetic', source TEXT, enrolment INTEGER 0|1)
     sightings  (id, identity -> identities ON DELETE CASCADE, camera TEXT, track INTEGER,
                 first REAL, last REAL)
+    structures (id, camera TEXT, track INTEGER, time REAL, shape TEXT 'C,H,W', code BLOB (float16),
+                thumbnail BLOB (JPEG))      -- the structure bank (structure_bank.py)
 
 ``source`` says where a template came from: ``photo:<file>`` (``gallery enrol``), ``track:<camera>:<id>``
-(the camera app), ``synthetic:<structure>`` for a view rendered in another structure. The structure
-bank of the synthesis step will be a further table (structure codes per camera, bounded) added by a
-schema version 2 that only adds; a version-1 file then migrates in place.
+(the camera app), ``synthetic:<camera>:<structure>`` for a view rendered in a banked structure.
+Version 2 only added the ``structures`` table: a version-1 file is migrated in place, in one
+transaction, when it is opened.
 
 Durability: the file is in WAL mode with ``synchronous=FULL``. Every change is one transaction
 (``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process killed at any point leaves the file as of its last
@@ -44,7 +46,7 @@ import numpy as np
 from dgnet_edge.errors import DgnetEdgeError, InputPathError
 
 FORMAT = "dgnet-edge-gallery"
-VERSION = 1
+VERSION = 2
 KINDS = ("real", "synthetic")
 THUMBNAIL_HEIGHT = 128
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -79,6 +81,20 @@ CREATE TABLE sightings (
 );
 CREATE INDEX sightings_identity ON sightings(identity, last);
 """
+
+STRUCTURES_SCHEMA = """
+CREATE TABLE structures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera TEXT NOT NULL,
+    track INTEGER,
+    time REAL NOT NULL,
+    shape TEXT NOT NULL,
+    code BLOB NOT NULL,
+    thumbnail BLOB
+);
+CREATE INDEX structures_camera ON structures(camera, time);
+"""
+MIGRATIONS = {1: STRUCTURES_SCHEMA}  # from version k to k + 1
 
 
 class GalleryError(DgnetEdgeError):
@@ -226,7 +242,7 @@ class Gallery:
             if feature_dim is None:
                 raise GalleryError(f"{self.path} is an empty database, not a gallery: enrol someone to create one")
             with self._write() as db:
-                for statement in SCHEMA.split(";"):
+                for statement in (SCHEMA + STRUCTURES_SCHEMA).split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -237,7 +253,9 @@ class Gallery:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
             raise GalleryError(f"{self.path} is an SQLite database but not a gallery: give another --gallery path")
-        if meta.get("version") != str(VERSION):
+        if meta.get("version") in {str(v) for v in MIGRATIONS}:
+            self._migrate(int(meta["version"]))
+        elif meta.get("version") != str(VERSION):
             raise GalleryError(f"{self.path} is a gallery of version {meta.get('version')}; this dgnet-edge reads "
                                f"version {VERSION}: use the dgnet-edge that wrote it")
         stored = int(meta["feature_dim"])
@@ -245,6 +263,23 @@ class Gallery:
             raise GalleryError(f"{self.path} holds {stored}-d features but the embedder gives {feature_dim}-d: "
                                "use the export it was made with, or another --gallery")
         return stored
+
+    def _migrate(self, version: int) -> None:
+        """Bring a file of an older version up to :data:`VERSION` in one transaction."""
+        with self._write() as db:
+            if db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0] != str(version):
+                return  # another process migrated it while we waited for the write lock
+            for step in range(version, VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(VERSION),))
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for a module that keeps its own table in the file (the structure
+        bank); from this object's thread only, writes inside :meth:`transaction`."""
+        return self._db
 
     def _read_data_version(self) -> int:
         return self._db.execute("PRAGMA data_version").fetchone()[0]

@@ -44,6 +44,9 @@ class DemoConfig:
     save_txt: Path | None = None
     events: Path | None = None
     max_frames: int | None = None
+    synthesise: bool | None = None  # None: when the export has generator parts
+    synthetic_views: int = 8
+    synthetic_weight: float = 0.9
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
 
@@ -129,7 +132,7 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         sources = stack.enter_context(_opened_sources(config))
         detector = open_detector_for(config.detector, config.detector_arg, sources)
         stack.callback(detector.close)
-        embed, resolver = None, None
+        embed, resolver, synthesis = None, None, None
         if config.export_dir is not None:
             from dgnet_edge.apps.camera.gallery import Gallery
             from dgnet_edge.apps.camera.identities import IdentityResolver
@@ -138,16 +141,27 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
 
             threshold = resolve_threshold(config.export_dir, config.threshold)
             embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
-            gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim))
+            gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim,
+                                                  kind_weights={"synthetic": config.synthetic_weight}))
             resolver = IdentityResolver(gallery, threshold)
             embed = embedder.embed
+            if config.synthesise is not False:
+                from dgnet_edge.apps.camera.synthesis import start_synthesis
+
+                synthesis = start_synthesis(config.export_dir, embedder, gallery, k=config.synthetic_views,
+                                            backend=config.backend, precision=config.precision,
+                                            required=config.synthesise is True)
+                if synthesis is not None:
+                    stack.callback(synthesis.close)
+                    embed = synthesis.embed  # one embedder, shared with the synthesis thread
         fps = next((s.fps for s in sources if s.fps), 15.0)
         outputs = Outputs(
             video=VideoSink(config.save, fps) if config.save is not None else None,
             mot=MotSink(config.save_txt) if config.save_txt is not None else None,
             events=EventLog(config.events) if config.events is not None else None,
         )
-        app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), outputs)
+        app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), outputs,
+                        on_identities=synthesis)
         if config.show:
             from dgnet_edge.apps.camera.display import Display
 
@@ -170,6 +184,9 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         for name, cam in summary["cameras"].items():
             source = app.cameras[name].source
             cam.update(state=source.state, reconnects=source.reconnects)
+        if synthesis is not None:
+            synthesis.close()  # the queued enrolments are rendered before the summary counts them
+            summary["synthesis"] = synthesis.summary()
         if resolver is not None:
             summary["identities"] = len(resolver.gallery)
         summary["written"] = {what: [str(p) for p in paths] for what, paths in app.written.items() if paths}

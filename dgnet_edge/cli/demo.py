@@ -57,6 +57,9 @@ def demo(
     save_txt: Annotated[Path | None, typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
     events: Annotated[Path | None, typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
+    synthesise: Annotated[bool | None, typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
+    synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.9,
     open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
     read_timeout: Annotated[float, typer.Option("--read-timeout", callback=finite, min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,
@@ -74,8 +77,14 @@ def demo(
         raise UsageError("--export is needed for re-id (the embedder's export folder); or track without it: --no-appearance")
     if export_dir is not None:
         require_dir(export_dir, "export folder")
+        if synthesise and appearance:
+            from dgnet_edge.apps.camera.synthesis import require_generator
+
+            require_generator(export_dir)
     if not appearance and threshold is not None:
         raise UsageError("--threshold needs appearance: drop --no-appearance")
+    if not appearance and synthesise:
+        raise UsageError("--synthesise needs appearance (the gallery): drop --no-appearance")
     show = resolve_show(show)
     if appearance:
         prepare_output_file(gallery, "gallery")
@@ -90,7 +99,8 @@ def demo(
     config = DemoConfig(
         sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,
         backend=backend, precision=precision, gallery=gallery, threshold=threshold, reid_every=reid_every,
-        show=show, save=save, save_txt=save_txt, events=events, max_frames=max_frames,
+        show=show, save=save, save_txt=save_txt, events=events, max_frames=max_frames, synthesise=synthesise,
+        synthetic_views=synthetic_views, synthetic_weight=synthetic_weight,
         open_timeout_s=open_timeout, read_timeout_s=read_timeout,
     )
     with _progress(progress and not show) as on_progress:
@@ -126,5 +136,10 @@ def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
     out.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["events"].items())) or "none"
     out.print(f"events: {counts}; identities in the gallery: {summary.get('identities', '-')}")
+    if "synthesis" in summary:
+        syn = summary["synthesis"]
+        banked = ", ".join(f"{c} {n}" for c, n in syn["structures"].items()) or "none"
+        out.print(f"synthesis: {syn['done']} enrolments rendered (median {syn['median_s']} s), {syn['dropped']} dropped, "
+                  f"{syn['no_structures']} before any structure was banked; structures banked: {banked}")
     for what, paths in summary.get("written", {}).items():
         out.print(f"{what}: {', '.join(paths)}")

@@ -3,6 +3,7 @@
     dgnet-edge gallery list                                        # identities, templates, cameras
     dgnet-edge gallery show 3                                      # one identity's templates and sightings
     dgnet-edge gallery enrol alice.jpg --name Alice --export runs/quickstart/export
+    dgnet-edge gallery enrol alice.jpg --name Alice --export runs/quickstart/export --synthesise   # + K rendered views
     dgnet-edge gallery rename 3 Bob
     dgnet-edge gallery merge 3 7                                   # 7 joins 3
     dgnet-edge gallery delete 7
@@ -104,29 +105,50 @@ def enrol(
     export: Annotated[Path, typer.Option("--export", help="Export folder whose embedder makes the feature.")],
     gallery: GalleryOpt = DEFAULT_GALLERY,
     camera: Annotated[str | None, typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
+    synthesise: Annotated[bool, typer.Option("--synthesise/--no-synthesise", help="Also render the person in the gallery's banked structures (DG-Net export) as synthetic templates.")] = False,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = 8,
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Add a person to the gallery from one photo (created if missing); prints the new id."""
+    import contextlib
+
     from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.structure_bank import StructureBank
+    from dgnet_edge.apps.camera.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
     from dgnet_edge.data.images import read_image
     from dgnet_edge.paths import prepare_output_file, require_dir, require_file
     from dgnet_edge.runtime.embedder import Embedder
 
     require_file(photo, "photo")
     require_dir(export, "export folder")
+    if synthesise:
+        require_generator(export)
     if not gallery.exists():
         prepare_output_file(gallery, "gallery")
     rgb = read_image(photo)
-    with Embedder.open(export, backend=backend, precision=precision) as embedder:
+    result, note = None, None
+    with contextlib.ExitStack() as stack:
+        embedder = stack.enter_context(Embedder.open(export, backend=backend, precision=precision))
         feature = embedder.embed([rgb])[0]
-    with Gallery(gallery, feature_dim=len(feature)) as g:
+        g = stack.enter_context(Gallery(gallery, feature_dim=len(feature)))
         identity = g.enrol(feature, rgb[..., ::-1], name=name, camera=camera, source=f"photo:{photo.name}")
+        if synthesise:
+            generator = stack.enter_context(open_generator(export, backend, precision))
+            try:
+                result = Synthesiser(generator, embedder, StructureBank(g), synthetic_views).enrol(identity, rgb, camera)
+            except EmptyBankError as e:
+                note = str(e)
     if as_json:
-        print_json({"id": identity, "name": name, "gallery": str(gallery)})
-    else:
-        out.print(f"enrolled {name} as identity {identity} in {gallery}")
+        print_json({"id": identity, "name": name, "gallery": str(gallery),
+                    "synthetic": None if result is None else len(result.templates), "note": note})
+        return
+    out.print(f"enrolled {name} as identity {identity} in {gallery}")
+    if result is not None:
+        out.print(f"  + {len(result.templates)} synthetic views in {result.seconds:.2f} s")
+    if note is not None:
+        err.print(note, markup=False, highlight=False)
 
 
 @app.command("rename")
