@@ -156,6 +156,14 @@ def output_commands(base: Path, ctx: SimpleNamespace) -> dict[str, list]:
         "quickstart --out": ["quickstart", "--out", base / "qs", "--world", ctx.world, "--no-progress"],
         "quickstart --world": ["quickstart", "--out", ctx.tmp / "qs", "--world", base / "w", "--no-progress"],
         "build --timing-cache": ["build", ctx.export, "--precision", "fp32", "--timing-cache", base / "t.cache"],
+        "data video": ["data", "video", base / "bench", "--cameras", "1", "--seconds", "1", "--no-progress"],
+        "quickstart --video": ["quickstart", "--out", ctx.tmp / "qs", "--world", ctx.world, "--video", base / "v",
+                               "--no-progress"],
+        "demo --save": ["demo", "--source", ctx.world / "query", "--no-appearance", "--save", base / "v", "--no-progress"],
+        "demo --save-txt": ["demo", "--source", ctx.world / "query", "--no-appearance", "--save-txt", base / "t",
+                            "--no-progress"],
+        "demo --events": ["demo", "--source", ctx.world / "query", "--no-appearance", "--events", base / "e.jsonl",
+                          "--no-progress"],
     }
 
 
@@ -175,7 +183,8 @@ def ctx(tiny_world, reid_checkpoint, tiny_dgnet_checkpoint, reid_export, tmp_pat
 
 OUTPUT_COMMANDS = ["export", "data synth", "train", "bench checkpoint", "synth", "synth --strip", "calib cache",
                    "calib sensitivity", "report", "import-official", "quickstart --out", "quickstart --world",
-                   "build --timing-cache"]
+                   "build --timing-cache", "data video", "quickstart --video", "demo --save", "demo --save-txt",
+                   "demo --events"]
 
 
 @pytest.mark.parametrize("command", OUTPUT_COMMANDS)

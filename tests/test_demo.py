@@ -270,3 +270,13 @@ def test_the_demo_never_imports_torch(bench, tiny_dgnet_export, tmp_path):
             "except SystemExit as e:\n    assert not e.code, e.code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_folder_of_unreadable_images_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i:06d}.jpg").write_bytes(b"not a jpeg")
+    code, _, err = _demo(capsys, "--source", folder, "--no-appearance")
+    assert code == 1
+    assert "3 image(s) found, none could be read" in err and "Traceback" not in err

@@ -192,8 +192,11 @@ class ImageFilesReader:
         cv2 = import_cv2()
         while True:
             if self.position == len(self.files):
-                if not self.loop or self.skipped >= len(self.files) * (self.passes + 1):
-                    return None  # the end, or a looped folder none of whose files decode
+                if self.skipped >= len(self.files) * (self.passes + 1):
+                    raise SourceError(f"{self.describe}: {len(self.files)} image(s) found, none could be read "
+                                      f"(corrupt or not images): a source needs readable frames")
+                if not self.loop:
+                    return None
                 self.position, self.passes = 0, self.passes + 1
             path, index = self.files[self.position], self.indices[self.position]
             self.position += 1
@@ -262,8 +265,11 @@ class Source:
                 self._reconnect_with_backoff()
             self._finish("ended")
         except Exception as e:  # noqa: BLE001 - reported through state, error and read(), never lost
-            log.exception("camera %s: reader thread failed", self.name)
-            self.error = f"{type(e).__name__}: {e}"
+            if isinstance(e, SourceError):  # the source's own fault: read() says it in one line
+                self.error = str(e)
+            else:
+                log.exception("camera %s: reader thread failed", self.name)
+                self.error = f"{type(e).__name__}: {e}"
             self._finish("failed")
         finally:
             self._release()

@@ -37,7 +37,7 @@ from dgnet_edge.data.video.faults import FaultCounts, FaultRates, make_detection
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import SitePlan, VideoSpec, cached_plan
 from dgnet_edge.errors import DatasetError, OutputPathError
-from dgnet_edge.paths import prepare_output_dir
+from dgnet_edge.paths import check_output_dir
 from dgnet_edge.staging import make_staging_dir, move_into_place
 
 FORMAT, VERSION = "dgnet-edge-video", 1
@@ -318,7 +318,7 @@ def check_target(root: Path, force: bool) -> None:
         raise OutputPathError(f"video bench folder {root} is a file, not a folder: choose another path")
     if root.is_dir() and any(root.iterdir()) and not force:
         raise OutputPathError(f"video bench folder {root} exists and is not empty: pass --force to replace it")
-    prepare_output_dir(root.parent, "folder of the video bench")
+    check_output_dir(root, "video bench folder")
 
 
 def write_bench(
