@@ -100,7 +100,11 @@ class Generator:
     runs both parts without ONNX Runtime's memory arena: for the ResNet-50 DG-Net at 256x128
     (INT8 CPU parts), a process that embeds 8 crops and synthesises 8 images peaked at 472 MB with
     the arena and 8 images per call, and at 250-284 MB without the arena and one image per call,
-    at the same images per second within this machine's run-to-run noise.
+    at the same images per second within this machine's run-to-run noise. Its ONNX Runtime threads
+    do not spin between runs: the generator runs now and then beside a frame loop, and threads left
+    spinning after each structure-encoder call took the cores from the loop's embedder (the camera
+    app on a 60 s, 2-camera video bench, 2 cores: 138 frames/s with spinning, 175 without, 189 with
+    no generator; medians of 4 interleaved runs).
     """
 
     def __init__(self, structure: Runner, decoder: Runner, manifest: Manifest, decode_batch: int | None = None):
@@ -118,8 +122,10 @@ class Generator:
         decode_batch: int | None = None,
     ) -> Generator:
         manifest = load_manifest(export_dir)
-        structure = open_runner(export_dir, manifest, "structure", backend, precision, device, memory_arena=False).activate()
-        decoder = open_runner(export_dir, manifest, "decoder", backend, precision, device, memory_arena=False).activate()
+        structure = open_runner(export_dir, manifest, "structure", backend, precision, device, memory_arena=False,
+                                spinning=False).activate()
+        decoder = open_runner(export_dir, manifest, "decoder", backend, precision, device, memory_arena=False,
+                              spinning=False).activate()
         if decode_batch is None and decoder.on_cpu:
             decode_batch = 1
         return cls(structure, decoder, manifest, decode_batch)

@@ -28,7 +28,8 @@ ORT_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-cpu"
 TRT_PRECISIONS = ("int8", "fp16", "fp32")
 
 
-def onnxruntime_runner(folder: Path, manifest: Manifest, role: str, precision: str, device: str, memory_arena: bool = True) -> Runner:
+def onnxruntime_runner(folder: Path, manifest: Manifest, role: str, precision: str, device: str, memory_arena: bool = True,
+                       spinning: bool = True) -> Runner:
     if precision == "auto":
         precision = "int8" if manifest.has_model(role, "int8-cpu") else "fp32"
     if precision not in ORT_PRECISIONS:
@@ -36,7 +37,7 @@ def onnxruntime_runner(folder: Path, manifest: Manifest, role: str, precision: s
     entry = manifest.model(role, ORT_PRECISIONS[precision])
     path = verified_path(folder, entry)
     ort_device = "cpu" if device in ("auto", "cpu") and entry.precision == "int8-cpu" else device
-    return OnnxRuntimeRunner(SessionFromOnnx(path, device=ort_device, memory_arena=memory_arena), name=f"onnxruntime {entry.precision}")
+    return OnnxRuntimeRunner(SessionFromOnnx(path, device=ort_device, memory_arena=memory_arena, spinning=spinning), name=f"onnxruntime {entry.precision}")
 
 
 def tensorrt_runner(folder: Path, manifest: Manifest, role: str, precision: str) -> Runner:
@@ -60,19 +61,20 @@ def tensorrt_runner(folder: Path, manifest: Manifest, role: str, precision: str)
 
 def open_runner(
     folder: str | Path, manifest: Manifest, role: str, backend: str = "auto", precision: str = "auto", device: str = "auto",
-    memory_arena: bool = True,
+    memory_arena: bool = True, spinning: bool = True,
 ) -> Runner:
-    """An inactive runner for ``role`` of the export at ``folder`` (``memory_arena``: see
+    """An inactive runner for ``role`` of the export at ``folder`` (``memory_arena``, ``spinning``: see
     :class:`~dgnet_edge.runtime.onnxrt.SessionFromOnnx`; ONNX Runtime only)."""
     folder = Path(folder)
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend == "onnxruntime":
-        return onnxruntime_runner(folder, manifest, role, precision, device, memory_arena)
+        return onnxruntime_runner(folder, manifest, role, precision, device, memory_arena, spinning)
     if backend == "tensorrt":
         return tensorrt_runner(folder, manifest, role, precision)
     try:
         return tensorrt_runner(folder, manifest, role, precision)
     except (BackendUnavailableError, UsageError) as e:
         log.info("using ONNX Runtime: %s", e)
-    return onnxruntime_runner(folder, manifest, role, "auto" if precision not in ORT_PRECISIONS else precision, device, memory_arena)
+    return onnxruntime_runner(folder, manifest, role, "auto" if precision not in ORT_PRECISIONS else precision, device, memory_arena,
+                              spinning)
