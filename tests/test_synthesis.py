@@ -326,3 +326,40 @@ def test_synthesis_modules_never_import_torch():
             "dgnet_edge.cli.bench_synthesis\nassert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+class _FakeTrack:
+    def __init__(self, track_id, box, state="confirmed", det_index=0):
+        self.track_id, self.box, self.state, self.det_index = track_id, np.asarray(box, np.float32), state, det_index
+
+
+class _FakeEncoder:
+    calls = 0
+
+    def structure(self, crops):
+        self.calls += 1
+        return codes(len(crops), self.calls)
+
+
+def test_the_loop_feeds_the_bank_rate_limited_and_commits_in_batches(gallery, monkeypatch):
+    from dgnet_edge.apps.camera import synthesis
+    from dgnet_edge.apps.camera.tracker import CONFIRMED
+
+    encoder, bank = _FakeEncoder(), StructureBank(gallery, track_interval_s=5.0)
+    feeder = synthesis.BankFeeder(encoder, bank, batch=2, camera_interval_s=1.0, flush_s=10.0)
+    wall = [100.0]
+    monkeypatch.setattr(synthesis.clock, "perf_counter", lambda: wall[0])
+    image = np.zeros((240, 320, 3), np.uint8)
+    tracks = [_FakeTrack(i, (10 * i, 0, 10 * i + 40, 100), CONFIRMED) for i in range(3)]
+    tracks.append(_FakeTrack(9, (200, 0, 240, 100), "tentative"))
+    feeder.feed("cam1", 0.0, image, tracks)
+    assert encoder.calls == 1 and bank.counts() == {"cam1": 2}  # batch of 2; the first write at once
+    feeder.feed("cam1", 0.5, image, tracks)
+    assert encoder.calls == 1  # the camera is not due yet
+    feeder.feed("cam1", 1.0, image, tracks)
+    assert encoder.calls == 2 and bank.counts() == {"cam1": 2}  # track 2 encoded, held for the next commit
+    feeder.feed("cam1", 2.0, image, tracks)
+    assert encoder.calls == 2  # every confirmed track gave a code less than 5 s ago; the tentative one never
+    wall[0] += 10.0
+    feeder.feed("cam1", 5.0, image, tracks)
+    assert encoder.calls == 3 and bank.counts() == {"cam1": 5} and feeder.banked == 5

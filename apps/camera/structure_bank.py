@@ -82,6 +82,10 @@ class StructureBank:
         last = self._admitted.get((camera, track))
         return last is None or time - last >= self.track_interval_s or time < last
 
+    def admit(self, camera: str, track: int, time: float) -> None:
+        """``track`` of ``camera`` gave a code at ``time`` (it is due again ``track_interval_s`` later)."""
+        self._admitted[(camera, track)] = time
+
     def retain(self, camera: str, live_tracks: set[int]) -> None:
         """Forget the admission times of ``camera``'s tracks that are gone (bounded memory)."""
         for key in [key for key in self._admitted if key[0] == camera and key[1] not in live_tracks]:
@@ -90,7 +94,8 @@ class StructureBank:
     def add(self, camera: str, codes: np.ndarray, crops: Sequence[np.ndarray | None],
             tracks: Sequence[int | None], time: float) -> list[int]:
         """Bank ``codes`` (N, C, H, W) seen by ``camera`` at ``time`` (``crops``: BGR thumbnails or
-        None), dropping that camera's oldest beyond ``per_camera``; the ids of the new rows kept."""
+        None), dropping that camera's oldest beyond ``per_camera``; the ids of the new rows kept. The
+        tracks are admitted (:meth:`admit`)."""
         if not (len(codes) == len(crops) == len(tracks)):
             raise ValueError(f"{len(codes)} codes, {len(crops)} crops and {len(tracks)} tracks: give one of each per row")
         if len(codes) == 0:
@@ -111,7 +116,7 @@ class StructureBank:
             kept = {r[0] for r in db.execute("SELECT id FROM structures WHERE camera = ?", (camera,))}
         for track in tracks:
             if track is not None:
-                self._admitted[(camera, track)] = time
+                self.admit(camera, track, time)
         return [i for i in ids if i in kept]
 
     def counts(self) -> dict[str, int]:

@@ -255,25 +255,32 @@ class SynthesisWorker:
 
 class BankFeeder:
     """Feeds the frame loop's structure bank at a low rate: per camera at most one structure-encoder
-    call every ``camera_interval_s`` (camera clock), on at most ``batch`` tracks that are due.
+    call every ``camera_interval_s`` (camera clock), on at most ``batch`` tracks that are due. The
+    codes are written in one commit every ``flush_s`` of wall time (the first at once): the commit's
+    fsync, not the encoder, is what a write costs here.
 
-    ``seconds`` is the loop time it took (the encoder, the thumbnails, the commit).
+    ``seconds`` is the loop time it took (the encoder, the thumbnails, the commits).
     """
 
-    def __init__(self, generator: Generator, bank: StructureBank, *, batch: int = 4, camera_interval_s: float = 1.0):
+    def __init__(self, generator: Generator, bank: StructureBank, *, batch: int = 4, camera_interval_s: float = 1.0,
+                 flush_s: float = 10.0):
         self.generator = generator
         self.bank = bank
         self.batch = batch
         self.camera_interval_s = camera_interval_s
+        self.flush_s = flush_s
         self.seconds = 0.0
         self.banked = 0
         self._last: dict[str, float] = {}
+        self._pending: list[tuple[str, np.ndarray, list[np.ndarray], list[int], float]] = []
+        self._flushed: float | None = None
 
-    def feed(self, camera: str, time: float, image: np.ndarray, tracks: Sequence[Track]) -> int:
-        """Bank codes of this frame's due tracks (``image``: the BGR frame); how many were banked."""
+    def feed(self, camera: str, time: float, image: np.ndarray, tracks: Sequence[Track]) -> None:
+        """Encode this frame's due tracks (``image``: the BGR frame) when ``camera`` is due; write when
+        the last commit is ``flush_s`` old."""
         last = self._last.get(camera)
         if last is not None and 0 <= time - last < self.camera_interval_s:
-            return 0
+            return
         started = clock.perf_counter()
         crops, ids = [], []
         for track in tracks:
@@ -286,14 +293,24 @@ class BankFeeder:
                 crops.append(piece)
                 ids.append(track.track_id)
         self.bank.retain(camera, {t.track_id for t in tracks})
-        if not crops:
-            return 0
-        self._last[camera] = time
-        codes = self.generator.structure([c[..., ::-1] for c in crops])
-        kept = self.bank.add(camera, codes, crops, ids, time)
-        self.banked += len(kept)
+        if crops:
+            self._last[camera] = time
+            for track_id in ids:
+                self.bank.admit(camera, track_id, time)
+            self._pending.append((camera, self.generator.structure([c[..., ::-1] for c in crops]), crops, ids, time))
+        if self._pending and (self._flushed is None or started - self._flushed >= self.flush_s):
+            self.flush()
         self.seconds += clock.perf_counter() - started
-        return len(kept)
+
+    def flush(self) -> None:
+        """Write the codes encoded since the last commit, in one commit."""
+        if not self._pending:
+            return
+        with self.bank.gallery.transaction():
+            for camera, codes, crops, ids, time in self._pending:
+                self.banked += len(self.bank.add(camera, codes, crops, ids, time))
+        self._pending.clear()
+        self._flushed = clock.perf_counter()
 
 
 class EnrolmentSynthesis:
@@ -308,6 +325,8 @@ class EnrolmentSynthesis:
         self._embedder = embedder
         self.bank = StructureBank(gallery, per_camera=per_camera, track_interval_s=track_interval_s)
         self.feeder = BankFeeder(generator, self.bank)
+        fmt = generator.manifest.input
+        generator.structure(np.zeros((1, fmt.height, fmt.width, 3), np.uint8))  # first run's set-up, not in the loop
         self.worker = SynthesisWorker(gallery.path, generator, embedder, k=k, queue_size=queue_size,
                                       embed_lock=self._lock)
         self._closed = False
@@ -333,6 +352,7 @@ class EnrolmentSynthesis:
             return
         self._closed = True
         try:
+            self.feeder.flush()
             self.worker.close()
         finally:
             self.generator.close()
