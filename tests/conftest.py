@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dgnet_edge.data.synth import WorldSpec, write_world
+from dgnet_edge.data.video.site import VideoSpec
 
 TINY_WORLD = WorldSpec(train_ids=8, test_ids=6, cameras=3, images_per_camera=4, height=64, width=32, seed=3)
 
@@ -14,6 +15,19 @@ def tiny_world(tmp_path_factory):
     """A world of 8 training and 6 test identities at 64x32, written in Market-1501 layout."""
     root = tmp_path_factory.mktemp("worlds") / "tiny"
     write_world(root, TINY_WORLD, workers=1)
+    return root
+
+
+TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory):
+    """A video bench of 2 cameras x 30 frames at 320x240 (tests read it; none may write into it)."""
+    from dgnet_edge.data.video.bench import write_bench
+
+    root = tmp_path_factory.mktemp("video") / "bench"
+    write_bench(root, TINY_BENCH, workers=1)
     return root
 
 

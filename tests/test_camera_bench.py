@@ -8,15 +8,11 @@ import pytest
 
 from dgnet_edge.apps.camera.bench import format_bench, run_camera_bench
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import write_bench
-from dgnet_edge.data.video.site import VideoSpec
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("camera_bench") / "bench"
-    write_bench(root, VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, seed=9), workers=1)
-    return root
+def bench(tiny_bench):
+    return tiny_bench
 
 
 def test_bench_scores_every_tracker_and_measures_speed_and_memory(bench, tiny_dgnet_export, tmp_path):

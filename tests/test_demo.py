@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_BENCH
 from dgnet_edge.apps.camera.app import CameraApp, Outputs, crops_of
 from dgnet_edge.apps.camera.detections import Detections
 from dgnet_edge.apps.camera.detectors import Detector
@@ -16,18 +17,14 @@ from dgnet_edge.apps.camera.outputs import EventLog, MotSink
 from dgnet_edge.apps.camera.run import split_name
 from dgnet_edge.apps.camera.sources import open_source
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import load_site, write_bench
+from dgnet_edge.data.video.bench import load_site
 from dgnet_edge.data.video.mot import read_mot
-from dgnet_edge.data.video.site import VideoSpec
 
-TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, seed=5)
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("video") / "bench"
-    write_bench(root, TINY_BENCH, workers=1)
-    return root
+def bench(tiny_bench):
+    return tiny_bench
 
 
 def _sources(bench):

@@ -24,8 +24,7 @@ from dgnet_edge.apps.camera.synthesis import (
     structure_shape,
 )
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import load_site, write_bench
-from dgnet_edge.data.video.site import VideoSpec
+from dgnet_edge.data.video.bench import load_site
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder
 
@@ -239,14 +238,11 @@ def test_the_worker_never_blocks_the_caller_and_the_loop_gallery_sees_its_templa
 
 
 # -- the demo, `gallery enrol --synthesise` and the one-shot harness --------------------------------
-TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, seed=5)
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("video") / "bench"
-    write_bench(root, TINY_BENCH, workers=1)
-    return root
+def bench(tiny_bench):
+    return tiny_bench
 
 
 def _cli(capsys, *args):
