@@ -277,3 +277,36 @@ def test_a_folder_of_unreadable_images_is_one_line(tmp_path, capsys):
     code, _, err = _demo(capsys, "--source", folder, "--no-appearance")
     assert code == 1
     assert "3 image(s) found, none could be read" in err and "Traceback" not in err
+
+
+def test_display_keys_select_pause_enrol_and_quit(monkeypatch):
+    """The --show window's keys, with OpenCV's window calls replaced (no display here)."""
+    import cv2
+
+    from dgnet_edge.apps.camera.display import Display
+    from dgnet_edge.apps.camera.outputs import Label
+    from dgnet_edge.apps.camera.sources import Frame
+    from dgnet_edge.apps.camera.tracker import Track
+
+    keys, callbacks, shown = [], {}, []
+    monkeypatch.setattr(cv2, "namedWindow", lambda name, flags=0: None)
+    monkeypatch.setattr(cv2, "setMouseCallback", lambda name, fn: callbacks.__setitem__(name, fn))
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(name))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay=0: keys.pop(0) if keys else -1)
+    enrolled = []
+    display = Display(lambda frame, labels: frame.image, lambda camera, track: enrolled.append((camera, track.track_id)))
+    frame = Frame("cam1", 1, np.zeros((100, 100, 3), np.uint8), 0.0)
+    track = Track(track_id=7, box=np.array([10, 10, 50, 90], np.float32), state="confirmed", score=0.9, det_index=0)
+    labels = [Label(track.box, "t7", -7, 7)]
+
+    assert display(frame, [track], labels) is True and shown == ["cam1"]
+    keys[:] = [ord("e")]  # enrol with nothing selected: nothing happens
+    assert display(frame, [track], labels) is True and enrolled == []
+    callbacks["cam1"](cv2.EVENT_LBUTTONDOWN, 20, 30, 0, None)  # click inside the box
+    assert display.selected == ("cam1", 7)
+    keys[:] = [ord("e")]
+    assert display(frame, [track], labels) is True and enrolled == [("cam1", 7)]
+    keys[:] = [ord("p"), -1, ord("p")]  # pause: frames wait until p again
+    assert display(frame, [track], labels) is True and keys == [] and not display.paused
+    keys[:] = [ord("q")]
+    assert display(frame, [track], labels) is False
