@@ -10,8 +10,9 @@
 
 Cameras render in a process pool, one camera per task; every frame and every camera's detections
 draw from generators seeded by (seed, stream, camera, frame), so the bytes do not depend on the
-number of workers. The bench is written into ``DIR.tmp-XXXX`` beside ``DIR`` and renamed only when
-complete, and ``site.json`` is its last file: :func:`load_site` refuses a folder without a valid one.
+number of workers. The bench is written into a staging folder beside ``DIR`` (see
+:mod:`dgnet_edge.staging`; a killed run's is removed by the next) and renamed only when complete,
+and ``site.json`` is its last file: :func:`load_site` refuses a folder without a valid one.
 """
 
 from __future__ import annotations
