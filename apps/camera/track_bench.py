@@ -12,6 +12,7 @@ at its default settings with ``frame_rate`` set to the bench's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -123,7 +124,7 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
     if kind not in ("appearance", "iou"):
         raise UsageError(f"tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
     params = params or TrackerParams()
-    params = TrackerParams(**{**params.__dict__, "appearance": kind == "appearance"})
+    params = dataclasses.replace(params, appearance=kind == "appearance")
     if params.appearance and features is None:
         raise UsageError("the appearance tracker needs features: open an embedder on an export (--export)")
     tracker = Tracker(params, fps=camera.fps)

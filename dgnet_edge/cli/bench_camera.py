@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from dgnet_edge.atomic import write_atomic
 from dgnet_edge.cli.options import JsonOpt, finite
 from dgnet_edge.cli.output import out, print_json
 from dgnet_edge.paths import prepare_output_dir, require_dir
@@ -37,7 +38,7 @@ def camera(
     prepare_output_dir(out_dir)
     report = run_camera_bench(bench_dir, export_dir, out_dir, threshold, soak_frames)
     body = report.as_dict()
-    (out_dir / "camera_bench.json").write_text(json.dumps(body, indent=2) + "\n")
+    write_atomic(out_dir / "camera_bench.json", (json.dumps(body, indent=2) + "\n").encode())
     if json_output:
         print_json(body)
     else:
