@@ -153,6 +153,8 @@ class DGNetConfig(_Section):
     warm_iter: int = Field(30_000, ge=0, description="iteration after which the code/cycle weights grow")
     warm_teacher_iter: int = Field(30_000, ge=0, description="iteration after which the teacher weight grows")
     warm_scale: float = Field(0.0005, ge=0, description="growth of the warm weights per iteration")
+    recon_warm_iter: int = Field(0, ge=0, description="iterations at the start that train only E_s and G, on the "
+                                 "self and same-identity reconstructions (0 = none, as the official)")
     use_encoder_again: float = Field(0.5, ge=0, le=1, description="probability of training E_s on generated images")
     train_bn: bool = Field(True, description="teacher and frozen E_a copy use batch statistics on generated images")
     appearance_init: Literal["pretrained", "teacher"] = Field(
@@ -165,6 +167,8 @@ class DGNetConfig(_Section):
     log_every: int = Field(10, ge=1)
     sample_every: int = Field(5000, ge=0, description="image_save_iter: iterations between sample grids (0 = never)")
     save_every: int = Field(10_000, ge=1, description="snapshot_save_iter")
+    swap_every: int = Field(0, ge=0, description="iterations between checks of the teacher's top-1 on swaps, "
+                            "logged as `swap` records (0 = only at the end)")
     max_minutes: float | None = Field(None, gt=0, description="stop (and save) after this long")
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()

@@ -99,8 +99,10 @@ def test_teacher_checks(tiny_world, teacher, tiny_checkpoint, tmp_path):
     cfg = dgnet_config(tiny_world, tmp_path)
     with pytest.raises(ConfigError, match="--teacher"):
         DGNetTrainer(cfg, tmp_path, None)
-    with pytest.raises(CheckpointError, match="stage teacher"):
-        DGNetTrainer(cfg, tmp_path, tiny_checkpoint)
+    DGNetTrainer(cfg, tmp_path, tiny_checkpoint)  # a baseline E_a serves as a teacher
+    save_checkpoint(tmp_path / "dgnet.pt", {"kind": "dgnet", "num_classes": 8})
+    with pytest.raises(CheckpointError, match="--stage teacher or --stage baseline"):
+        DGNetTrainer(cfg, tmp_path, tmp_path / "dgnet.pt")
     state = load_checkpoint(teacher)
     state["num_classes"] = 99
     save_checkpoint(tmp_path / "other.pt", {k: v for k, v in state.items() if k not in ("format", "version", "toolkit_version")})
@@ -148,3 +150,30 @@ def test_positives_share_the_identity(tiny_world, teacher, tmp_path):
         pos = trainer.positives(index)
         assert torch.equal(labels[pos], labels)
         assert (pos != index).all()  # every identity of the tiny world has several images
+
+
+def test_reconstruction_warm_up_trains_only_the_generator_and_swaps_are_logged(tiny_world, teacher, tmp_path):
+    cfg = dgnet_config(tiny_world, tmp_path, "dgnet.recon_warm_iter=2", "dgnet.warm_iter=3", "dgnet.warm_teacher_iter=3",
+                       "dgnet.swap_every=2", "dgnet.max_iter=3", "dgnet.sample_every=0")
+    trainer = DGNetTrainer(cfg, tmp_path, teacher, progress=False)
+    before = {name: {k: v.clone() for k, v in getattr(trainer.model, name).state_dict().items()}
+              for name in ("appearance", "discriminator", "decoder")}
+    batches = trainer.batches(0)
+    for _ in range(2):
+        stats = trainer.train_step(next(batches))
+        trainer.step += 1
+    assert set(stats) == {"total", "recon_x", "recon_xp"} and stats["recon_x"] > 0
+    after = {name: getattr(trainer.model, name).state_dict() for name in before}
+    for name in ("appearance", "discriminator"):  # E_a (weights and BN statistics) and D untouched
+        for key, value in before[name].items():
+            assert torch.equal(value, after[name][key]), f"{name}.{key}"
+    assert any(not torch.equal(v, after["decoder"][k]) for k, v in before["decoder"].items())
+    assert "gan" in trainer.train_step(next(batches))  # then the full losses
+
+    result = train_dgnet(cfg, teacher, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    swaps = [r for r in rows if r["kind"] == "swap"]
+    assert [r["step"] for r in swaps] == [2]
+    assert 0 <= swaps[0]["swap_teacher_top1_appearance"] <= 100 and swaps[0]["train_seconds"] > 0
+    state = load_checkpoint(result.checkpoint)
+    assert state["train_seconds"] >= swaps[0]["train_seconds"]  # kept for a resumed run's curve

@@ -45,10 +45,13 @@ PARTS = ("appearance", "structure", "decoder", "discriminator")
 
 
 def load_teacher(path: Path, num_classes: int, device: torch.device) -> ReidNet:
-    """The teacher network of a ``teacher`` checkpoint, checked against the training set."""
+    """The teacher network of a ``teacher`` checkpoint (or of a ``baseline`` one: E_a trained alone
+    with the ID loss is such a network too, its first head the teacher's), checked against the
+    training set."""
     state = load_checkpoint(path)
-    if state.get("kind") != "teacher":
-        raise CheckpointError(f"--teacher {path}: a {state.get('kind')!r} checkpoint; give one trained with --stage teacher")
+    if state.get("kind") not in ("teacher", "baseline"):
+        raise CheckpointError(f"--teacher {path}: a {state.get('kind')!r} checkpoint; give one trained with "
+                              "--stage teacher or --stage baseline")
     if state["num_classes"] != num_classes:
         raise CheckpointError(
             f"--teacher {path}: the teacher classifies {state['num_classes']} identities, but the training set has "
@@ -241,6 +244,8 @@ class DGNetTrainer(Trainer):
         return probs / probs.sum(1, keepdim=True)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float] | None:
+        if self.step < self.cfg.dgnet.recon_warm_iter:
+            return self.reconstruction_step(batch)
         d, m = self.cfg.dgnet, self.model
         ia, ib = batch
         la, lb = self.train_set.labels[ia].to(self.device), self.train_set.labels[ib].to(self.device)
@@ -302,6 +307,31 @@ class DGNetTrainer(Trainer):
         values = {"total": total, "dis": dis, **losses}
         return {**{k: float(v.detach()) for k, v in values.items()}, **{f"w_{k}": v for k, v in w.items()}}
 
+    def reconstruction_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float] | None:
+        """A step of the reconstruction warm-up: E_s and G learn to rebuild each image from its
+        structure and its own or a positive's appearance code (E_a frozen, D idle). About a tenth of
+        a full step's cost, it gives the full losses a generator that already uses the code."""
+        d, m = self.cfg.dgnet, self.model
+        index = batch[0]  # one of the two batches: twice the steps in the same time
+        x, xp = self._images(index), self._images(self.positives(index))
+        self._set_lrs()
+        m.train()
+        with self.autocast():
+            f, fp = (frozen_call(m.appearance, images, batch_stats=d.train_bn).code for images in (x, xp))
+            s = m.structure(x)
+            recon_x, recon_xp = 2 * l1(m.decoder(s, f), x), 2 * l1(m.decoder(s, fp), x)  # x2: the full step's scale (a + b)
+            total = d.recon_x_w * recon_x + d.recon_xp_w * recon_xp
+        self.gen_opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            self.skip("reconstruction loss", total)
+            self.scaler.update()
+            return None
+        self.scaler.scale(total).backward()
+        all_reduce_grads(self.gen_params, self.dist)
+        self.scaler.step(self.gen_opt)
+        self.scaler.update()
+        return {"total": float(total.detach()), "recon_x": float(recon_x.detach()), "recon_xp": float(recon_xp.detach())}
+
     def _appearance(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out = self.model.appearance(x)
         return out.code, out.logits
@@ -357,6 +387,8 @@ class DGNetTrainer(Trainer):
         d = self.cfg.dgnet
         if d.sample_every and self.step % d.sample_every == 0 and self.dist.is_main:
             save_sample_grid(self.model, self.train_set, self.cfg, self.out_dir / "samples" / f"train_{self.step:08d}.png", self.device)
+        if d.swap_every and self.step % d.swap_every == 0 and self.dist.is_main and self.runlog is not None:
+            self.runlog.write("swap", self.step, {**self.swap_identity_accuracy(), "train_seconds": round(self.train_seconds, 1)})
         if self.step % d.save_every == 0 and self.step < self.total_steps:
             self.save()
             self.dist.barrier()

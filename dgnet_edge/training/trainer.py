@@ -105,6 +105,7 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.step = 0
         self.skipped_steps = 0
+        self.train_seconds = 0.0  # time inside train_step, summed over resumes
         torch.manual_seed(cfg.seed + self.dist.rank)
         dataset = build_dataset(cfg.data.dataset, cfg.data.root)
         self.train_set = TrainImages.load(dataset.train, cfg.data.height, cfg.data.width, cfg.data.workers)
@@ -156,12 +157,14 @@ class Trainer:
             "num_classes": self.train_set.num_classes,
             "step": self.step,
             "skipped_steps": self.skipped_steps,
+            "train_seconds": self.train_seconds,
             "rng": rng_state(),
         }
 
     def load_base_state(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
         self.skipped_steps = state["skipped_steps"]
+        self.train_seconds = state.get("train_seconds", 0.0)
         restore_rng_state(state["rng"])
 
     def save(self, name: str = "last.pt") -> Path | None:
@@ -188,7 +191,9 @@ class Trainer:
             for batch in self.batches(self.step):
                 if self.step >= self.total_steps or stop.stop:
                     break
+                step_started = time.monotonic()
                 stats = self.train_step(batch)
+                self.train_seconds += time.monotonic() - step_started
                 self.step += 1
                 seen += 1
                 if stats is not None:
