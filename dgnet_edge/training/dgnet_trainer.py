@@ -330,7 +330,11 @@ class DGNetTrainer(Trainer):
         all_reduce_grads(self.gen_params, self.dist)
         self.scaler.step(self.gen_opt)
         self.scaler.update()
-        return {"total": float(total.detach()), "recon_x": float(recon_x.detach()), "recon_xp": float(recon_xp.detach())}
+        # The full step's columns (one CSV for the whole run), the terms not trained here at 0.
+        values = dict.fromkeys(("dis", "teacher", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle", "id", "pid",
+                                "recon_id", "gan"), 0.0)
+        values.update(recon_x=float(recon_x.detach()), recon_xp=float(recon_xp.detach()))
+        return {"total": float(total.detach()), **values, **{f"w_{k}": v for k, v in self.weights().items()}}
 
     def _appearance(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out = self.model.appearance(x)
