@@ -293,17 +293,8 @@ class DGNetTrainer(Trainer):
         finally:
             for p in self.dis_params:
                 p.requires_grad_(True)
-        self.gen_opt.zero_grad(set_to_none=True)
-        self.id_opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
-            self.skip("generator loss", total)
-            self.scaler.update()
+        if not self._update(total, "generator loss", (self.gen_opt, self.id_opt), self.gen_params + self.id_params):
             return None
-        self.scaler.scale(total).backward()
-        all_reduce_grads(self.gen_params + self.id_params, self.dist)
-        self.scaler.step(self.gen_opt)
-        self.scaler.step(self.id_opt)
-        self.scaler.update()
         values = {"total": total, "dis": dis, **losses}
         return {**{k: float(v.detach()) for k, v in values.items()}, **{f"w_{k}": v for k, v in w.items()}}
 
@@ -321,20 +312,29 @@ class DGNetTrainer(Trainer):
             s = m.structure(x)
             recon_x, recon_xp = 2 * l1(m.decoder(s, f), x), 2 * l1(m.decoder(s, fp), x)  # x2: the full step's scale (a + b)
             total = d.recon_x_w * recon_x + d.recon_xp_w * recon_xp
-        self.gen_opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
-            self.skip("reconstruction loss", total)
-            self.scaler.update()
+        if not self._update(total, "reconstruction loss", (self.gen_opt,), self.gen_params):
             return None
-        self.scaler.scale(total).backward()
-        all_reduce_grads(self.gen_params, self.dist)
-        self.scaler.step(self.gen_opt)
-        self.scaler.update()
         # The full step's columns (one CSV for the whole run), the terms not trained here at 0.
         values = dict.fromkeys(("dis", "teacher", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle", "id", "pid",
                                 "recon_id", "gan"), 0.0)
         values.update(recon_x=float(recon_x.detach()), recon_xp=float(recon_xp.detach()))
         return {"total": float(total.detach()), **values, **{f"w_{k}": v for k, v in self.weights().items()}}
+
+    def _update(self, total: torch.Tensor, what: str, optimisers: tuple[torch.optim.Optimizer, ...],
+                params: list[nn.Parameter]) -> bool:
+        """Backward ``total`` and step ``optimisers``; a non-finite loss skips the step (False)."""
+        for opt in optimisers:
+            opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            self.skip(what, total)
+            self.scaler.update()
+            return False
+        self.scaler.scale(total).backward()
+        all_reduce_grads(params, self.dist)
+        for opt in optimisers:
+            self.scaler.step(opt)
+        self.scaler.update()
+        return True
 
     def _appearance(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out = self.model.appearance(x)
