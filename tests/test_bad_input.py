@@ -337,6 +337,84 @@ def test_quickstart_says_when_the_model_was_trained_with_another_config(finished
     assert code == 2 and "another config" in line and "id_train.epochs" in line and "--force" not in line
 
 
+def dgnet_sets(world, *extra: str) -> list[str]:
+    """--dgnet-set options for a DG-Net of two iterations on the tiny world."""
+    from conftest import TINY_DGNET
+
+    items = [*tiny_overrides(world)[1:], *TINY_DGNET, "data.batch_size=4", "eval.flip=false", "dgnet.max_iter=2",
+             "dgnet.sample_every=0", "dgnet.log_every=1", *extra]
+    return sum((["--dgnet-set", s] for s in items), [])
+
+
+def test_quickstart_resumes_a_dgnet_run_stopped_part_way(finished_quickstart, tiny_world, capsys, monkeypatch):
+    from dgnet_edge.apps.quickstart import ensure_dgnet
+    from dgnet_edge.checkpoint import load_checkpoint
+    from dgnet_edge.training import trainer as trainer_module
+    from dgnet_edge.training.dgnet_trainer import DGNetTrainer
+
+    class StopAfterOneStep:  # the time limit, reached after the first iteration
+        reason = None
+        checks = 0
+
+        @property
+        def stop(self):
+            self.checks += 1
+            if self.checks > 1:
+                self.reason = "time limit"
+            return self.reason is not None
+
+    class Limit:
+        def __init__(self, max_seconds):
+            assert max_seconds is not None  # dgnet.max_minutes caps each run
+
+        def __enter__(self):
+            return StopAfterOneStep()
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(trainer_module, "stop_on_interrupt", Limit)
+    code, _, err = run_cli(["quickstart", "--out", finished_quickstart, "--world", tiny_world, "--no-progress",
+                            *sets(tiny_overrides(tiny_world)[1:]), *dgnet_sets(tiny_world, "dgnet.max_minutes=20")], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "time limit" in line and "run the quickstart again" in line
+    run = finished_quickstart / "dgnet"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1 and not (run / "metrics.json").exists()
+    assert not (finished_quickstart / "export").exists()
+    monkeypatch.undo()
+    # What is evaluated at the end is the trainer's own business (test_dgnet_training): stubbed here.
+    monkeypatch.setattr(DGNetTrainer, "final_metrics", lambda self: {"rank1": 50.0, "step": self.step})
+
+    # The next run resumes at iteration 1 (with a longer cap: the cap is no part of what is trained).
+    teacher = finished_quickstart / "model" / "checkpoints" / "last.pt"
+    overrides = [o for o in dgnet_sets(tiny_world, "dgnet.max_minutes=30") if o != "--dgnet-set"]
+    checkpoint, metrics, seconds = ensure_dgnet(run, tiny_world, teacher, "dgnet_synth_small", overrides, False)
+    state = load_checkpoint(checkpoint)
+    assert seconds is not None and state["step"] == 2 and state["config"]["dgnet"]["max_minutes"] == 30
+    assert json.loads((run / "metrics.json").read_text()) == metrics == {"rank1": 50.0, "step": 2}
+    assert ensure_dgnet(run, tiny_world, teacher, "dgnet_synth_small", overrides, False)[2] is None  # finished: skipped
+
+
+def test_quickstart_says_when_dgnet_was_trained_with_another_config(finished_quickstart, tiny_world, capsys):
+    from dgnet_edge.checkpoint import save_initial_checkpoint
+    from dgnet_edge.config import load_config
+
+    overrides = [o for o in dgnet_sets(tiny_world) if o != "--dgnet-set"]
+    cfg = load_config("dgnet_synth_small", [f"data.root={tiny_world}", *overrides])
+    save_initial_checkpoint(finished_quickstart / "dgnet" / "checkpoints" / "last.pt", cfg, "dgnet", 8)
+    code, _, err = run_cli(["quickstart", "--out", finished_quickstart, "--world", tiny_world, "--no-progress",
+                            *sets(tiny_overrides(tiny_world)[1:]), *dgnet_sets(tiny_world, "dgnet.warm_iter=7")], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "another config" in line and "dgnet.warm_iter" in line and "--force" not in line
+
+
+def test_quickstart_refuses_dgnet_options_with_no_dgnet(tmp_path, capsys):
+    code, _, err = run_cli(["quickstart", "--out", tmp_path / "qs", "--world", tmp_path / "w", "--no-dgnet",
+                            "--dgnet-set", "dgnet.max_iter=3"], capsys)
+    assert code == 2 and "--no-dgnet" in one_line_error(err)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "qs").exists()
+
+
 def test_quickstart_never_names_a_force_it_does_not_have(tmp_path, capsys):
     world = tmp_path / "notaworld"
     world.mkdir()

@@ -4,6 +4,7 @@ import importlib
 import json
 import pkgutil
 import re
+import shutil
 
 import pytest
 from conftest import tiny_overrides
@@ -84,35 +85,87 @@ def test_version():
     assert result.exit_code == 0 and result.output.strip() == dgnet_edge.__version__
 
 
-def test_quickstart_trains_exports_and_reports_then_skips(tiny_world, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def quickstart_run(tiny_world, tmp_path_factory):
+    """A finished quickstart on the tiny world with a DG-Net of two iterations: (its arguments
+    without the DG-Net ones, the DG-Net ones, the out folder, its stdout, its stderr)."""
+    import contextlib
+    import io
+
     from dgnet_edge.data.video.bench import write_bench
     from dgnet_edge.data.video.site import VideoSpec
 
-    video = tmp_path / "video"
+    tmp = tmp_path_factory.mktemp("quickstart")
+    video = tmp / "video"
     write_bench(video, VideoSpec(cameras=2, seconds=2.0, fps=10.0, width=320, height=240), workers=1)
-    args = ["quickstart", "--out", str(tmp_path / "qs"), "--world", str(tiny_world), "--video", str(video), "--no-progress",
+    qs = tmp / "qs"
+    args = ["quickstart", "--out", str(qs), "--world", str(tiny_world), "--video", str(video), "--no-progress",
             "--batch", "1", "--runs", "2"]
     args += sum((["--set", o] for o in tiny_overrides(tiny_world) + ["id_train.epochs=1"] if not o.startswith("data.root")), [])
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    assert e.value.code in (None, 0)
-    captured = capsys.readouterr()
-    assert "rank-1" in captured.out and "train:" in captured.err and "export:" in captured.err
-    metrics = json.loads((tmp_path / "qs" / "model" / "metrics.json").read_text())
+    dgnet_args = quickstart_dgnet_sets(tiny_world)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as e:
+        main(args + dgnet_args)
+    assert e.value.code in (None, 0), stderr.getvalue()
+    return args, dgnet_args, qs, stdout.getvalue(), stderr.getvalue()
+
+
+def quickstart_dgnet_sets(world, *extra: str) -> list[str]:
+    """--dgnet-set options for a DG-Net of two iterations on the tiny world."""
+    from conftest import TINY_DGNET
+
+    items = [o for o in tiny_overrides(world) if not o.startswith("data.root")] + TINY_DGNET
+    items += ["data.batch_size=4", "eval.flip=false", "dgnet.max_iter=2", "dgnet.sample_every=0", "dgnet.log_every=1",
+              *extra]
+    return sum((["--dgnet-set", o] for o in items), [])
+
+
+def timed_steps(err: str) -> list[str]:
+    return re.findall(r"^(\w+): [\d.]+ min$", err, re.MULTILINE)
+
+
+def test_quickstart_trains_exports_and_reports_then_skips(quickstart_run, capsys):
+    args, dgnet_args, qs, out, err = quickstart_run
+    assert "rank-1" in out and "train:" in err and "export:" in err
+    metrics = json.loads((qs / "model" / "metrics.json").read_text())
     assert 0 <= metrics["rank1"] <= 100
-    manifest = json.loads((tmp_path / "qs" / "export" / "manifest.json").read_text())
-    assert {"int8-cpu", "int8-qdq", "fp16"} <= {m["precision"] for m in manifest["models"]}
-    report = json.loads((tmp_path / "qs" / "export" / "report" / "report.json").read_text())
+    dgnet_metrics = json.loads((qs / "dgnet" / "metrics.json").read_text())
+    assert 0 <= dgnet_metrics["swap_teacher_top1_appearance"] <= 100 and dgnet_metrics["swap_chance"] > 0
+    assert "dgnet" in timed_steps(err) and "swap = appearance id" in out
+    manifest = json.loads((qs / "export" / "manifest.json").read_text())
+    assert manifest["source"]["kind"] == "dgnet"
+    assert {m["role"] for m in manifest["models"]} == {"embedder", "structure", "decoder"}
+    assert {"int8-cpu", "int8-qdq", "fp16"} <= {m["precision"] for m in manifest["models"] if m["role"] == "embedder"}
+    assert "int8-cpu" in {m["precision"] for m in manifest["models"] if m["role"] == "decoder"}
+    report = json.loads((qs / "export" / "report" / "report.json").read_text())
     rows = {r["key"]: r for r in report["rows"]}
     assert rows["onnxruntime:int8-cpu"]["available"] and rows["onnxruntime:int8-cpu"]["accuracy"]["queries"] > 0
-    assert (tmp_path / "qs" / "export" / "report" / "pareto.png").is_file()
-    assert "multi-camera IDF1" in captured.out  # the camera app ran on the video bench and was scored
-    assert (tmp_path / "qs" / "export" / "reid_threshold.json").is_file()
-    assert {p.name for p in (tmp_path / "qs" / "demo" / "tracks").iterdir()} == {"cam1.txt", "cam2.txt"}
+    assert (qs / "export" / "report" / "pareto.png").is_file()
+    assert "multi-camera IDF1" in out  # the camera app ran on the video bench and was scored
+    assert "synthesis at enrolment: on" in out  # the export has the generator parts
+    assert (qs / "export" / "reid_threshold.json").is_file()
+    assert {p.name for p in (qs / "demo" / "tracks").iterdir()} == {"cam1.txt", "cam2.txt"}
     with pytest.raises(SystemExit):
-        main(args)
-    timed = re.findall(r"^(\w+): [\d.]+ min$", capsys.readouterr().err, re.MULTILINE)
-    assert timed == ["report", "demo"]  # the finished steps are skipped; the report and the demo run again
+        main(args + dgnet_args)
+    # The finished steps (E_a, DG-Net, export, threshold) are skipped; the report and the demo run again.
+    assert timed_steps(capsys.readouterr().err) == ["report", "demo"]
+
+
+def test_quickstart_without_dgnet_exports_the_baseline_again(quickstart_run, tmp_path, capsys):
+    args, _, qs, _, _ = quickstart_run
+    copy = tmp_path / "qs"
+    shutil.copytree(qs, copy)
+    args = [copy if a == str(qs) else a for a in args]
+    with pytest.raises(SystemExit) as e:
+        main([*map(str, args), "--no-dgnet"])
+    assert e.value.code in (None, 0)
+    captured = capsys.readouterr()
+    # The DG-Net export is not the baseline's: it is made again, and its threshold with it.
+    assert timed_steps(captured.err) == ["export", "threshold", "report", "demo"]
+    manifest = json.loads((copy / "export" / "manifest.json").read_text())
+    assert manifest["source"]["kind"] == "baseline" and {m["role"] for m in manifest["models"]} == {"embedder"}
+    assert "synthesis at enrolment: off" in captured.out and "swap = appearance id" not in captured.out
+    assert "DG-Net:" not in captured.err
 
 
 @pytest.mark.parametrize("stage", ["teacher", "baseline", "dgnet"])
