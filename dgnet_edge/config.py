@@ -105,6 +105,9 @@ class GeneratorConfig(_Section):
     activation: Literal["lrelu", "relu"] = "lrelu"
     pad_type: Literal["reflect", "zero"] = "reflect"
     init: Literal["kaiming", "gaussian", "xavier", "orthogonal"] = "kaiming"
+    structure_input: Literal["gray", "edges"] = Field(
+        "gray", description="what E_s sees: the gray image (official) or its soft edge map (official single: edge, "
+        "differentiable); edges leave brightness to the appearance code")
 
 
 class DiscriminatorConfig(_Section):

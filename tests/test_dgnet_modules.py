@@ -268,6 +268,32 @@ def test_gray_conversion(small):
     assert enc.stem[0].conv.in_channels == 1
 
 
+def test_edge_input():
+    """``input="edges"``: the stem sees a soft edge map, blind to brightness, with the same weights."""
+    torch.manual_seed(0)
+    gray_enc, edge_enc = StructureEncoder(8), StructureEncoder(8, input="edges")
+    assert list(edge_enc.state_dict()) == list(gray_enc.state_dict())  # no new keys: the filter is fixed
+    edge_enc.load_state_dict(gray_enc.state_dict())
+    x = torch.randn(2, 3, 128, 64)
+    gray = edge_enc.to_gray(x)
+    edges = edge_enc.edges(gray)
+    assert edges.shape == gray.shape and 0 <= edges.min() and edges.max() < 1
+    with torch.no_grad():
+        torch.testing.assert_close(edge_enc(x), gray_enc.forward_gray(edges))
+        # Which side of an outline is the brighter one is gone: the photographic negative has the same
+        # code (the gray code only forgets a global offset and contrast, in its instance norms).
+        torch.testing.assert_close(edge_enc(-x), edge_enc(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(gray_enc(2 * x + 0.7), gray_enc(x), atol=1e-4, rtol=1e-4)
+        assert (gray_enc(-x) - gray_enc(x)).abs().max() > 0.1
+    bar = torch.zeros(1, 1, 32, 16)
+    bar[..., 10:20, :] = 1.0
+    torch.testing.assert_close(edge_enc.edges(bar), edge_enc.edges(-bar))
+    flat = edge_enc.edges(torch.full((1, 1, 32, 16), 0.3))
+    assert flat.max() < 0.01 and edge_enc.edges(bar)[0, 0, 10, 8] > 0.5  # flat: no edge; the bar's rim: one
+    with pytest.raises(ValueError, match="input must be one of"):
+        StructureEncoder(8, input="canny")
+
+
 # ---------------------------------------------------------------------------------------------
 # LSGAN losses
 # ---------------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ class DGNet(nn.Module):
         pad_type: ``reflect`` or ``zero``, for E_s, G and D.
         gen_init: init of E_s and G (``kaiming`` in the paper).
         dis_init: init of D (``gaussian`` in the paper).
+        structure_input: what E_s sees: ``gray`` (the paper) or ``edges`` (see
+            :mod:`~dgnet_edge.models.structure`).
     """
 
     def __init__(
@@ -73,10 +75,12 @@ class DGNet(nn.Module):
         pad_type: str = "reflect",
         gen_init: str = "kaiming",
         dis_init: str = "gaussian",
+        structure_input: str = "gray",
     ):
         super().__init__()
         self.appearance = appearance
-        self.structure = StructureEncoder(gen_dim, n_downsample, n_res, dilations, activation, pad_type, gen_init)
+        self.structure = StructureEncoder(gen_dim, n_downsample, n_res, dilations, activation, pad_type, gen_init,
+                                          structure_input)
         self.decoder = Decoder(
             self.structure.out_channels,
             appearance.code_dim,

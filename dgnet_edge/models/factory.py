@@ -67,4 +67,5 @@ def build_dgnet(cfg: Config, num_classes: int) -> DGNet:
         pad_type=gen.pad_type,
         gen_init=gen.init,
         dis_init=dis.init,
+        structure_input=gen.structure_input,
     )

@@ -6,6 +6,15 @@ code. The conversion is part of the module (:meth:`StructureEncoder.to_gray`): :
 takes the same normalised RGB batch as the appearance encoder, and :meth:`forward_gray` takes the
 one-channel image directly.
 
+``input="edges"`` (the official code's ``single: edge`` option, made differentiable and exportable)
+feeds the stem a soft edge map of the gray image instead: the gradient magnitude ``m`` of a 5x5
+smoothed Sobel filter (Sobel after a 3x3 binomial blur, which keeps sensor and JPEG noise out, as
+Canny's smoothing does), squashed to ``tanh(m / 2)``. Where people's garments differ mostly in luminance, as in the synthetic
+world, a gray structure code hands the decoder the structure provider's garment brightness, and a
+swap keeps it; edges keep the outlines, pose and background layout and leave brightness and colour
+to the appearance code. The operator has no weights (the state dict is the same for both inputs)
+and exports as two convolutions and element-wise ops.
+
 Architecture (defaults = the paper's Market config, ``dim=16``, ``n_downsample=2``, ``n_res=4``),
 every conv with reflection padding and a bias, InstanceNorm without affine:
 
@@ -29,9 +38,24 @@ State-dict keys: ``stem.{i}.conv.{weight,bias}``, ``blocks.{j}.conv{1,2}.conv.{w
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dgnet_edge.models.layers import ASPP, ConvBlock, ResBlock, init_weights
+
+INPUTS = ("gray", "edges")
+
+
+def smoothed_sobel() -> torch.Tensor:
+    """(2, 1, 5, 5): the x and y Sobel kernels convolved with a 3x3 binomial blur (sum 1)."""
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    blur = torch.tensor([1.0, 2.0, 1.0])
+    blur = torch.outer(blur, blur) / 16
+    kernel = torch.zeros(5, 5)
+    for i in range(3):
+        for j in range(3):
+            kernel[i : i + 3, j : j + 3] += sobel[i, j] * blur
+    return torch.stack([kernel, kernel.t()]).unsqueeze(1)
 
 
 class StructureEncoder(nn.Module):
@@ -45,6 +69,8 @@ class StructureEncoder(nn.Module):
         activation: ``lrelu`` (0.2) or ``relu``.
         pad_type: ``reflect`` or ``zero``.
         init: weight init (see :func:`dgnet_edge.models.layers.init_weights`).
+        input: what the stem sees: ``gray`` (the paper) or ``edges`` (a soft edge map of the gray
+            image; module docstring).
     """
 
     def __init__(
@@ -56,10 +82,15 @@ class StructureEncoder(nn.Module):
         activation: str = "lrelu",
         pad_type: str = "reflect",
         init: str = "kaiming",
+        input: str = "gray",
     ):
         super().__init__()
         if n_downsample < 1:
             raise ValueError(f"n_downsample must be >= 1, got {n_downsample}")
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
+        self.input = input
+        self.register_buffer("gradient", smoothed_sobel(), persistent=False)
         kw = dict(norm="in", activation=activation, pad_type=pad_type)
         stem = [ConvBlock(1, dim, 3, 2, 1, **kw), ConvBlock(dim, 2 * dim, 3, 1, 1, **kw)]
         width = 2 * dim
@@ -78,9 +109,17 @@ class StructureEncoder(nn.Module):
         """(B, 3, H, W) -> (B, 1, H, W): the mean of the three (normalised) channels."""
         return images.mean(dim=1, keepdim=True)
 
+    def edges(self, gray: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) gray -> (B, 1, H, W) soft edges in [0, 1): tanh(m / 2) of the smoothed Sobel
+        gradient magnitude m (reflected border, as every pad of E_s, so the frame is no edge)."""
+        grad = F.conv2d(F.pad(gray, (2, 2, 2, 2), mode="reflect"), self.gradient.to(gray.dtype))
+        gx, gy = grad[:, :1], grad[:, 1:]
+        return torch.tanh(torch.sqrt(gx * gx + gy * gy + 1e-6) / 2)
+
     def forward_gray(self, gray: torch.Tensor) -> torch.Tensor:
         """The structure code of a one-channel image (B, 1, H, W)."""
-        return self.aspp(self.blocks(self.stem(gray)))
+        x = self.edges(gray) if self.input == "edges" else gray
+        return self.aspp(self.blocks(self.stem(x)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The structure code of a normalised RGB batch (B, 3, H, W)."""
