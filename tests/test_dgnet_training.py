@@ -179,3 +179,21 @@ def test_reconstruction_warm_up_trains_only_the_generator_and_swaps_are_logged(t
     state = load_checkpoint(result.checkpoint)
     assert state["train_seconds"] >= swaps[0]["train_seconds"]  # kept for a resumed run's curve
     assert sorted(p.name for p in (tmp_path / "run").glob("train*.csv")) == ["train.csv"]
+
+
+def test_a_zero_gan_weight_leaves_d_alone_and_edges_train(tiny_world, teacher, tmp_path):
+    """gan_w 0: D is neither run nor updated (its loss weighs nothing); E_s on edges trains as on gray."""
+    cfg = dgnet_config(tiny_world, tmp_path, "dgnet.gan_w=0", "dgnet.generator.structure_input=edges",
+                       "dgnet.sample_every=0")
+    trainer = DGNetTrainer(cfg, tmp_path, teacher, progress=False)
+    assert trainer.model.structure.input == "edges"
+    d_before = {k: v.clone() for k, v in trainer.model.discriminator.state_dict().items()}
+    s_before = {k: v.clone() for k, v in trainer.model.structure.state_dict().items()}
+    batches = trainer.batches(0)
+    for _ in range(3):
+        stats = trainer.train_step(next(batches))
+        trainer.step += 1
+    assert stats["dis"] == stats["gan"] == 0 and stats["recon_x"] > 0 and stats["recon_id"] > 0
+    assert all(torch.equal(v, trainer.model.discriminator.state_dict()[k]) for k, v in d_before.items())
+    assert trainer.dis_opt.state == {}
+    assert any(not torch.equal(v, trainer.model.structure.state_dict()[k]) for k, v in s_before.items())

@@ -267,17 +267,19 @@ class DGNetTrainer(Trainer):
             if self.cfg.data.erasing_p > 0:  # erasing reaches the ID losses only
                 p_a, p_b, pp_a, pp_b = (m.appearance(self.augment.erase(x)).logits for x in (x_a, x_b, xp_a, xp_b))
 
-        # D first, on detached swaps.
-        with self.autocast():
-            dis = (discriminator_loss(m.discriminator, x_ba.detach(), x_a, d.discriminator.gp_weight).total
-                   + discriminator_loss(m.discriminator, x_ab.detach(), x_b, d.discriminator.gp_weight).total) * d.gan_w
-        self.dis_opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(dis):
-            self.skip("discriminator loss", dis)
-            return None
-        self.scaler.scale(dis).backward()
-        all_reduce_grads(self.dis_params, self.dist)
-        self.scaler.step(self.dis_opt)
+        # D first, on detached swaps (not at all when the GAN loss weighs nothing).
+        dis = x_a.new_zeros(())
+        if d.gan_w > 0:
+            with self.autocast():
+                dis = (discriminator_loss(m.discriminator, x_ba.detach(), x_a, d.discriminator.gp_weight).total
+                       + discriminator_loss(m.discriminator, x_ab.detach(), x_b, d.discriminator.gp_weight).total) * d.gan_w
+            self.dis_opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(dis):
+                self.skip("discriminator loss", dis)
+                return None
+            self.scaler.scale(dis).backward()
+            all_reduce_grads(self.dis_params, self.dist)
+            self.scaler.step(self.dis_opt)
 
         # Then E_a, E_s and G.
         for p in self.dis_params:
@@ -383,7 +385,7 @@ class DGNetTrainer(Trainer):
         losses["id"] = ce(p_a[0], la) + ce(p_b[0], lb) + fine_id * (ce(p_a[1], la) + ce(p_b[1], lb))
         losses["pid"] = ce(pp_a[0], la) + ce(pp_b[0], lb)
         losses["recon_id"] = ce(p_a_rec[0], la) + ce(p_b_rec[0], lb)
-        losses["gan"] = generator_loss(m.discriminator, x_ba) + generator_loss(m.discriminator, x_ab)
+        losses["gan"] = generator_loss(m.discriminator, x_ba) + generator_loss(m.discriminator, x_ab) if d.gan_w > 0 else zero
         return losses
 
     # -- hooks ---------------------------------------------------------------------------------
