@@ -149,7 +149,10 @@ def ensure_dgnet(run: Path, world: Path, teacher: Path, config: str, overrides: 
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the config fields whose values differ between two config dicts."""
+    """Dotted names of the config fields whose values differ between two config dicts. A field the
+    ``old`` config (a checkpoint's, say) predates counts as its default value there."""
+    if not prefix:
+        old = with_defaults(old)
     changed = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -158,6 +161,18 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
         elif a != b:
             changed.append(f"{prefix}{key}")
     return changed
+
+
+def with_defaults(tree: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict with every field, those it predates at their defaults (as saved when it
+    does not validate)."""
+    from dgnet_edge.config import config_from_dict
+    from dgnet_edge.errors import ConfigError
+
+    try:
+        return config_from_dict(tree).to_dict()
+    except ConfigError:
+        return tree
 
 
 def stale_export(export_dir: Path, checkpoint: Path) -> str | None:

@@ -337,6 +337,21 @@ def test_quickstart_says_when_the_model_was_trained_with_another_config(finished
     assert code == 2 and "another config" in line and "id_train.epochs" in line and "--force" not in line
 
 
+def test_a_config_field_newer_than_the_checkpoint_is_no_change():
+    """A checkpoint saved before a config field existed holds it at its default: not another config."""
+    from dgnet_edge.apps.quickstart import config_changes
+    from dgnet_edge.config import load_config
+
+    new = load_config("synth_small").to_dict()
+    old = load_config("synth_small").to_dict()
+    del old["dgnet"]["generator"]["structure_input"]
+    assert config_changes(old, new) == []
+    old["id_train"]["epochs"] = 3
+    assert config_changes(old, new) == ["id_train.epochs"]
+    new["dgnet"]["generator"]["structure_input"] = "edges"
+    assert config_changes(old, new) == ["dgnet.generator.structure_input", "id_train.epochs"]
+
+
 def dgnet_sets(world, *extra: str) -> list[str]:
     """--dgnet-set options for a DG-Net of two iterations on the tiny world."""
     from conftest import TINY_DGNET
