@@ -17,7 +17,9 @@ def bench(tiny_bench):
 
 def test_bench_scores_every_tracker_and_measures_speed_and_memory(bench, tiny_dgnet_export, tmp_path):
     report = run_camera_bench(bench, tiny_dgnet_export, tmp_path / "out", threshold=0.9, soak_frames=120)
-    assert [s.name for s in report.scores] == ["ours", "iou-kalman", "bytetrack"]
+    # A DG-Net export: the app with synthetic views at enrolment, and without them.
+    assert [s.name for s in report.scores] == ["ours", "ours-no-synthesis", "iou-kalman", "bytetrack"]
+    assert report.speed["synthesis"]["done"] > 0
     for score in report.scores:
         assert set(score.result.per_camera) == {"cam1", "cam2"}
         assert 0 <= score.result.multi_camera_idf1 <= 100
@@ -35,5 +37,5 @@ def test_bench_command_writes_json(bench, tiny_dgnet_export, tmp_path, capsys):
               "--threshold", "0.9", "--json"])
     assert e.value.code in (0, 1)  # 1: a target missed (a random-weight embedder misses them)
     body = json.loads((tmp_path / "o" / "camera_bench.json").read_text())
-    assert set(body["trackers"]) == {"ours", "iou-kalman", "bytetrack"}
+    assert set(body["trackers"]) == {"ours", "ours-no-synthesis", "iou-kalman", "bytetrack"}
     assert json.loads(capsys.readouterr().out)["cameras"] == 2
