@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from dgnet_edge.apps.camera import gallery as gallery_module
 from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.oneshot import augment, one_shot_cross_camera
+from dgnet_edge.apps.camera.oneshot import augment, one_shot_cross_camera, views_example, views_picture
 from dgnet_edge.apps.camera.structure_bank import StructureBank, spread_across_cameras
 from dgnet_edge.apps.camera.synthesis import (
     EmptyBankError,
@@ -25,6 +25,7 @@ from dgnet_edge.apps.camera.synthesis import (
 )
 from dgnet_edge.cli.main import main
 from dgnet_edge.data.video.bench import load_site
+from dgnet_edge.errors import DatasetError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder
 
@@ -312,6 +313,48 @@ def test_one_shot_harness_gives_the_three_rows(tiny_world, tiny_dgnet_export, ca
                           "--per-camera", "2", "--no-progress", "--json")
     assert code == 0, err
     assert [r["templates"] for r in json.loads(out)["rows"]] == ["real", "real + 2 synthetic", "real + 2 augmented"]
+
+
+def test_one_identity_s_views_and_their_picture(tiny_world, tiny_dgnet_export, tmp_path, capsys):
+    example = views_example(tiny_world, tiny_dgnet_export, identity=1, k=3, per_camera=4)
+    h, w = example.enrolment.shape[:2]
+    assert len(example.views) == len(example.structures) == len(example.structure_cameras) == 3
+    assert example.camera not in example.structure_cameras  # spread over the other cameras first
+    assert 0 < len(example.others) <= 3
+    assert all(v.shape == (h, w, 3) and v.dtype == np.uint8 for v in example.views + example.structures + example.others)
+    # The views are the decoder's renderings of the enrolment's appearance, not copies of the sources.
+    assert all(not np.array_equal(v, s) for v, s in zip(example.views, example.structures))
+    picture = views_picture(example, gap=2)
+    assert picture.shape[0] == 3 * h + 2 * 2 and picture.dtype == np.uint8
+    import cv2
+
+    label_w = picture.shape[1] - 4 * (w + 2)  # four columns: the enrolment and three views
+    assert label_w > cv2.getTextSize("enrolment, structures", cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0]
+    with pytest.raises(DatasetError, match="identity index 99"):
+        views_example(tiny_world, tiny_dgnet_export, identity=99, k=3, per_camera=4)
+    path = tmp_path / "pictures" / "views.png"
+    code, out, err = _cli(capsys, "bench", "synthesis", tiny_world, "--export", tiny_dgnet_export, "-k", "2",
+                          "--per-camera", "2", "--no-progress", "--picture", path, "--picture-identity", "2")
+    assert code == 0, err
+    written = cv2.imread(str(path))
+    assert written is not None and written.shape[0] == 3 * h + 2 * 4
+
+
+def test_the_synthetic_weight_has_one_default_everywhere(tmp_path):
+    import dataclasses
+    import inspect
+
+    from dgnet_edge.apps.camera.run import DemoConfig
+    from dgnet_edge.cli.bench_synthesis import synthesis
+    from dgnet_edge.cli.demo import demo
+
+    with Gallery(tmp_path / "g.db", D) as g:
+        assert g.kind_weights == {"real": 1.0, "synthetic": gallery_module.SYNTHETIC_WEIGHT}
+    field = next(f for f in dataclasses.fields(DemoConfig) if f.name == "synthetic_weight")
+    assert field.default == gallery_module.SYNTHETIC_WEIGHT
+    assert inspect.signature(one_shot_cross_camera).parameters["weight"].default == gallery_module.SYNTHETIC_WEIGHT
+    for command, name in ((demo, "synthetic_weight"), (synthesis, "weight")):
+        assert inspect.signature(command).parameters[name].default == gallery_module.SYNTHETIC_WEIGHT
 
 
 def test_synthesis_modules_never_import_torch():

@@ -50,6 +50,10 @@ VERSION = 2
 KINDS = ("real", "synthetic")
 THUMBNAIL_HEIGHT = 128
 SQLITE_HEADER = b"SQLite format 3\x00"
+# Score multiplier of synthetic templates (real ones weigh 1): the highest weight at which K = 8
+# synthetic views did not lower one-shot cross-camera rank-1 on the synthetic world (README,
+# `dgnet-edge bench synthesis`); above it, blurred views of the wrong person start to win.
+SYNTHETIC_WEIGHT = 0.8
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -187,9 +191,8 @@ class Gallery:
             diverse one (highest cosine to its nearest other template) is dropped, never an
             enrolment template: the set then spans as much of the person's appearance as it can,
             and since scores are a max over templates, a near-duplicate adds nothing.
-        kind_weights: score multiplier per template kind. Real templates weigh 1; synthetic ones 0.9
-            until measured: a rendered view shows the person in a pose never seen, but is less sure
-            evidence than a real crop, so a real template wins a tie.
+        kind_weights: score multiplier per template kind. Real templates weigh 1; synthetic ones
+            :data:`SYNTHETIC_WEIGHT`.
         synchronous: ``FULL`` (commits survive a power cut) or ``NORMAL`` (survive a killed process).
     """
 
@@ -208,7 +211,7 @@ class Gallery:
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self.path = Path(path)
         self.max_templates = max_templates
-        weights = {"real": 1.0, "synthetic": 0.9, **(kind_weights or {})}
+        weights = {"real": 1.0, "synthetic": SYNTHETIC_WEIGHT, **(kind_weights or {})}
         unknown = set(weights) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown template kind(s) {sorted(unknown)}: kinds are {', '.join(KINDS)}")

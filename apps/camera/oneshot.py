@@ -15,6 +15,10 @@ The structure bank is made from the training split (other people), ``per_camera`
 Synthetic and augmented templates weigh ``weight``. Rank-1 and mAP come from
 :func:`dgnet_edge.eval.evaluate` on the (queries x identities) distances (one gallery entry per
 identity, so mAP is the mean reciprocal rank).
+
+:func:`views_example` and :func:`views_picture` show what the protocol does for one identity: its
+enrolment image, the banked images whose structures it is rendered in, the rendered views, and what
+the other cameras really saw of that person.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import normalise
+from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT, normalise
 from dgnet_edge.apps.camera.structure_bank import spread_across_cameras
 from dgnet_edge.apps.camera.synthesis import open_generator
 from dgnet_edge.data.dataset import ImageRecord
@@ -115,7 +119,7 @@ def one_shot_cross_camera(
     export_dir: str | Path,
     *,
     k: int = 8,
-    weight: float = 0.9,
+    weight: float = SYNTHETIC_WEIGHT,
     per_camera: int = 32,
     backend: str = "auto",
     precision: str = "auto",
@@ -168,6 +172,80 @@ def one_shot_cross_camera(
         result = evaluate(1.0 - _scores(query_features, templates, weights), q_pids, g_pids, q_cams, g_cams, max_rank=1)
         rows.append(OneShotRow(name, float(result.cmc[0]), result.mAP))
     return OneShotReport(rows, len(enrolled), len(queries), k, weight, len(bank), float(np.median(seconds)), used_backend)
+
+
+@dataclass(frozen=True)
+class ViewsExample:
+    """One enrolled identity of the protocol, as RGB images at the generator's size."""
+
+    pid: int
+    camera: int
+    enrolment: np.ndarray
+    structures: list[np.ndarray]  # the banked images whose structure codes the views use
+    structure_cameras: list[int]
+    views: list[np.ndarray]  # the synthetic views, one per structure
+    others: list[np.ndarray]  # the identity's real images from its other cameras (at most K)
+
+
+def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 0, k: int = 8, per_camera: int = 32,
+                  backend: str = "auto", precision: str = "auto", seed: int = 0) -> ViewsExample:
+    """The ``identity``-th enrolled identity (by person id) of :func:`one_shot_cross_camera` with the
+    same arguments: the same enrolment image, bank and choice of structures."""
+    dataset = Market1501(world)
+    dataset.check_before_run()
+    enrolled, queries = _enrolments(dataset.query + dataset.gallery, np.random.default_rng(seed))
+    if not 0 <= identity < len(enrolled):
+        raise DatasetError(f"{world}: identity index {identity} is outside the {len(enrolled)} enrolled identities")
+    record = enrolled[identity]
+    bank = _bank(dataset.train, per_camera)
+    chosen = spread_across_cameras([(i, f"c{r.camid}", float(i)) for i, r in enumerate(bank)], k,
+                                   exclude_camera=f"c{record.camid}")
+    with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
+        _, appearance = embedder.embed_with_code([read_image(record.path)])
+        codes = generator.structure([read_image(bank[i].path) for i in chosen])
+        views = generator.decode(codes, np.repeat(appearance, len(chosen), axis=0))
+    height, width = views.shape[1:3]
+
+    def load(r: ImageRecord) -> np.ndarray:
+        return resize(read_image(r.path), height, width)
+
+    others = [load(r) for r in queries if r.pid == record.pid][:k]
+    return ViewsExample(record.pid, record.camid, load(record), [load(bank[i]) for i in chosen],
+                        [bank[i].camid for i in chosen], list(views), others)
+
+
+def views_picture(example: ViewsExample, gap: int = 4) -> np.ndarray:
+    """An RGB picture of ``example``, three rows: the enrolment image then the structure sources (with
+    their cameras); the synthetic views under their sources; the person's images from the other
+    cameras. Rows are labelled on the left."""
+    import cv2
+
+    h, w = example.enrolment.shape[:2]
+    columns = 1 + max(len(example.structures), len(example.others))
+    labels = ["enrolment, structures", f"synthetic views of {example.pid}", "other cameras (real)"]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.42
+    label_w = 8 + max(cv2.getTextSize(label, font, scale, 1)[0][0] for label in labels)
+    blank = np.full((h, w, 3), 255, np.uint8)
+
+    def row(label: str, images: list[np.ndarray], captions: list[str]) -> np.ndarray:
+        tiles = [np.full((h, label_w, 3), 255, np.uint8)]
+        cv2.putText(tiles[0], label, (4, h // 2), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        for i in range(columns):
+            tile = images[i].copy() if i < len(images) else blank.copy()
+            if i < len(captions) and captions[i]:
+                cv2.rectangle(tile, (0, 0), (w - 1, 13), (255, 255, 255), -1)
+                cv2.putText(tile, captions[i], (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+            tiles += [np.full((h, gap, 3), 255, np.uint8), tile]
+        return np.hstack(tiles)
+
+    rows = [
+        row(labels[0], [example.enrolment, *example.structures],
+            [f"c{example.camera + 1}"] + [f"c{c + 1}" for c in example.structure_cameras]),
+        row(labels[1], [blank, *example.views], []),
+        row(labels[2], [blank, *example.others], []),
+    ]
+    spacer = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+    return np.vstack([rows[0], spacer, rows[1], spacer, rows[2]])
 
 
 def format_report(report: OneShotReport) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from dgnet_edge.apps.camera.app import CameraApp, Outputs
 from dgnet_edge.apps.camera.detections import Detections
 from dgnet_edge.apps.camera.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
 from dgnet_edge.apps.camera.outputs import EventLog, MotSink, VideoSink
 from dgnet_edge.apps.camera.sources import Frame, Source, open_source
 from dgnet_edge.apps.camera.tracker import TrackerParams
@@ -46,7 +47,7 @@ class DemoConfig:
     max_frames: int | None = None
     synthesise: bool | None = None  # None: when the export has generator parts
     synthetic_views: int = 8
-    synthetic_weight: float = 0.9
+    synthetic_weight: float = SYNTHETIC_WEIGHT
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
 

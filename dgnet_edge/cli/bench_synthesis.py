@@ -1,10 +1,13 @@
 """`dgnet-edge bench synthesis`: one-shot cross-camera re-id with and without synthetic views.
 
     dgnet-edge bench synthesis data/synth --export runs/quickstart/export -k 8
+    dgnet-edge bench synthesis data/synth --export runs/quickstart/export --picture docs/synthetic_views.png
 
 A thin layer over :func:`dgnet_edge.apps.camera.oneshot.one_shot_cross_camera`: rank-1 and mAP of
 each identity enrolled from one image with its real template alone, with K synthetic views, and with
-K plain augmentations (the control); the table to stdout (``--json`` for machines).
+K plain augmentations (the control); the table to stdout (``--json`` for machines). ``--picture``
+also writes one identity's enrolment image, structure sources, synthetic views and real images from
+the other cameras (:func:`~dgnet_edge.apps.camera.oneshot.views_picture`).
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import typer
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
-from dgnet_edge.paths import require_dir
+from dgnet_edge.paths import prepare_output_file, require_dir
 
 
 def synthesis(
     world: Annotated[Path, typer.Argument(help="A Market-layout world (dgnet-edge data synth DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="DG-Net export folder (embedder and generator parts).")],
     k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = 8,
-    weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.9,
+    weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
     per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = 32,
     backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | fp16 | int8.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the enrolment cameras and the augmentations.")] = 0,
+    picture: Annotated[Path | None, typer.Option("--picture", help="Also write a PNG of one identity's synthetic views.")] = None,
+    picture_identity: Annotated[int, typer.Option("--picture-identity", min=0, help="Which enrolled identity the picture shows (index by person id).")] = 0,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,
 ) -> None:
@@ -40,6 +45,8 @@ def synthesis(
     require_dir(world, "world")
     require_dir(export_dir, "export folder")
     require_generator(export_dir)
+    if picture is not None:
+        prepare_output_file(picture, "picture")
     with Progress(console=err, disable=not progress) as bar:
         task = bar.add_task("enrolling", total=None)
         report = one_shot_cross_camera(world, export_dir, k=k, weight=weight, per_camera=per_camera, backend=backend,
@@ -49,3 +56,20 @@ def synthesis(
         print_json(report.as_dict())
     else:
         out.print(format_report(report), markup=False, highlight=False)
+    if picture is not None:
+        write_views_picture(world, export_dir, picture, identity=picture_identity, k=k, per_camera=per_camera,
+                            backend=backend, precision=precision, seed=seed)
+        err.print(f"synthetic views of one identity: {picture}")
+
+
+def write_views_picture(world: Path, export_dir: Path, path: Path, **options) -> None:
+    import cv2
+
+    from dgnet_edge.apps.camera.oneshot import views_example, views_picture
+    from dgnet_edge.atomic import write_atomic
+
+    image = views_picture(views_example(world, export_dir, **options))
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    write_atomic(path, data.tobytes())

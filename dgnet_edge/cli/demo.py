@@ -59,7 +59,7 @@ def demo(
     max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[bool | None, typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
-    synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.9,
+    synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
     open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
     read_timeout: Annotated[float, typer.Option("--read-timeout", callback=finite, min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,
