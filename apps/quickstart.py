@@ -148,16 +148,18 @@ def ensure_dgnet(run: Path, world: Path, teacher: Path, config: str, overrides: 
     return result.checkpoint, result.metrics, result.seconds
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Dotted names of the config fields whose values differ between two config dicts. A field the
     ``old`` config (a checkpoint's, say) predates counts as its default value there."""
-    if not prefix:
-        old = with_defaults(old)
+    return _differing_fields(with_defaults(old), new)
+
+
+def _differing_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     changed = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            changed += config_changes(a, b, f"{prefix}{key}.")
+            changed += _differing_fields(a, b, f"{prefix}{key}.")
         elif a != b:
             changed.append(f"{prefix}{key}")
     return changed

@@ -109,6 +109,24 @@ def _bank(records: list[ImageRecord], per_camera: int) -> list[ImageRecord]:
     return [r for camera in sorted(by_camera) for r in by_camera[camera][-per_camera:]]
 
 
+def _protocol(world: str | Path, per_camera: int, rng: np.random.Generator) -> tuple[list[ImageRecord], list[ImageRecord], list[ImageRecord]]:
+    """The enrolment images (their cameras drawn from ``rng``), the queries and the structure bank of
+    the protocol on ``world``."""
+    dataset = Market1501(world)
+    dataset.check_before_run()
+    enrolled, queries = _enrolments(dataset.query + dataset.gallery, rng)
+    if not enrolled:
+        raise DatasetError(f"{world}: no test identity is seen by two cameras; the one-shot protocol needs some")
+    return enrolled, queries, _bank(dataset.train, per_camera)
+
+
+def _structures_for(record: ImageRecord, bank: list[ImageRecord], k: int) -> list[int]:
+    """Indices into ``bank`` of the K structures ``record`` is rendered in: spread over the cameras,
+    its own last."""
+    return spread_across_cameras([(i, f"c{r.camid}", float(i)) for i, r in enumerate(bank)], k,
+                                 exclude_camera=f"c{record.camid}")
+
+
 def _scores(queries: np.ndarray, templates: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
     """(Q, I): per identity, the max over its templates of weight x cosine."""
     return np.stack([((queries @ t.T) * w).max(axis=1) for t, w in zip(templates, weights)], axis=1)
@@ -130,24 +148,18 @@ def one_shot_cross_camera(
     embedder and generator; ``on_identity(done, total)`` after each identity."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    dataset = Market1501(world)
-    dataset.check_before_run()
-    rng = np.random.default_rng(seed)
-    enrolled, queries = _enrolments(dataset.query + dataset.gallery, rng)
-    if not enrolled:
-        raise DatasetError(f"{world}: no test identity is seen by two cameras; the one-shot protocol needs some")
-    bank = _bank(dataset.train, per_camera)
+    rng = np.random.default_rng(seed)  # the enrolment cameras, then the augmentations
+    enrolled, queries, bank = _protocol(world, per_camera, rng)
     with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
         query_features = normalise(embedder.embed([read_image(r.path) for r in queries]))
         bank_codes = generator.structure([read_image(r.path) for r in bank])
-        entries = [(i, f"c{r.camid}", float(i)) for i, r in enumerate(bank)]
         real, synthetic, augmented, seconds = [], [], [], []
         for n, record in enumerate(enrolled):
             image = read_image(record.path)
             feature, appearance = embedder.embed_with_code([image])
             real.append(normalise(feature))
             started = clock.perf_counter()
-            chosen = spread_across_cameras(entries, k, exclude_camera=f"c{record.camid}")
+            chosen = _structures_for(record, bank, k)
             views = generator.decode(bank_codes[chosen], np.repeat(appearance, len(chosen), axis=0))
             synthetic.append(normalise(embedder.embed(views)))
             seconds.append(clock.perf_counter() - started)
@@ -191,15 +203,11 @@ def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 
                   backend: str = "auto", precision: str = "auto", seed: int = 0) -> ViewsExample:
     """The ``identity``-th enrolled identity (by person id) of :func:`one_shot_cross_camera` with the
     same arguments: the same enrolment image, bank and choice of structures."""
-    dataset = Market1501(world)
-    dataset.check_before_run()
-    enrolled, queries = _enrolments(dataset.query + dataset.gallery, np.random.default_rng(seed))
+    enrolled, queries, bank = _protocol(world, per_camera, np.random.default_rng(seed))
     if not 0 <= identity < len(enrolled):
         raise DatasetError(f"{world}: identity index {identity} is outside the {len(enrolled)} enrolled identities")
     record = enrolled[identity]
-    bank = _bank(dataset.train, per_camera)
-    chosen = spread_across_cameras([(i, f"c{r.camid}", float(i)) for i, r in enumerate(bank)], k,
-                                   exclude_camera=f"c{record.camid}")
+    chosen = _structures_for(record, bank, k)
     with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
         _, appearance = embedder.embed_with_code([read_image(record.path)])
         codes = generator.structure([read_image(bank[i].path) for i in chosen])
@@ -234,7 +242,7 @@ def views_picture(example: ViewsExample, gap: int = 4) -> np.ndarray:
             tile = images[i].copy() if i < len(images) else blank.copy()
             if i < len(captions) and captions[i]:
                 cv2.rectangle(tile, (0, 0), (w - 1, 13), (255, 255, 255), -1)
-                cv2.putText(tile, captions[i], (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+                cv2.putText(tile, captions[i], (2, 10), font, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
             tiles += [np.full((h, gap, 3), 255, np.uint8), tile]
         return np.hstack(tiles)
 
