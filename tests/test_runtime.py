@@ -84,6 +84,18 @@ def test_backend_selection(tiny_dgnet_export):
         open_runner(tiny_dgnet_export, manifest, "embedder", "openvino")
 
 
+def test_the_fallback_to_onnxruntime_is_told_once(tiny_dgnet_export, caplog, monkeypatch):
+    from dgnet_edge.runtime import select
+
+    monkeypatch.setattr(select, "_FALLBACKS_TOLD", set())
+    manifest = load_manifest(tiny_dgnet_export)
+    with caplog.at_level("INFO", logger=select.log.name):
+        for role in ("embedder", "structure", "decoder", "embedder"):
+            open_runner(tiny_dgnet_export, manifest, role, "auto", "auto", "cpu")
+    told = [r.getMessage() for r in caplog.records if r.getMessage().startswith("using ONNX Runtime")]
+    assert len(told) == len(set(told))  # here (no TensorRT): the embedder's reason, once
+
+
 def test_deployment_side_never_imports_torch(tiny_dgnet_export):
     code = f"""
 import sys

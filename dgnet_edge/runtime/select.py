@@ -59,6 +59,9 @@ def tensorrt_runner(folder: Path, manifest: Manifest, role: str, precision: str)
     raise BackendUnavailableError("TensorRT: " + "; ".join(errors))
 
 
+_FALLBACKS_TOLD: set[str] = set()
+
+
 def open_runner(
     folder: str | Path, manifest: Manifest, role: str, backend: str = "auto", precision: str = "auto", device: str = "auto",
     memory_arena: bool = True, spinning: bool = True,
@@ -75,6 +78,8 @@ def open_runner(
     try:
         return tensorrt_runner(folder, manifest, role, precision)
     except (BackendUnavailableError, UsageError) as e:
-        log.info("using ONNX Runtime: %s", e)
+        if str(e) not in _FALLBACKS_TOLD:  # once per process and reason, not once per model opened
+            _FALLBACKS_TOLD.add(str(e))
+            log.info("using ONNX Runtime: %s", e)
     return onnxruntime_runner(folder, manifest, role, "auto" if precision not in ORT_PRECISIONS else precision, device, memory_arena,
                               spinning)
