@@ -36,8 +36,8 @@ people).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -268,7 +268,7 @@ class Tracker:
             return
         mean = np.stack([t.mean for t in self.tracks])
         cov = np.stack([t.covariance for t in self.tracks])
-        lost = np.array([t.state == LOST for t in self.tracks])
+        lost = np.array([t.state == LOST for t in self.tracks], bool)
         mean[lost, 6:8] = 0.0  # a lost box keeps its size rather than shrinking or growing unseen
         mean, cov = self.kalman.predict(mean, cov)
         predicted = boxes_of(mean)
@@ -287,7 +287,7 @@ class Tracker:
         tracks = self.tracks
         if len(candidates) == 0:
             return np.zeros(0, np.intp)
-        states = np.array([t.state for t in tracks])
+        states = np.array([t.state for t in tracks], dtype=object)  # also when empty: comparable with a state on numpy 1.x
         established = states != TENTATIVE
         known = established & np.array([t.feature is not None for t in tracks], bool)
         near = iou[:, candidates] > p.ambiguity_iou  # (T, C)
