@@ -10,8 +10,9 @@ fine-grained half (the second head's part) scaled by ``alpha``; distance = 1 - s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 

@@ -15,10 +15,10 @@ import datetime as _dt
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from dgnet_edge import __version__
 from dgnet_edge.apps.report.recommend import recommend
@@ -34,7 +34,7 @@ FILES = ("report.json", "report.md", "report.html", "pareto.png")
 FRACTION_BATCHES = (1, 8)  # always timed (when the profile allows): the roofline fractions use them
 
 # (row label or "report", stage, done, total): the CLI draws it as progress bars.
-ProgressFn = Callable[[str, str, int, "int | None"], None]
+ProgressFn = Callable[[str, str, int, Optional[int]], None]
 
 CONVENTIONS = {
     "ap": {

@@ -24,16 +24,15 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from dgnet_edge.apps.report.memory import current_rss_bytes, peak_rss_bytes
 from dgnet_edge.apps.report.stats import summarise, time_calls
 
 MODULE = "dgnet_edge.apps.report.worker"
-Emit = Callable[[str, int, "int | None"], None]
+Emit = Callable[[str, int, Optional[int]], None]
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ import statistics
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ConfigOpt, ExportDirArg, OverridesOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -141,7 +142,7 @@ def speed(
     export_dir: ExportDirArg,
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per batch size, after 3 warm-up runs.")] = 30,
     report_json: Annotated[
-        Path | None, typer.Option("--report-json", help="report.json whose duration to check (default: EXPORT_DIR/report/report.json).")
+        Optional[Path], typer.Option("--report-json", help="report.json whose duration to check (default: EXPORT_DIR/report/report.json).")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

@@ -13,9 +13,10 @@ the other cameras (:func:`~dgnet_edge.apps.camera.oneshot.views_picture`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
@@ -31,7 +32,7 @@ def synthesis(
     backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | fp16 | int8.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the enrolment cameras and the augmentations.")] = 0,
-    picture: Annotated[Path | None, typer.Option("--picture", help="Also write a PNG of one identity's synthetic views.")] = None,
+    picture: Annotated[Optional[Path], typer.Option("--picture", help="Also write a PNG of one identity's synthetic views.")] = None,
     picture_identity: Annotated[int, typer.Option("--picture-identity", min=0, help="Which enrolled identity the picture shows (index by person id).")] = 0,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ExportDirArg, JsonOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -37,24 +38,24 @@ def build(
     precision: Annotated[Precision, typer.Option("--precision", "-p", help="Engine precision.")],
     role: Annotated[Role, typer.Option("--role", help="Which model to build, or all the export has.")] = Role.embedder,
     int8_source: Annotated[
-        Int8Source | None,
+        Optional[Int8Source],
         typer.Option("--int8-source", help="INT8 from the Q/DQ model (qdq, default), the export's TensorRT "
                                             "calibration cache (cache) or live calibration (calibrate); "
                                             "cache and calibrate need TensorRT 8.5-10.x."),
     ] = None,
     calib_data: Annotated[
-        Path | None, typer.Option("--calib-data", help="Folder of images for --int8-source calibrate.")
+        Optional[Path], typer.Option("--calib-data", help="Folder of images for --int8-source calibrate.")
     ] = None,
     calib_images: Annotated[int, typer.Option("--calib-images", min=1, help="Calibrate on at most this many images.")] = 512,
     calib_batch: Annotated[int, typer.Option("--calib-batch", min=1, help="Calibration batch size.")] = 8,
     dla: Annotated[
-        int | None, typer.Option("--dla", min=0, metavar="CORE", help="Build for this DLA core (Jetson), with GPU fallback.")
+        Optional[int], typer.Option("--dla", min=0, metavar="CORE", help="Build for this DLA core (Jetson), with GPU fallback.")
     ] = None,
     timing_cache: Annotated[
-        Path | None, typer.Option("--timing-cache", help="Timing cache file to reuse and update (default: in the export's engines/).")
+        Optional[Path], typer.Option("--timing-cache", help="Timing cache file to reuse and update (default: in the export's engines/).")
     ] = None,
     workspace_mb: Annotated[
-        int | None, typer.Option("--workspace-mb", min=1, help="Workspace memory limit in MiB (default: TensorRT's).")
+        Optional[int], typer.Option("--workspace-mb", min=1, help="Workspace memory limit in MiB (default: TensorRT's).")
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:

@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.export import StageProgress
 from dgnet_edge.cli.options import ExportDirArg, JsonOpt, ProgressOpt
@@ -24,11 +25,11 @@ app = typer.Typer(help="INT8 calibration: accuracy check, per-layer sensitivity,
 @app.command("check")
 def check(
     export_dir: ExportDirArg,
-    data: Annotated[Path | None, typer.Option("--data", help="Dataset root to rank (default: the checkpoint's).")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset reader (default: the checkpoint's).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root to rank (default: the checkpoint's).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset reader (default: the checkpoint's).")] = None,
     ap: Annotated[str, typer.Option("--ap", help="AP convention: standard | trapezoid (Market MATLAB).")] = "standard",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")] = 32,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="ONNX Runtime threads (default: all cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="ONNX Runtime threads (default: all cores).")] = None,
     latency_runs: Annotated[int, typer.Option("--latency-runs", min=0, help="Timed batch-1 runs per model (0: skip).")] = 20,
     as_json: JsonOpt = False,
     progress: ProgressOpt = True,
@@ -72,12 +73,12 @@ def check(
 @app.command("sensitivity")
 def sensitivity(
     export_dir: ExportDirArg,
-    data: Annotated[Path | None, typer.Option("--data", help="Images to measure on (default: the calibration images' folder).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Images to measure on (default: the calibration images' folder).")] = None,
     images: Annotated[int, typer.Option("--images", min=1, help="Images (camera-stratified sample).")] = 32,
     mode: Annotated[str, typer.Option("--mode", help="single (quantize one layer at a time) | all-but-one.")] = "single",
     flavour: Annotated[str, typer.Option("--flavour", help="tensorrt (symmetric int8 Q/DQ) | cpu (the ONNX Runtime model).")] = "tensorrt",
     top: Annotated[int, typer.Option("--top", min=1, help="Layers shown in the table.")] = 10,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the report (default: EXPORT_DIR/sensitivity.json).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Where to write the report (default: EXPORT_DIR/sensitivity.json).")] = None,
     as_json: JsonOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -125,7 +126,7 @@ def sensitivity(
     out.print(table)
 
 
-def _calibration_root(manifest) -> Path | None:
+def _calibration_root(manifest) -> Optional[Path]:
     source = (manifest.calibration or {}).get("source", {})
     if source.get("kind") in ("dataset", "folder") and source.get("root"):
         return Path(source["root"])
@@ -137,7 +138,7 @@ def _calibration_root(manifest) -> Path | None:
 def cache(
     export_dir: ExportDirArg,
     tensorrt: Annotated[str, typer.Option("--tensorrt", help="TensorRT version the cache is for, e.g. 10.7.0.")],
-    out_file: Annotated[Path | None, typer.Option("--out", help="Cache file (default: EXPORT_DIR/embedder.trt-<version>.cache).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Cache file (default: EXPORT_DIR/embedder.trt-<version>.cache).")] = None,
 ) -> None:
     """Write a TensorRT calibration cache for another TensorRT version from the export's calibration.json."""
     from dgnet_edge.atomic import write_atomic
@@ -169,7 +170,7 @@ def bench(
     export_dir: ExportDirArg,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per run.")] = 1,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per model (interleaved).")] = 50,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="ONNX Runtime threads (default: all cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="ONNX Runtime threads (default: all cores).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the export's embedders in ONNX Runtime, plus the CPU INT8 model in the other format (QDQ/QOperator)."""

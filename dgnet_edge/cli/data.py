@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -53,7 +54,7 @@ def synth(
         float, typer.Option("--junk", min=0.0, max=1.0, help="Junk images (id -1), as a fraction of the gallery.")
     ] = 0.05,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Rendering processes (default: all CPU cores).")
+        Optional[int], typer.Option("--workers", "-j", min=1, help="Rendering processes (default: all CPU cores).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
     as_json: JsonOpt = False,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -24,10 +25,10 @@ def video(
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Write JPEG frames in camN/img1/.")] = True,
     video_files: Annotated[bool, typer.Option("--video/--no-video", help="Write camN.mp4 (mp4v).")] = False,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Rendering processes, one camera each (default: all CPU cores).")
+        Optional[int], typer.Option("--workers", "-j", min=1, help="Rendering processes, one camera each (default: all CPU cores).")
     ] = None,
     preview: Annotated[
-        Path | None, typer.Option("--preview", help="Also write a 2x2 grid of the cameras with ground-truth boxes (JPEG).")
+        Optional[Path], typer.Option("--preview", help="Also write a 2x2 grid of the cameras with ground-truth boxes (JPEG).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace DIR if it exists and is not empty.")] = False,
     as_json: JsonOpt = False,

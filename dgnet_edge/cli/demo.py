@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Dict, List, Optional, Tuple
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
@@ -27,7 +28,7 @@ DETECTOR_HELP = ("auto (public detections of video bench folders, else hog), hog
                  "(MOTChallenge det.txt; DIR: a bench folder, default each source's own) or yolo:FILE.onnx|FILE.engine")
 
 
-def parse_detector(text: str) -> tuple[str, str | None]:
+def parse_detector(text: str) -> Tuple[str, Optional[str]]:
     """``"yolo:model.onnx"`` -> ("yolo", "model.onnx"); UsageError for an unknown kind."""
     kind, _, arg = text.partition(":")
     kind = kind.strip().lower()
@@ -41,23 +42,23 @@ def parse_detector(text: str) -> tuple[str, str | None]:
 
 
 def demo(
-    source: Annotated[list[str] | None, typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
-    jetson_csi: Annotated[list[int] | None, typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
-    jetson_rtsp: Annotated[list[str] | None, typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
-    export_dir: Annotated[Path | None, typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
+    source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
+    jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
+    jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
+    export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
     backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
     precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
-    threshold: Annotated[float | None, typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
     reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
-    show: Annotated[bool | None, typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
-    save_txt: Annotated[Path | None, typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
-    events: Annotated[Path | None, typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
-    max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
-    synthesise: Annotated[bool | None, typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
+    show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
+    save_txt: Annotated[Optional[Path], typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
+    events: Annotated[Optional[Path], typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
+    synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
     synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
     open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
@@ -116,13 +117,13 @@ def _progress(enabled: bool) -> Any:
                    TimeElapsedColumn(), console=err, disable=not enabled)
     task = bar.add_task("demo", total=None, rate="")
     with bar:
-        def update(frames: int, total: int | None = None, fps: float = 0.0) -> None:
+        def update(frames: int, total: Optional[int] = None, fps: float = 0.0) -> None:
             bar.update(task, completed=frames, total=total, rate=f"{fps:.1f} frames/s")
 
         yield update
 
 
-def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
+def _print_summary(summary: Dict[str, Any], json_output: bool) -> None:
     if json_output:
         print_json(summary)
         return

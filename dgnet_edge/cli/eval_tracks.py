@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt
 from dgnet_edge.cli.output import out, print_json

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import DeviceOpt, JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
@@ -13,13 +14,13 @@ from dgnet_edge.cli.output import err, out, print_json
 
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `dgnet-edge train`.")],
-    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: the checkpoint's).")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset reader (default: the checkpoint's).")] = None,
-    ap: Annotated[str | None, typer.Option("--ap", help="AP convention: standard | trapezoid (Market MATLAB).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root (default: the checkpoint's).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset reader (default: the checkpoint's).")] = None,
+    ap: Annotated[Optional[str], typer.Option("--ap", help="AP convention: standard | trapezoid (Market MATLAB).")] = None,
     rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3).")] = False,
-    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Add the mirrored image's feature.")] = None,
+    flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Add the mirrored image's feature.")] = None,
     alpha: Annotated[
-        float | None, typer.Option("--alpha", min=0.0, callback=finite, help="Weight (>= 0) of the fine-grained half of the query.")
+        Optional[float], typer.Option("--alpha", min=0.0, callback=finite, help="Weight (>= 0) of the fine-grained half of the query.")
     ] = None,
     device: DeviceOpt = None,
     as_json: JsonOpt = False,

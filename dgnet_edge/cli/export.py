@@ -11,9 +11,10 @@ stderr, and the table of written files to stdout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
@@ -28,24 +29,24 @@ PRESETS = ("default", "jetson")
 INPUT_DTYPES = ("float32", "uint8")
 
 CalibDataOpt = Annotated[
-    Path | None,
+    Optional[Path],
     typer.Option("--calib-data", help="Calibration images: a dataset root (its training split) or a folder of images."),
 ]
 CalibCountOpt = Annotated[
-    int | None, typer.Option("--calib-count", help="Images in the calibration pass, sampled evenly over cameras (default 512).")
+    Optional[int], typer.Option("--calib-count", help="Images in the calibration pass, sampled evenly over cameras (default 512).")
 ]
 CalibMethodOpt = Annotated[
-    str | None, typer.Option("--calib-method", help="entropy (TensorRT-style KL), percentile or minmax (default entropy).")
+    Optional[str], typer.Option("--calib-method", help="entropy (TensorRT-style KL), percentile or minmax (default entropy).")
 ]
 CalibPercentileOpt = Annotated[
-    float | None, typer.Option("--calib-percentile", callback=finite, help="Percentile of |x| for --calib-method percentile (default 99.99).")
+    Optional[float], typer.Option("--calib-percentile", callback=finite, help="Percentile of |x| for --calib-method percentile (default 99.99).")
 ]
 CalibCacheOpt = Annotated[
-    Path | None,
+    Optional[Path],
     typer.Option("--calib-cache", help="Reuse the ranges of a calibration.json or a TensorRT cache instead of a calibration pass."),
 ]
 ExcludeOpt = Annotated[
-    list[str] | None,
+    Optional[List[str]],
     typer.Option("--exclude", help="Keep this node (name or output name; wildcards allowed) float in the INT8 models. Repeatable."),
 ]
 
@@ -69,8 +70,8 @@ def parse_batch(text: str) -> BatchProfile:
 
 
 def _check_options(
-    int8: bool, calib_data: Path | None, calib_count: int | None, calib_method: str | None, calib_percentile: float | None,
-    calib_cache: Path | None, exclude: list[str], batch: str | None, preset: str | None, input_dtype: str,
+    int8: bool, calib_data: Optional[Path], calib_count: Optional[int], calib_method: Optional[str], calib_percentile: Optional[float],
+    calib_cache: Optional[Path], exclude: List[str], batch: Optional[str], preset: Optional[str], input_dtype: str,
 ) -> None:
     if input_dtype not in INPUT_DTYPES:
         raise UsageError(f"--input-dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
@@ -121,9 +122,9 @@ def export(
                            help="With --int8: also INT8 CPU models of the generator parts (DG-Net checkpoints).")
     ] = True,
     batch: Annotated[
-        str | None, typer.Option("--batch", help="TensorRT batch profile min,opt,max, e.g. 1,8,32 (default: the preset's).")
+        Optional[str], typer.Option("--batch", help="TensorRT batch profile min,opt,max, e.g. 1,8,32 (default: the preset's).")
     ] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Batch profile preset: default (1,8,32) or jetson (1,8,16).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Batch profile preset: default (1,8,32) or jetson (1,8,16).")] = None,
     input_dtype: Annotated[str, typer.Option("--input-dtype", help="Graph input: float32 (0..255) or uint8 (TensorRT >= 8.6).")] = "float32",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Build the mirrored-image feature into the embedder.")] = True,
     code: Annotated[bool, typer.Option("--code/--no-code", help="The embedder also outputs the appearance code.")] = True,
@@ -165,7 +166,7 @@ class StageProgress:
 
         self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), console=err, disable=not enabled)
-        self._tasks: dict[str, Any] = {}
+        self._tasks: Dict[str, Any] = {}
 
     def __enter__(self) -> StageProgress:
         self._progress.__enter__()
@@ -174,13 +175,13 @@ class StageProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
 
-    def update(self, stage: str, done: int, total: int | None) -> None:
+    def update(self, stage: str, done: int, total: Optional[int]) -> None:
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total)
         self._progress.update(self._tasks[stage], completed=done, total=total)
 
 
-def _file_rows(manifest: Manifest, out_dir: Path) -> list[dict[str, Any]]:
+def _file_rows(manifest: Manifest, out_dir: Path) -> List[Dict[str, Any]]:
     rows = [{"file": m.file, "what": f"{m.role} {m.precision}", "sha256": m.sha256} for m in manifest.models]
     if manifest.calibration:
         cal = manifest.calibration

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -27,7 +28,7 @@ app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, mer
 
 GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", help="Gallery file (SQLite).")]
 ThresholdOpt = Annotated[
-    float | None,
+    Optional[float],
     typer.Option("--threshold", help="Cosine score from which a person is a known identity "
                                      "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
 ]
@@ -37,7 +38,7 @@ IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gall
 DEFAULT_GALLERY = Path("gallery.db")
 
 
-def _when(t: float | None) -> str:
+def _when(t: Optional[float]) -> str:
     return "" if t is None else datetime.datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
 
 
@@ -104,7 +105,7 @@ def enrol(
     name: Annotated[str, typer.Option("--name", help="The person's name.")],
     export: Annotated[Path, typer.Option("--export", help="Export folder whose embedder makes the feature.")],
     gallery: GalleryOpt = DEFAULT_GALLERY,
-    camera: Annotated[str | None, typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
+    camera: Annotated[Optional[str], typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
     synthesise: Annotated[bool, typer.Option("--synthesise/--no-synthesise", help="Also render the person in the gallery's banked structures (DG-Net export) as synthetic templates.")] = False,
     synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = 8,
     backend: BackendOpt = "auto",

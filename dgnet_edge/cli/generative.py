@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Dict, List, Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ConfigOpt, OverridesOpt
 from dgnet_edge.cli.output import err
@@ -15,9 +16,9 @@ def import_official(
     gen: Annotated[Path, typer.Option("--gen", help="Official gen_XXXXXXXX.pt (E_s and G).")],
     id_file: Annotated[Path, typer.Option("--id", help="Official id_XXXXXXXX.pt (E_a and its heads).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
-    dis: Annotated[Path | None, typer.Option("--dis", help="Official dis_XXXXXXXX.pt (D), optional.")] = None,
-    teacher: Annotated[Path | None, typer.Option("--teacher", help="The teacher's net_last.pth, optional.")] = None,
-    teacher_out: Annotated[Path | None, typer.Option("--teacher-out", help="Where to write the teacher checkpoint.")] = None,
+    dis: Annotated[Optional[Path], typer.Option("--dis", help="Official dis_XXXXXXXX.pt (D), optional.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option("--teacher", help="The teacher's net_last.pth, optional.")] = None,
+    teacher_out: Annotated[Optional[Path], typer.Option("--teacher-out", help="Where to write the teacher checkpoint.")] = None,
     config: ConfigOpt = "dgnet_market",
     overrides: OverridesOpt = None,
 ) -> None:
@@ -36,10 +37,10 @@ def import_official(
 def synth(
     checkpoint: Annotated[Path, typer.Argument(help="A dgnet checkpoint (trained or imported).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG of the swap grid.")],
-    images: Annotated[list[Path] | None, typer.Option("--image", "-i", help="An input image (repeatable).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Take images from this dataset's query set instead.")] = None,
+    images: Annotated[Optional[List[Path]], typer.Option("--image", "-i", help="An input image (repeatable).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Take images from this dataset's query set instead.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=2, help="Images taken from --data (distinct identities).")] = 6,
-    strip: Annotated[Path | None, typer.Option("--strip", help="Also write an appearance-interpolation strip between the first two images.")] = None,
+    strip: Annotated[Optional[Path], typer.Option("--strip", help="Also write an appearance-interpolation strip between the first two images.")] = None,
     steps: Annotated[int, typer.Option("--steps", min=2, help="Steps of the interpolation strip.")] = 8,
 ) -> None:
     """Render the swap grid (row = appearance of image i, column = structure of image j)."""
@@ -58,7 +59,7 @@ def synth(
         prepare_output_file(strip, "--strip file")
     model, cfg = load_dgnet(checkpoint)
     if data is not None:
-        seen: dict[int, Path] = {}
+        seen: Dict[int, Path] = {}
         for record in build_dataset(cfg.data.dataset, data).query:
             seen.setdefault(record.pid, record.path)
         paths = list(seen.values())[:count]

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import List, Optional
 
 import typer
 from rich.markup import escape
+from typing_extensions import get_type_hints
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import bench, bench_camera, build, calib, data, demo, evaluate, export, gallery, generative, quickstart, report, train
+from dgnet_edge.cli import bench, bench_camera, build, calib, data, demo, doctor, evaluate, export, gallery, generative, quickstart, report, train
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
+
+# What the [train] extra adds: a command that imports one of them is a training-side command.
+TRAINING_PACKAGES = ("torch", "yaml", "pydantic")
 
 app = typer.Typer(
     name="dgnet-edge",
@@ -40,6 +45,25 @@ app.command("quickstart")(quickstart.quickstart)
 app.command("report")(report.report)
 app.command("eval-tracks")(__import__("dgnet_edge.cli.eval_tracks", fromlist=["eval_tracks"]).eval_tracks)
 app.command("demo")(demo.demo)
+app.command("doctor")(doctor.doctor)
+
+
+def resolve_annotations(group: typer.Typer) -> None:
+    """Evaluate the annotations of every command and callback under ``group``, in place.
+
+    The CLI modules write ``from __future__ import annotations``, so annotations are strings. Typer
+    evaluates them itself on Python 3.10+, but before that it reads them as strings and loses the
+    options declared in ``Annotated[...]`` (``--json`` would become ``--as-json``). Python 3.8 is
+    JetPack 5's, so they are evaluated here once, with typing_extensions (which keeps ``Annotated``).
+    """
+    callbacks = [command.callback for command in group.registered_commands]
+    if group.registered_callback is not None:
+        callbacks.append(group.registered_callback.callback)
+    for callback in callbacks:
+        if callback is not None:
+            callback.__annotations__ = get_type_hints(callback, include_extras=True)
+    for sub in group.registered_groups:
+        resolve_annotations(sub.typer_instance)
 
 
 def _version(value: bool) -> None:
@@ -56,13 +80,39 @@ def root(
     setup_logging(verbose)
 
 
-def main(argv: list[str] | None = None) -> None:
+resolve_annotations(app)
+
+
+def missing_package_message(e: ModuleNotFoundError) -> Optional[str]:
+    """What to install when a command imports a package that the deployment install leaves out.
+
+    None for any other missing module (a real fault, shown as such).
+    """
+    top = (e.name or "").split(".")[0]
+    if top in TRAINING_PACKAGES:
+        if sys.version_info < (3, 10):
+            return (f"this command belongs to the training side ({top} is not installed), which needs Python 3.10 "
+                    f"or newer (this is {sys.version_info.major}.{sys.version_info.minor}): train and export on a "
+                    "workstation with pip install 'dgnet-edge[train]' and copy the export folder here")
+        return f"this command needs the training side ({top} is not installed): pip install 'dgnet-edge[train]'"
+    if top == "trackeval":
+        return ("eval-tracks needs TrackEval, left out on a Jetson (it requires a pip OpenCV that would shadow "
+                "JetPack's): pip install --no-deps 'trackeval>=1.3', or score the tracks on another machine")
+    return None
+
+
+def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     try:
         app(args=argv, prog_name="dgnet-edge")
-    except DgnetEdgeError as e:
+    except (DgnetEdgeError, ModuleNotFoundError) as e:
         if os.environ.get("DGNET_EDGE_DEBUG"):
             raise
+        if isinstance(e, ModuleNotFoundError):
+            message = missing_package_message(e)
+            if message is None:
+                raise
+            e = DgnetEdgeError(message)
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
 

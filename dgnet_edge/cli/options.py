@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import List, Optional
 
 import typer
+from typing_extensions import Annotated
 
 
-def finite(value: float | None) -> float | None:
+def finite(value: Optional[float]) -> Optional[float]:
     """Callback of float options: NaN and infinities are usage errors."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"must be a finite number, got {value}")
     return value
 
 
-def _existing_dir(value: Path | None) -> Path | None:
+def _existing_dir(value: Optional[Path]) -> Optional[Path]:
     from dgnet_edge.paths import require_dir
 
     return None if value is None else require_dir(value, "export folder")
@@ -31,11 +32,11 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="YAML config file, or a built-in config name (synth_small, teacher_market, ...)."),
 ]
 OverridesOpt = Annotated[
-    list[str] | None,
+    Optional[List[str]],
     typer.Option("--set", "-s", help="Override a config value, e.g. --set id_train.epochs=3 (repeatable)."),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: the config's output_dir).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: the config's).")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the config's output_dir).")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: the config's).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 ExportDirArg = Annotated[

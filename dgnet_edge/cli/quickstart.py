@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import List, Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ConfigOpt, OverridesOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out
@@ -20,7 +21,7 @@ def quickstart(
     config: ConfigOpt = "synth_small",
     overrides: OverridesOpt = None,
     dgnet_config: Annotated[str, typer.Option("--dgnet-config", help="DG-Net's YAML config file or built-in config name.")] = DGNET_CONFIG,
-    dgnet_overrides: Annotated[list[str] | None, typer.Option("--dgnet-set", help="Override a value of the DG-Net config, e.g. --dgnet-set dgnet.max_minutes=30 (repeatable; --set is E_a's).")] = None,
+    dgnet_overrides: Annotated[Optional[List[str]], typer.Option("--dgnet-set", help="Override a value of the DG-Net config, e.g. --dgnet-set dgnet.max_minutes=30 (repeatable; --set is E_a's).")] = None,
     dgnet: Annotated[bool, typer.Option("--dgnet/--no-dgnet", help="Train DG-Net after E_a and export it with its generator; --no-dgnet exports E_a alone (faster, no synthesis in the camera app).")] = True,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes the report times, e.g. 1,8,32.")] = "1,8,32",
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per batch size in the report.")] = 30,

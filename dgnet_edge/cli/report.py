@@ -10,9 +10,10 @@ to stdout, and report.json, report.md, report.html and pareto.png to ``--out``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ExportDirArg, JsonOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
@@ -25,7 +26,7 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")
 AP_CONVENTIONS = ("standard", "trapezoid")
 
 
-def parse_batches(text: str) -> tuple[int, ...]:
+def parse_batches(text: str) -> Tuple[int, ...]:
     """``"1,8,32"`` -> (1, 8, 32); UsageError unless positive integers."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -37,7 +38,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def parse_backends(text: str) -> tuple[str, ...]:
+def parse_backends(text: str) -> Tuple[str, ...]:
     names = [p.strip().lower() for p in text.split(",") if p.strip()]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
@@ -74,7 +75,7 @@ class RowProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
 
-    def update(self, label: str, stage: str, done: int, total: int | None) -> None:
+    def update(self, label: str, stage: str, done: int, total: Optional[int]) -> None:
         if label == "report":
             self._progress.update(self._overall, description=f"report: {stage}", completed=done, total=total)
         else:
@@ -84,9 +85,9 @@ class RowProgress:
 def report(
     export_dir: ExportDirArg,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Root of the query/gallery set (default: the dataset of the export's checkpoint).")
+        Optional[Path], typer.Option("--data", help="Root of the query/gallery set (default: the dataset of the export's checkpoint).")
     ] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset reader (default: the manifest's).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset reader (default: the manifest's).")] = None,
     backends: Annotated[
         str, typer.Option("--backends", help="Comma-separated backends: torch, onnxruntime, tensorrt.")
     ] = "torch,onnxruntime,tensorrt",
@@ -94,7 +95,7 @@ def report(
         str, typer.Option("--batch", help="Batch sizes to time, e.g. 1,8,32 (1 and 8 are always timed for the roofline).")
     ] = "1,8,32",
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per batch size, after 3 warm-up runs.")] = 30,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: EXPORT_DIR/report).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: EXPORT_DIR/report).")] = None,
     ap: Annotated[str, typer.Option("--ap", help="AP convention: standard | trapezoid (Market MATLAB).")] = "standard",
     accuracy: Annotated[bool, typer.Option("--accuracy/--no-accuracy", help="Run the accuracy pass over the dataset.")] = True,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda: where torch and ONNX Runtime run.")] = "auto",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Optional
 
 import typer
+from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ConfigOpt, DeviceOpt, OutOpt, OverridesOpt, ProgressOpt
 from dgnet_edge.cli.output import err
@@ -21,8 +22,8 @@ def train(
     overrides: OverridesOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = None,
-    teacher: Annotated[Path | None, typer.Option("--teacher", help="Teacher checkpoint (stage dgnet).")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue from this checkpoint (its config, plus --set).")] = None,
+    teacher: Annotated[Optional[Path], typer.Option("--teacher", help="Teacher checkpoint (stage dgnet).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue from this checkpoint (its config, plus --set).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Start afresh in an --out that holds an earlier run's checkpoint.")] = False,
     progress: ProgressOpt = True,
 ) -> None:

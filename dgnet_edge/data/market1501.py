@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable, Tuple
 
 from dgnet_edge.data.dataset import ImageRecord, ReidDataset, list_images
 from dgnet_edge.errors import DatasetError
@@ -32,7 +32,7 @@ NAME_PATTERN = re.compile(r"^(-1|\d+)_c(\d+)s?\d*_")
 
 MARKET_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
-NameParser = Callable[[Path], tuple[int, int]]
+NameParser = Callable[[Path], Tuple[int, int]]
 
 
 def parse_market_name(path: Path) -> tuple[int, int]:

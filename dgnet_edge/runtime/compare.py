@@ -74,7 +74,10 @@ def compare_outputs(
     """Compare matching batches of outputs (same keys, same shapes)."""
     diffs: dict[str, list[np.ndarray]] = {}
     cosines: dict[str, list[np.ndarray]] = {}
-    for ref, cand in zip(reference, candidate, strict=True):
+    reference, candidate = list(reference), list(candidate)
+    if len(reference) != len(candidate):
+        raise ValueError(f"{names[0]} has {len(reference)} batches and {names[1]} {len(candidate)}")
+    for ref, cand in zip(reference, candidate):
         for key, r in ref.items():
             if key not in cand:
                 raise ValueError(f"{names[1]} has no output {key!r}")

@@ -9,8 +9,8 @@ asked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from dgnet_edge.runtime.base import Runner
 from dgnet_edge.runtime.select import open_runner
 from dgnet_edge.visualize import to_uint8
 
-Crops = np.ndarray | Sequence[np.ndarray]
+Crops = Union[np.ndarray, Sequence[np.ndarray]]
 
 
 def prepare_crops(crops: Crops, height: int, width: int, dtype: str) -> np.ndarray:

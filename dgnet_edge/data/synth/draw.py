@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Tuple
 
 import cv2
 import numpy as np
 
-Point = tuple[float, float]
-Colour = tuple[float, ...]
+Point = Tuple[float, float]
+Colour = Tuple[float, ...]
 
 SHIFT = 4
 _ONE = 1 << SHIFT

@@ -9,10 +9,11 @@ has which colour, the patterns, hair, bag and body shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 
-RGB = tuple[int, int, int]
+RGB = Tuple[int, int, int]
 
 CLOTH: dict[str, RGB] = {
     "black": (28, 28, 32),

@@ -7,8 +7,8 @@ by ``seed``, so the same arguments always give the same pixels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from dgnet_edge.data.synth.figure import draw_person, sample_pose
 from dgnet_edge.data.synth.identity import Identity, sample_identity
 from dgnet_edge.data.synth.scene import Camera, background, illuminate
 
-Seed = int | Sequence[int]
+Seed = Union[int, Sequence[int]]
 
 
 @dataclass(frozen=True)
