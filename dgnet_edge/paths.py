@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from dgnet_edge.errors import InputPathError, OutputPathError
@@ -46,6 +47,40 @@ def _refuse_file_on_path(folder: Path, what: str, path: Path) -> None:
     if blocker is not None:
         name = "is a file" if blocker == path else f"has a file in its path: {blocker}"
         raise OutputPathError(f"{what} {path} {name}, not a folder: choose another path")
+
+
+def unwritable_reason(path: str | Path) -> str | None:
+    """Why the existing file or folder ``path`` cannot be written (a read-only file system, no
+    permission...), or None when it can; nothing in it is changed."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as e:
+        return _reason(e)
+    return None
+
+
+def refuse_overwriting_inputs(output: str | Path, inputs: Iterable[str | Path | None],
+                              what: str = "output") -> None:
+    """OutputPathError when writing ``output`` would destroy one of ``inputs``: ``output`` is that
+    input, or a folder holding it (a folder output is replaced as a whole). Paths are compared once
+    symbolic links are resolved; ``None`` inputs are skipped."""
+    output = Path(output)
+    target = output.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        same = source == target or (source.exists() and target.exists() and os.path.samefile(source, target))
+        if same or target in source.parents:
+            how = "is" if same else "holds"
+            raise OutputPathError(f"{what} {output} {how} the input {given}: writing there would destroy it; "
+                                  "choose another path")
 
 
 def _make_dir(folder: Path, what: str, path: Path) -> None:

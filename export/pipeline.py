@@ -32,7 +32,7 @@ from dgnet_edge.manifest import BatchProfile, InputFormat, Manifest, ModelEntry,
 from dgnet_edge.models import ReidEmbedder
 from dgnet_edge.models.preprocess import Normalise
 from dgnet_edge.models.reid import PARTS
-from dgnet_edge.paths import check_output_dir
+from dgnet_edge.paths import check_output_dir, refuse_overwriting_inputs
 from dgnet_edge.runtime.base import TensorSpec
 from dgnet_edge.runtime.compare import ComparisonResult, compare_runners
 from dgnet_edge.runtime.onnxrt import OnnxRuntimeRunner, SessionFromOnnx
@@ -180,6 +180,7 @@ def export_checkpoint(
     calibration adding its models) and returns the updated manifest.
     """
     checkpoint, out_dir = Path(checkpoint), check_output_dir(out_dir, "export folder")
+    refuse_overwriting_inputs(out_dir, [checkpoint], "export folder")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ExportError(f"{out_dir} exists and is not empty; choose another --out or pass --force")
     net, cfg, kind = load_reid_net(checkpoint)

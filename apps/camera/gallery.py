@@ -30,20 +30,29 @@ source's clock (a camera's frame times).
 
 Matching uses an in-memory matrix of every template, kept in step with this object's writes and
 reloaded when another connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
+
+Faults: a file that is damaged or not ours (a ``meta`` row or a table missing, a feature of the
+wrong size), read-only, or whose write lock another program holds for :data:`BUSY_TIMEOUT_S` is a
+one-line :class:`GalleryError` saying which. A gallery opened ``read_only`` (listing, exporting)
+needs no write access: it works on a read-only file or file system.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time as clock
+import unicodedata
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dgnet_edge.errors import DgnetEdgeError, InputPathError
+from dgnet_edge.errors import DgnetEdgeError, InputPathError, UsageError
+from dgnet_edge.paths import unwritable_reason
 
 FORMAT = "dgnet-edge-gallery"
 VERSION = 2
@@ -54,6 +63,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 # synthetic views did not lower one-shot cross-camera rank-1 on the synthetic world (README,
 # `dgnet-edge bench synthesis`); above it, blurred views of the wrong person start to win.
 SYNTHETIC_WEIGHT = 0.8
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for another program to release the write lock
+MAX_NAME = 200  # characters in a person's name
+SQLITE_MAX_INT = 2**63 - 1  # no row id lies beyond
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -166,16 +178,61 @@ def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> by
     return data.tobytes()
 
 
+def check_name(name: str) -> str:
+    """``name`` when it can name a person (not blank, at most :data:`MAX_NAME` characters, no control
+    characters); a UsageError saying what is wrong otherwise."""
+    if len(name) > MAX_NAME:
+        raise UsageError(f"a name has at most {MAX_NAME} characters, this one has {len(name)}: give a shorter one")
+    if not name.strip():
+        raise UsageError(f"name {name!r} is blank: give the person's name")
+    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise UsageError(f"name {name!r} holds the control character {control!r}: give a name on one line")
+    return name
+
+
 def _check_file(path: Path) -> None:
     """A clear error for a file that cannot be a gallery, before SQLite gives a vague one."""
     if path.is_dir():
         raise InputPathError(f"gallery {path} is a folder, not a file: give a file name such as gallery.db")
+    if not path.is_file():
+        raise InputPathError(f"gallery {path} is not a regular file: give a file name such as gallery.db")
     if path.stat().st_size == 0:
         return  # SQLite treats an empty file as an empty database
     with open(path, "rb") as f:
         header = f.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise GalleryError(f"{path} is not a gallery (not an SQLite file): give another --gallery path")
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if not read_only:
+        return sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as e:
+        db.close()
+        if "unable to open" not in str(e) or Path(f"{path}-wal").exists():
+            raise
+    # A WAL-mode file in a folder that cannot be written: SQLite cannot make the shared-memory file
+    # readers need. With no -wal file there is nothing uncommitted to miss, and no writer can start.
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+@lru_cache(maxsize=None)
+def _schema_columns() -> dict[str, tuple[str, ...]]:
+    """Each table of the current schema and its columns."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA + STRUCTURES_SCHEMA)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                           "AND name NOT LIKE 'sqlite_%'")]
+        return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        db.close()
 
 
 class Gallery:
@@ -187,6 +244,7 @@ class Gallery:
     Args:
         path: the gallery file; created when missing if ``feature_dim`` is given.
         feature_dim: feature size the caller works with; must match the file's (None: the file's).
+        read_only: open for reading only (the file may be read-only); writes then fail.
         max_templates: templates kept per identity and kind. When one more arrives, the least
             diverse one (highest cosine to its nearest other template) is dropped, never an
             enrolment template: the set then spans as much of the person's appearance as it can,
@@ -201,6 +259,7 @@ class Gallery:
         path: str | Path,
         feature_dim: int | None = None,
         *,
+        read_only: bool = False,
         max_templates: int = 16,
         kind_weights: dict[str, float] | None = None,
         synchronous: str = "FULL",
@@ -216,27 +275,61 @@ class Gallery:
         if unknown:
             raise ValueError(f"unknown template kind(s) {sorted(unknown)}: kinds are {', '.join(KINDS)}")
         self.kind_weights = weights
+        self.read_only = read_only
+        self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] | None = None  # loaded once open
         exists = self.path.exists()
         if exists:
             _check_file(self.path)
-        elif feature_dim is None:
+        elif feature_dim is None or read_only:
             raise InputPathError(f"gallery {self.path} does not exist: enrol someone first or give another --gallery")
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        if exists and not read_only:
+            reason = unwritable_reason(self.path) or unwritable_reason(self.path.parent)
+            if reason is not None:
+                raise GalleryError(self._read_only_message(reason))
+        try:
+            self._db = _connect(self.path, read_only)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
         try:
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self.feature_dim = self._open_schema(feature_dim)  # before WAL: leave a file that is not ours as it was
-            if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                raise GalleryError(f"{self.path}: cannot switch the gallery to WAL mode (a network file system?)")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            if not read_only:
+                if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                    raise GalleryError(f"{self.path}: cannot switch the gallery to WAL mode (a network file system?)")
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._data_version = self._read_data_version()
+            self._load_cache()
         except sqlite3.DatabaseError as e:
             self._db.close()
-            raise GalleryError(f"{self.path} is not a readable gallery ({e}): give another --gallery path") from None
+            raise self._error(e) from None
         except BaseException:
             self._db.close()
             raise
-        self._data_version = self._read_data_version()
-        self._load_cache()
+
+    # -- faults ------------------------------------------------------------------------------------
+    def _read_only_message(self, reason: str) -> str:
+        return (f"gallery {self.path} is read-only ({reason}): `dgnet-edge gallery list`, `show` and `export` "
+                "can read it; make it writable to change it")
+
+    def unreadable(self, what: str) -> GalleryError:
+        """The error for a file that is damaged or not ours (``what``: how), also for the modules that
+        keep a table in the file."""
+        return GalleryError(f"{self.path} is not a readable gallery ({what}): give another --gallery path")
+
+    def _fault(self, e: sqlite3.Error) -> GalleryError | None:
+        """The one-line error for a lock held too long or a read-only file; None for anything else."""
+        text = str(e).lower()
+        if "locked" in text or "busy" in text:
+            return GalleryError(f"gallery {self.path} is locked: another program has held its write lock for "
+                                f"{BUSY_TIMEOUT_S:g} s; close it or let it finish, then try again")
+        if "readonly" in text or "read-only" in text:
+            return GalleryError(self._read_only_message("SQLite cannot write it"))
+        return None
+
+    def _error(self, e: sqlite3.Error) -> GalleryError:
+        """The one-line error for an SQLite failure while opening: anything not a lock or read-only
+        file is the file's fault."""
+        return self._fault(e) or self.unreadable(str(e))
 
     # -- schema ------------------------------------------------------------------------------------
     def _open_schema(self, feature_dim: int | None) -> int:
@@ -257,15 +350,36 @@ class Gallery:
         if meta.get("format") != FORMAT:
             raise GalleryError(f"{self.path} is an SQLite database but not a gallery: give another --gallery path")
         if meta.get("version") in {str(v) for v in MIGRATIONS}:
-            self._migrate(int(meta["version"]))
+            if not self.read_only:  # read-only, an older file is read as it is
+                self._migrate(int(meta["version"]))
         elif meta.get("version") != str(VERSION):
             raise GalleryError(f"{self.path} is a gallery of version {meta.get('version')}; this dgnet-edge reads "
                                f"version {VERSION}: use the dgnet-edge that wrote it")
-        stored = int(meta["feature_dim"])
+        self._check_tables()
+        if "feature_dim" not in meta:
+            raise self.unreadable("its meta table has no feature_dim")
+        try:
+            stored = int(str(meta["feature_dim"]))
+        except ValueError:
+            stored = 0
+        if stored < 1:
+            raise self.unreadable(f"feature_dim {meta['feature_dim']!r} in its meta table is not a positive integer")
         if feature_dim is not None and feature_dim != stored:
             raise GalleryError(f"{self.path} holds {stored}-d features but the embedder gives {feature_dim}-d: "
                                "use the export it was made with, or another --gallery")
         return stored
+
+    def _check_tables(self) -> None:
+        """Every table and column of the schema is there (the structures table from version 2 on)."""
+        present = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, columns in _schema_columns().items():
+            if table == "structures" and table not in present and self.read_only:
+                continue  # a version-1 file read as it is
+            if table not in present:
+                raise self.unreadable(f"it has no {table} table")
+            missing = set(columns) - {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if missing:
+                raise self.unreadable(f"its {table} table lacks the column(s) {', '.join(sorted(missing))}")
 
     def _migrate(self, version: int) -> None:
         """Bring a file of an older version up to :data:`VERSION` in one transaction."""
@@ -300,24 +414,39 @@ class Gallery:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         nested = self._db.in_transaction
-        self._db.execute("SAVEPOINT write" if nested else "BEGIN IMMEDIATE")
+        try:
+            self._db.execute("SAVEPOINT write" if nested else "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            fault = self._fault(e)
+            if fault is None:
+                raise
+            raise fault from None
         try:
             yield self._db
             self._db.execute("RELEASE write" if nested else "COMMIT")
-        except BaseException:
+        except BaseException as e:
             if nested:
                 self._db.execute("ROLLBACK TO write")
                 self._db.execute("RELEASE write")
             elif self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            self._load_cache()  # the block may have changed the cache before it failed
+            if self._templates is not None:  # None while the file is being opened (a migration)
+                self._load_cache()  # the block may have changed the cache before it failed
+            fault = self._fault(e) if isinstance(e, sqlite3.OperationalError) else None
+            if fault is not None:
+                raise fault from None
             raise
 
     # -- template matrix in memory -----------------------------------------------------------------
     def _load_cache(self) -> None:
         rows = self._db.execute("SELECT id, identity, kind, feature FROM templates ORDER BY identity, id").fetchall()
-        self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
+        self._templates = {}
+        size = 4 * self.feature_dim
         for template_id, identity, kind, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != size:
+                found = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+                raise self.unreadable(f"template {template_id} holds a feature of {found}, not {self.feature_dim} "
+                                       f"float32 ({size} bytes)")
             self._templates.setdefault(identity, {})[template_id] = (kind, np.frombuffer(blob, np.float32))
         self._names: dict[int, str | None] = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
         self._matrix = None
@@ -388,6 +517,8 @@ class Gallery:
         ``time`` is the template's (the source's clock: a camera's frame time); identities' created
         and updated times are always the wall clock.
         """
+        if name is not None:
+            check_name(name)
         feature = self._check_features(feature)[0]
         jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
         now = clock.time()
@@ -462,6 +593,8 @@ class Gallery:
         return dropped
 
     def rename(self, identity: int, name: str | None) -> None:
+        if name is not None:
+            check_name(name)
         with self._write() as db:
             self._require(identity)
             db.execute("UPDATE identities SET name = ?, updated = ? WHERE id = ?", (name, clock.time(), identity))
@@ -523,7 +656,10 @@ class Gallery:
 
     # -- reads -------------------------------------------------------------------------------------
     def _require(self, identity: int) -> tuple:
-        row = self._db.execute("SELECT id, name, created, updated FROM identities WHERE id = ?", (identity,)).fetchone()
+        row = None
+        if abs(identity) <= SQLITE_MAX_INT:  # SQLite cannot even compare with a larger integer
+            row = self._db.execute("SELECT id, name, created, updated FROM identities WHERE id = ?",
+                                   (identity,)).fetchone()
         if row is None:
             raise GalleryError(f"no identity {identity} in gallery {self.path}: "
                                "`dgnet-edge gallery list` shows the ids")
@@ -566,7 +702,9 @@ class Gallery:
 
     def thumbnail(self, template: int) -> bytes | None:
         """The JPEG bytes of a template's source crop (None when it was stored without one)."""
-        row = self._db.execute("SELECT thumbnail FROM templates WHERE id = ?", (template,)).fetchone()
+        row = None
+        if abs(template) <= SQLITE_MAX_INT:
+            row = self._db.execute("SELECT thumbnail FROM templates WHERE id = ?", (template,)).fetchone()
         if row is None:
             raise GalleryError(f"no template {template} in gallery {self.path}")
         return row[0]

@@ -8,7 +8,8 @@
     OUT/crops/<identity>/<template>.jpg
 
 The folder is built beside OUT and renamed into place, so OUT is either the old export or the new
-one, never a mix. An existing OUT is replaced only if it is empty or an earlier gallery export.
+one, never a mix. An existing OUT is replaced only if it is empty or an earlier gallery export, and
+never when it holds the gallery file itself.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from dgnet_edge.apps.camera.gallery import Gallery
 from dgnet_edge.errors import OutputPathError
-from dgnet_edge.paths import prepare_output_dir
+from dgnet_edge.paths import prepare_output_dir, refuse_overwriting_inputs
 
 FORMAT = "dgnet-edge-gallery-export"
 VERSION = 1
@@ -47,6 +48,7 @@ def export_gallery(gallery: Gallery, out: str | Path) -> dict[str, int]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"output folder {out} is a file, not a folder: choose another path")
+    refuse_overwriting_inputs(out, [gallery.path], "output folder")
     if not _replaceable(out):
         raise OutputPathError(f"output folder {out} exists and is not a gallery export: choose another path")
     parent = prepare_output_dir(out.parent, f"folder of {out}")

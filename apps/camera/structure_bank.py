@@ -139,9 +139,19 @@ class StructureBank:
         for sid in ids:
             _, camera, track, time, shape_text, blob = db.execute(
                 "SELECT id, camera, track, time, shape, code FROM structures WHERE id = ?", (sid,)).fetchone()
-            dims = tuple(int(d) for d in shape_text.split(","))
-            chosen.append(Structure(sid, camera, track, time, np.frombuffer(blob, np.float16).astype(np.float32).reshape(dims)))
+            chosen.append(Structure(sid, camera, track, time, self._code(sid, shape_text, blob)))
         return chosen
+
+    def _code(self, structure: int, shape_text: str, blob: object) -> np.ndarray:
+        """A stored code as (C, H, W) float32; a GalleryError for one damaged in the file."""
+        try:
+            dims = tuple(int(d) for d in str(shape_text).split(","))
+            if not isinstance(blob, bytes) or len(blob) != 2 * int(np.prod(dims)) or min(dims) < 1:
+                raise ValueError
+        except ValueError:
+            size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+            raise self.gallery.unreadable(f"structure {structure} holds a code of {size} for shape {shape_text!r}") from None
+        return np.frombuffer(blob, np.float16).astype(np.float32).reshape(dims)
 
     def thumbnail(self, structure: int) -> bytes | None:
         """The JPEG of a structure's crop (None when it was banked without one)."""

@@ -135,7 +135,11 @@ def read_threshold(export_dir: str | Path) -> float | None:
         body = json.loads(path.read_text())
         if body.get("format") != FORMAT or body.get("version") != VERSION:
             raise ValueError(f"format {body.get('format')!r} version {body.get('version')!r}")
-        return float(body["threshold"])
+        threshold = body["threshold"]
+        # json reads NaN and Infinity; a NaN threshold would silently match nobody
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold {threshold!r} is not a cosine score in [-1, 1]")
+        return float(threshold)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ExportError(f"{path} is not a readable threshold file ({e}): run `dgnet-edge gallery calibrate` "
                           "again or pass --threshold") from None

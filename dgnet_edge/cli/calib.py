@@ -91,8 +91,8 @@ def sensitivity(
     from dgnet_edge.calib.sampling import calibration_set, image_batches
     from dgnet_edge.calib.sensitivity import FILE_NAME as REPORT_NAME
     from dgnet_edge.calib.sensitivity import layer_sensitivity
-    from dgnet_edge.manifest import load_manifest, verified_path
-    from dgnet_edge.paths import prepare_output_file
+    from dgnet_edge.manifest import MANIFEST_NAME, load_manifest, verified_path
+    from dgnet_edge.paths import prepare_output_file, refuse_overwriting_inputs
 
     report_path = prepare_output_file(out_file or Path(export_dir) / REPORT_NAME, "--out file")
     manifest = load_manifest(export_dir)
@@ -102,6 +102,8 @@ def sensitivity(
     if root is None:
         raise UsageError("the calibration images' folder is not known (ranges came from a cache): pass --data")
     fp32 = verified_path(export_dir, manifest.model("embedder", "fp32"))
+    refuse_overwriting_inputs(report_path, [Path(export_dir) / MANIFEST_NAME, Path(export_dir) / FILE_NAME, fp32],
+                              "--out file")
     ranges = load_ranges(Path(export_dir) / FILE_NAME)
     sample = calibration_set(root, images, seed=1, dataset=manifest.source.get("dataset"))
     fmt = manifest.input
@@ -146,8 +148,8 @@ def cache(
     from dgnet_edge.calib.ranges import FILE_NAME, load_ranges
     from dgnet_edge.calib.trt_cache import cache_file_name, cache_text, version_number
     from dgnet_edge.errors import ExportError
-    from dgnet_edge.manifest import load_manifest, verified_path
-    from dgnet_edge.paths import prepare_output_file
+    from dgnet_edge.manifest import MANIFEST_NAME, load_manifest, verified_path
+    from dgnet_edge.paths import prepare_output_file, refuse_overwriting_inputs
 
     try:
         version_number(tensorrt)
@@ -159,6 +161,7 @@ def cache(
         raise UsageError(f"{export_dir} has no INT8 calibration: export it with --int8 first")
     ranges = load_ranges(Path(export_dir) / FILE_NAME)
     fp32 = verified_path(export_dir, manifest.model("embedder", "fp32"))
+    refuse_overwriting_inputs(path, [Path(export_dir) / MANIFEST_NAME, Path(export_dir) / FILE_NAME, fp32], "--out file")
     amax = cache_amax(fp32, ranges, manifest.calibration.get("excluded_nodes", ()))
     write_atomic(path, cache_text(amax, tensorrt).encode("ascii"))
     err.print(f"wrote {path} ({len(amax)} tensors, TensorRT {tensorrt})")

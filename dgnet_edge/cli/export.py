@@ -19,7 +19,7 @@ from typing_extensions import Annotated
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
-from dgnet_edge.paths import require_dir, require_file
+from dgnet_edge.paths import refuse_overwriting_inputs, require_dir, require_file
 
 if TYPE_CHECKING:
     from dgnet_edge.manifest import BatchProfile, Manifest
@@ -135,6 +135,7 @@ def export(
     """Export a checkpoint to ONNX (fp32, optional fp16 and INT8) with a manifest, checked against PyTorch."""
     exclude = list(exclude or [])
     _check_options(int8, calib_data, calib_count, calib_method, calib_percentile, calib_cache, exclude, batch, preset, input_dtype)
+    refuse_overwriting_inputs(out_dir, [calib_data, calib_cache], "--out folder")  # the checkpoint: export_checkpoint
 
     from dgnet_edge.export.pipeline import PROFILES, ExportOptions, export_checkpoint
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 
 app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, merge, delete, export, calibrate.",
@@ -33,9 +33,16 @@ ThresholdOpt = Annotated[
                                      "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
 ]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto | onnxruntime | tensorrt.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | fp16 | int8.")]
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gallery list`).")]
 DEFAULT_GALLERY = Path("gallery.db")
+
+
+def _literal(text: object) -> Any:
+    """``text`` as rich prints it literally: names, cameras, sources and paths are the user's, and
+    brackets in them are not markup."""
+    from rich.text import Text
+
+    return Text(str(text))
 
 
 def _when(t: Optional[float]) -> str:
@@ -52,19 +59,19 @@ def list_identities(gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = Fa
     """Every identity: name, templates (real + synthetic), the cameras that saw it."""
     from dgnet_edge.apps.camera.gallery import Gallery
 
-    with Gallery(gallery) as g:
+    with Gallery(gallery, read_only=True) as g:
         identities = g.identities()
     if as_json:
         print_json([_identity_dict(i) for i in identities])
         return
     from rich.table import Table
 
-    table = Table(title=f"{gallery}: {len(identities)} identities")
+    table = Table(title=_literal(f"{gallery}: {len(identities)} identities"))
     for col in ("id", "name", "templates", "synthetic", "cameras", "created", "updated"):
         table.add_column(col, justify="right" if col in ("id", "templates", "synthetic") else "left")
     for i in identities:
-        table.add_row(str(i.id), i.name or "", str(i.templates), str(i.synthetic), ", ".join(i.cameras),
-                      _when(i.created), _when(i.updated))
+        table.add_row(str(i.id), _literal(i.name or ""), str(i.templates), str(i.synthetic),
+                      _literal(", ".join(i.cameras)), _when(i.created), _when(i.updated))
     out.print(table)
 
 
@@ -75,7 +82,7 @@ def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOp
 
     from dgnet_edge.apps.camera.gallery import Gallery
 
-    with Gallery(gallery) as g:
+    with Gallery(gallery, read_only=True) as g:
         info, templates, sightings = g.identity(identity), g.templates(identity), g.sightings(identity)
     if as_json:
         print_json({**_identity_dict(info), "templates": [asdict(t) for t in templates],
@@ -84,18 +91,19 @@ def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOp
     from rich.table import Table
 
     out.print(f"identity {info.id} {info.name or '(no name)'}: created {_when(info.created)}, "
-              f"updated {_when(info.updated)}")
+              f"updated {_when(info.updated)}", markup=False)
     table = Table(title="templates")
     for col in ("id", "kind", "camera", "time", "source", "enrolment"):
         table.add_column(col)
     for t in templates:
-        table.add_row(str(t.id), t.kind, t.camera or "", f"{t.time:.2f}", t.source, "yes" if t.enrolment else "")
+        table.add_row(str(t.id), _literal(t.kind), _literal(t.camera or ""), f"{t.time:.2f}", _literal(t.source),
+                      "yes" if t.enrolment else "")
     out.print(table)
     table = Table(title="sightings (times on each camera's clock)")
     for col in ("camera", "track", "first", "last"):
         table.add_column(col)
     for s in sightings:
-        table.add_row(s.camera, str(s.track), f"{s.first:.2f}", f"{s.last:.2f}")
+        table.add_row(_literal(s.camera), str(s.track), f"{s.first:.2f}", f"{s.last:.2f}")
     out.print(table)
 
 
@@ -115,20 +123,22 @@ def enrol(
     """Add a person to the gallery from one photo (created if missing); prints the new id."""
     import contextlib
 
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.gallery import Gallery, check_name
+    from dgnet_edge.apps.camera.photo import check_person_photo
     from dgnet_edge.apps.camera.structure_bank import StructureBank
     from dgnet_edge.apps.camera.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
     from dgnet_edge.data.images import read_image
     from dgnet_edge.paths import prepare_output_file, require_dir, require_file
     from dgnet_edge.runtime.embedder import Embedder
 
+    check_name(name)  # before the export is opened; the gallery checks it too
     require_file(photo, "photo")
     require_dir(export, "export folder")
     if synthesise:
         require_generator(export)
     if not gallery.exists():
         prepare_output_file(gallery, "gallery")
-    rgb = read_image(photo)
+    rgb = check_person_photo(read_image(photo), photo)
     result, note = None, None
     with contextlib.ExitStack() as stack:
         embedder = stack.enter_context(Embedder.open(export, backend=backend, precision=precision))
@@ -145,7 +155,7 @@ def enrol(
         print_json({"id": identity, "name": name, "gallery": str(gallery),
                     "synthetic": None if result is None else len(result.templates), "note": note})
         return
-    out.print(f"enrolled {name} as identity {identity} in {gallery}")
+    out.print(f"enrolled {name} as identity {identity} in {gallery}", markup=False)
     if result is not None:
         out.print(f"  + {len(result.templates)} synthetic views in {result.seconds:.2f} s")
     if note is not None:
@@ -160,7 +170,7 @@ def rename(identity: IdArg, name: Annotated[str, typer.Argument(help="The new na
 
     with Gallery(gallery) as g:
         g.rename(identity, name)
-    out.print(f"identity {identity} is now {name}")
+    out.print(f"identity {identity} is now {name}", markup=False)
 
 
 @app.command("merge")
@@ -196,10 +206,10 @@ def export_gallery(
     from dgnet_edge.apps.camera.gallery import Gallery
     from dgnet_edge.apps.camera.gallery_export import export_gallery as write_export
 
-    with Gallery(gallery) as g:
+    with Gallery(gallery, read_only=True) as g:
         summary = write_export(g, out_dir)
     out.print(f"wrote {summary['identities']} identities, {summary['templates']} templates and "
-              f"{summary['crops']} crops to {out_dir}")
+              f"{summary['crops']} crops to {out_dir}", markup=False)
 
 
 @app.command("calibrate")
@@ -237,4 +247,4 @@ def calibrate(
               f"  {result.queries} queries: re-identified {100 * result.tpr:.1f} %, false match "
               f"{100 * result.false_match_rate:.1f} %, wrong identity {100 * result.wrong_identity_rate:.1f} %\n"
               f"  pairs at the threshold: same identity {100 * result.pair_tpr:.1f} %, "
-              f"different identities {100 * result.pair_fpr:.2f} %")
+              f"different identities {100 * result.pair_fpr:.2f} %", markup=False)

@@ -21,6 +21,15 @@ def finite(value: Optional[float]) -> Optional[float]:
     return value
 
 
+def _precision(value: str) -> str:
+    """Callback of --precision: a value no backend has is a usage error, before any work."""
+    from dgnet_edge.runtime.select import PRECISIONS
+
+    if value not in PRECISIONS:
+        raise typer.BadParameter(f"expected one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
 def _existing_dir(value: Optional[Path]) -> Optional[Path]:
     from dgnet_edge.paths import require_dir
 
@@ -37,6 +46,11 @@ OverridesOpt = Annotated[
 ]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the config's output_dir).")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: the config's).")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option("--precision", callback=_precision,
+                 help="auto | fp32 | fp16 | int8; ONNX Runtime also runs int8-qdq (the TensorRT Q/DQ model)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 ExportDirArg = Annotated[

@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 ORT_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-cpu": "int8-cpu", "int8-qdq": "int8-qdq"}
 TRT_PRECISIONS = ("int8", "fp16", "fp32")
+PRECISIONS = ("auto", *ORT_PRECISIONS)  # what any backend may be asked for
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` when some backend has it; a UsageError otherwise (before ``auto`` falls back)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 def onnxruntime_runner(folder: Path, manifest: Manifest, role: str, precision: str, device: str, memory_arena: bool = True,
@@ -71,6 +79,7 @@ def open_runner(
     folder = Path(folder)
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    check_precision(precision)
     if backend == "onnxruntime":
         return onnxruntime_runner(folder, manifest, role, precision, device, memory_arena, spinning)
     if backend == "tensorrt":
