@@ -23,7 +23,7 @@ from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
 
-DETECTOR_HELP = ("auto (public detections of video bench folders, else hog), hog, motion, public[:DIR] "
+DETECTOR_HELP = ("auto (per camera: a video bench folder's public detections, else hog), hog, motion, public[:DIR] "
                  "(MOTChallenge det.txt; DIR: a bench folder, default each source's own) or yolo:FILE.onnx|FILE.engine")
 
 
@@ -41,7 +41,7 @@ def parse_detector(text: str) -> tuple[str, str | None]:
 
 
 def demo(
-    source: Annotated[list[str] | None, typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[list[int] | None, typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[list[str] | None, typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Path | None, typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
