@@ -2,12 +2,20 @@
 
 User errors (:class:`~dgnet_edge.errors.DgnetEdgeError`) print one line to stderr and exit with
 their code (1, or 2 for usage); set ``DGNET_EDGE_DEBUG=1`` to see the traceback instead.
+
+SIGTERM (``timeout``, systemd, ``docker stop``) stops every command the way Ctrl-C does: training
+saves its checkpoint, the demo keeps its tracks and videos, and outputs being assembled are
+removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import typer
 from rich.markup import escape
@@ -56,10 +64,32 @@ def root(
     setup_logging(verbose)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM with whatever handles Ctrl-C now (a command may install its own, as training
+    does), else by raising KeyboardInterrupt in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_terminate(signum: int, frame: object) -> None:
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if not callable(on_interrupt):  # SIG_IGN in background jobs, or SIG_DFL: stop all the same
+            raise KeyboardInterrupt
+        on_interrupt(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
-        app(args=argv, prog_name="dgnet-edge")
+        with terminate_as_interrupt():
+            app(args=argv, prog_name="dgnet-edge")
     except DgnetEdgeError as e:
         if os.environ.get("DGNET_EDGE_DEBUG"):
             raise
