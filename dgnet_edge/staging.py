@@ -23,7 +23,8 @@ def _prefix(target: Path) -> str:
     return f".{target.name}.staging-"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,7 +43,7 @@ def remove_stale_staging(target: str | Path) -> list[Path]:
     removed = []
     for path in sorted(target.parent.iterdir()):
         m = pattern.match(path.name)
-        if m and path.is_dir() and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+        if m and path.is_dir() and int(m.group(1)) != os.getpid() and not process_alive(int(m.group(1))):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     if removed:

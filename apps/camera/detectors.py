@@ -202,11 +202,7 @@ class YoloDetector(Detector):
                 raise DetectorError(f"{self.path}: cannot run this TensorRT engine here ({reason}); "
                                     f"use the detector's .onnx file on machines without TensorRT") from None
             raise DetectorError(f"{self.path}: not a readable ONNX model ({reason})") from None
-        inputs = self.runner.input_metadata()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            shapes = ", ".join(f"{s.name} {s.shape}" for s in inputs)
-            raise DetectorError(f"{self.path}: expected one image input (1, 3, H, W), the model has {shapes}")
-        spec = inputs[0]
+        spec = self._image_input()
         self.input_name, self.input_dtype = spec.name, np.dtype(spec.dtype)
         h, w = spec.shape[2], spec.shape[3]
         fixed = isinstance(h, int) and isinstance(w, int)
@@ -220,6 +216,18 @@ class YoloDetector(Detector):
                 f"{self.path}: unknown detector output layout {tuple(output.shape)}; expected YOLOv5 (1, N, 5 + classes), "
                 f"YOLOv8/YOLO11 (1, 4 + classes, N) or end-to-end (1, N, 6)")
         log.info("%s: %s layout, output %s, input %s", self.path.name, self.layout, tuple(output.shape), self.input_size)
+
+    def _image_input(self) -> Any:
+        """The model's one input, checked to be an NCHW image batch of one: (1 or dynamic, 3, H, W)."""
+        inputs = self.runner.input_metadata()
+        shape = inputs[0].shape if len(inputs) == 1 else ()
+        batch_ok = len(shape) == 4 and (shape[0] == 1 or isinstance(shape[0], str))
+        if not batch_ok or shape[1] != 3:
+            found = ", ".join(f"{s.name} {tuple(s.shape)}" for s in inputs)
+            raise DetectorError(f"{self.path}: the detector input must be one image tensor (1, 3, H, W): NCHW, "
+                                f"3 channels (RGB), batch 1 or dynamic; the model has {found}; "
+                                f"export it so (Ultralytics: yolo export format=onnx)")
+        return inputs[0]
 
     def _infer(self, canvas: np.ndarray) -> np.ndarray:
         blob = np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
@@ -272,12 +280,28 @@ class HogDetector(Detector):
         self.hog = hog_people_detector()
         self.downscale, self.win_stride, self.scale = float(downscale), int(win_stride), float(scale)
         self.hit_threshold, self.padding, self.iou, self.min_score = float(hit_threshold), int(padding), float(iou), float(min_score)
+        self._too_small: set[str] = set()  # cameras already warned about
+
+    def _fits_window(self, camera: str, image: np.ndarray) -> bool:
+        """Whether ``image`` holds at least one HOG window; OpenCV crashes (or raises) on smaller
+        images, so those find no one, with one warning per camera."""
+        width, height = self.hog.winSize
+        if image.shape[0] >= height and image.shape[1] >= width:
+            return True
+        if camera not in self._too_small:
+            self._too_small.add(camera)
+            log.warning("camera %s: %dx%d frames are smaller than the HOG detector's %dx%d window%s: no person is "
+                        "detected in them; use larger frames or another --detector", camera, image.shape[1],
+                        image.shape[0], width, height, f" (after downscale {self.downscale:g})" if self.downscale != 1 else "")
+        return False
 
     def detect(self, frame: Frame) -> Detections:
         cv2 = import_cv2()
         image = frame.image
         small = image if self.downscale == 1.0 else cv2.resize(
             image, None, fx=1 / self.downscale, fy=1 / self.downscale, interpolation=cv2.INTER_AREA)
+        if not self._fits_window(frame.camera, small):
+            return Detections.empty()
         rects, weights = self.hog.detectMultiScale(
             small, hitThreshold=self.hit_threshold, winStride=(self.win_stride, self.win_stride),
             padding=(self.padding, self.padding), scale=self.scale)
@@ -370,6 +394,7 @@ class PublicDetector(Detector):
             raise DetectorError(f"{self.root}: no det/det.txt here nor in its camera folders; "
                                 f"write a bench with public detections with `dgnet-edge data video`")
         self._rows: dict[str, Any] = {}
+        self._outside: set[str] = set()  # cameras already warned about
 
     def path_of(self, camera: str) -> Path:
         return self.root / "det" / "det.txt" if self.single else self.root / camera / "det" / "det.txt"
@@ -389,8 +414,18 @@ class PublicDetector(Detector):
         return self._rows[key]
 
     def detect(self, frame: Frame) -> Detections:
+        """The frame's detections, clipped to the frame; boxes wholly outside it are dropped (one
+        warning per camera)."""
         rows = self.rows(frame.camera).at(frame.index)
-        return Detections.from_xywh(rows.boxes, rows.scores)
+        dets = Detections.from_xywh(rows.boxes, rows.scores)
+        height, width = frame.image.shape[:2]
+        boxes = clip_boxes(dets.boxes, width, height)
+        inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if not inside.all() and frame.camera not in self._outside:
+            self._outside.add(frame.camera)
+            log.warning("%s: detections outside the %dx%d frame of camera %s are dropped (first at frame %d)",
+                        self.path_of(frame.camera), width, height, frame.camera, frame.index)
+        return dets if inside.all() else dets.select(inside)
 
 
 # -- opening by name -----------------------------------------------------------------------------

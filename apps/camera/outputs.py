@@ -2,14 +2,17 @@
 (the input of ``dgnet-edge eval-tracks``) and a JSONL event stream.
 
 Video and MOT files are written to a temporary name and renamed when the run ends, so a killed
-run never leaves a half-written file under the final name; the event stream is appended and
-flushed line by line instead, since other systems follow it while the app runs.
+run never leaves a half-written file under the final name (the next run into the same folder
+removes the temporary videos of runs that are gone); the event stream is appended and flushed
+line by line instead, since other systems follow it while the app runs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,10 @@ from typing import IO, Any
 import numpy as np
 
 from dgnet_edge.data.video.mot import MotRows, write_mot
+from dgnet_edge.staging import process_alive
+
+log = logging.getLogger(__name__)
+TEMP_VIDEO = re.compile(r"^\.(.+)\.(\d+)\.tmp\.mp4$")  # .CAMERA.PID.tmp.mp4
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class VideoSink:
         self.fps = fps
         self._writers: dict[str, Any] = {}
         self._tmp: dict[str, Path] = {}
+        self._size: dict[str, tuple[int, int]] = {}  # (width, height) of each camera's video
+        self._resized: set[str] = set()  # cameras warned about frames of another size
+        remove_stale_videos(folder)
 
     def write(self, camera: str, image: np.ndarray) -> None:
         import cv2
@@ -81,7 +91,13 @@ class VideoSink:
             writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not writer.isOpened():
                 raise OSError(f"OpenCV cannot write an mp4 video to {tmp}")
-            self._writers[camera], self._tmp[camera] = writer, tmp
+            self._writers[camera], self._tmp[camera], self._size[camera] = writer, tmp, (w, h)
+        size = self._size[camera]
+        if image.shape[1::-1] != size:  # OpenCV drops frames of another size without a word
+            if camera not in self._resized:
+                self._resized.add(camera)
+                log.warning("camera %s: frames of %dx%d in a %dx%d video are resized to fit", camera, *image.shape[1::-1], *size)
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         writer.write(image)
 
     def close(self) -> list[Path]:
@@ -93,6 +109,20 @@ class VideoSink:
             written.append(final)
         self._writers.clear()
         return written
+
+
+def remove_stale_videos(folder: Path) -> list[Path]:
+    """Remove the temporary videos (``.CAMERA.PID.tmp.mp4``) that runs which are gone left in ``folder``."""
+    removed = []
+    for path in sorted(folder.glob(".*.tmp.mp4")):
+        match = TEMP_VIDEO.match(path.name)
+        if match and int(match.group(2)) != os.getpid() and not process_alive(int(match.group(2))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary video(s) of runs that ended without finishing them: %s",
+                 len(removed), ", ".join(p.name for p in removed))
+    return removed
 
 
 class MotSink:

@@ -22,7 +22,7 @@ from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
 from dgnet_edge.apps.camera.outputs import EventLog, MotSink, VideoSink
 from dgnet_edge.apps.camera.sources import Frame, Source, open_source
 from dgnet_edge.apps.camera.tracker import TrackerParams
-from dgnet_edge.errors import UsageError
+from dgnet_edge.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,20 @@ class DemoConfig:
     read_timeout_s: float = 5.0
 
 
-def bench_camera_dirs(sources: list[Source]) -> dict[str, Path] | None:
-    """Camera name -> folder holding ``det/det.txt`` for every source that is a video bench camera
-    folder, or None when one of them is not."""
+def bench_camera_dirs(sources: list[Source]) -> dict[str, Path]:
+    """Camera name -> folder holding ``det/det.txt``, for the sources that are video bench camera folders."""
     folders = {}
     for s in sources:
-        folder = Path(s.spec)
-        if s.live or not (folder / "det" / "det.txt").is_file():
-            return None
-        folders[s.name] = folder
+        folder = Path(s.spec).expanduser()
+        if not s.live and (folder / "det" / "det.txt").is_file():
+            folders[s.name] = folder
     return folders
 
 
 class PerCameraDetector(Detector):
     """One detector per camera, picked by ``frame.camera`` (each bench camera's own det.txt)."""
 
-    name = "public"
+    name = "per-camera"
 
     def __init__(self, detectors: dict[str, Detector]):
         self.detectors = detectors
@@ -76,31 +74,95 @@ class PerCameraDetector(Detector):
         return self.detectors[frame.camera].detect(frame)
 
     def close(self) -> None:
-        for detector in self.detectors.values():
+        for detector in {id(d): d for d in self.detectors.values()}.values():  # a shared one once
             detector.close()
 
 
 def open_detector_for(kind: str, arg: str | None, sources: list[Source]) -> Detector:
-    """The detector ``--detector`` names; ``auto`` and ``public`` without a folder use each video
-    bench camera folder's own public detections (``auto`` falls back to HOG for other sources)."""
-    if kind in ("auto", "public") and arg is None:
-        folders = bench_camera_dirs(sources)
-        if folders is not None:
-            return PerCameraDetector({name: open_detector("public", str(folder)) for name, folder in folders.items()})
-        if kind == "public":
-            raise UsageError("--detector public: the sources are not video bench camera folders with det/det.txt; "
-                             "give the folder: --detector public:DIR")
-        kind = "hog"
-    return open_detector(kind, arg)
+    """The detector ``--detector`` names. ``auto`` picks per camera: a video bench camera folder's
+    own public detections, HOG for any other source; ``public`` without a folder needs every
+    source to be a bench camera folder."""
+    if kind not in ("auto", "public") or arg is not None:
+        return open_detector(kind, arg)
+    folders = bench_camera_dirs(sources)
+    others = [s.name for s in sources if s.name not in folders]
+    if kind == "public" and others:
+        raise UsageError(f"--detector public: {', '.join(others)} not video bench camera folder(s) with det/det.txt; "
+                         f"give the folder: --detector public:DIR")
+    if not folders:
+        return open_detector("hog")
+    detectors = {name: open_detector("public", str(folder)) for name, folder in folders.items()}
+    if others:
+        hog = open_detector("hog")
+        detectors.update({name: hog for name in others})
+        log.info("detector auto: public detections for %s, hog for %s", ", ".join(folders), ", ".join(others))
+    return PerCameraDetector(detectors)
 
 
+CAMERA_NAME_RULE = "a camera name (NAME=SPEC) is ASCII letters, digits, '_' and '-', starting with a letter"
 NAMED_SPEC = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.+)$")
+NAME_LIKE = re.compile(r"^([^=/\\:!.\s]+)=.")  # what reads as NAME=SPEC: no path, URL or pipeline before the '='
 
 
 def split_name(spec: str) -> tuple[str | None, str]:
-    """``"door=rtsp://..."`` -> ("door", "rtsp://..."); a spec without a name prefix -> (None, spec)."""
+    """``"door=rtsp://..."`` -> ("door", "rtsp://..."); a spec without a name prefix -> (None, spec).
+
+    UsageError for a name prefix that breaks :data:`CAMERA_NAME_RULE` (``café=cam.mp4``), unless
+    the whole spec is an existing path.
+    """
     match = NAMED_SPEC.match(spec)
-    return (match.group(1), match.group(2)) if match else (None, spec)
+    if match:
+        return match.group(1), match.group(2)
+    bad = NAME_LIKE.match(spec)
+    if bad and not Path(spec).expanduser().exists():
+        raise UsageError(f"--source {spec}: camera name {bad.group(1)!r} is not allowed: {CAMERA_NAME_RULE}")
+    return None, spec
+
+
+def _input_files(config: DemoConfig, sources: list[Source]) -> dict[Path, str]:
+    """The files the run reads (resolved path -> what it is), for refusing outputs that would overwrite them."""
+    files: dict[Path, str] = {}
+
+    def add(path: Path, what: str) -> None:
+        if path.is_file():
+            files.setdefault(path.resolve(), what)
+
+    for s in sources:
+        path = Path(s.spec).expanduser()
+        add(path, f"the source of camera {s.name}")
+        if path.is_dir():
+            for part in ("seqinfo.ini", "det/det.txt", "gt/gt.txt", f"../{path.name}.mp4"):
+                add(path / part, f"the source of camera {s.name}")
+    if config.detector_arg is not None:
+        root = Path(config.detector_arg).expanduser()
+        for path in [root, root / "det" / "det.txt", *root.glob("*/det/det.txt")] if root.is_dir() else [root]:
+            add(path, "the detector's input")
+    if config.export_dir is not None:
+        for path in config.export_dir.rglob("*"):
+            add(path, "a file of the export")
+    return files
+
+
+def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
+    """UsageError when an output file (events, a camera's video or tracks, the gallery) is a file
+    the run reads: the gallery, a source, the detector's or the export's files."""
+    inputs = _input_files(config, sources)
+    gallery = config.gallery.expanduser().resolve()
+    if config.export_dir is not None and gallery in inputs:
+        raise UsageError(f"--gallery {config.gallery} is {inputs[gallery]}: writing it would destroy an input; "
+                         f"give the gallery another file")
+    if config.export_dir is not None or gallery.is_file():  # the gallery in use, or an existing one
+        inputs[gallery] = "the gallery"
+    outputs: list[tuple[str, Path]] = [("--events", config.events)] if config.events is not None else []
+    for s in sources:
+        if config.save is not None:
+            outputs.append(("--save", config.save / f"{s.name}.mp4"))
+        if config.save_txt is not None:
+            outputs.append(("--save-txt", config.save_txt / f"{s.name}.txt"))
+    for option, path in outputs:
+        what = inputs.get(path.expanduser().resolve())
+        if what is not None:
+            raise UsageError(f"{option}: {path} is {what}: writing it would destroy an input; write the output elsewhere")
 
 
 @contextlib.contextmanager
@@ -131,6 +193,8 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
     """Run the camera app with ``config``; returns a summary (frames, rate, events, files written)."""
     with contextlib.ExitStack() as stack:
         sources = stack.enter_context(_opened_sources(config))
+        check_outputs(config, sources)
+        empty = _empty_sources(sources, config.open_timeout_s)
         detector = open_detector_for(config.detector, config.detector_arg, sources)
         stack.callback(detector.close)
         embed, resolver, synthesis = None, None, None
@@ -185,6 +249,8 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         for name, cam in summary["cameras"].items():
             source = app.cameras[name].source
             cam.update(state=source.state, reconnects=source.reconnects)
+            if cam["frames"] == 0 and name not in empty:
+                log.warning("camera %s (%s) gave no frame during the run (%s)", name, source.spec, source.state)
         if synthesis is not None:
             synthesis.close()  # the queued enrolments are rendered before the summary counts them
             summary["synthesis"] = synthesis.summary()
@@ -192,6 +258,19 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
             summary["identities"] = len(resolver.gallery)
         summary["written"] = {what: [str(p) for p in paths] for what, paths in app.written.items() if paths}
         return summary
+
+
+def _empty_sources(sources: list[Source], timeout_s: float) -> set[str]:
+    """Names of the files and folders that end without a single frame (an empty video): an error
+    when no other camera is left to run, else a warning naming each."""
+    empty = [s for s in sources if not s.live and s.ended_empty(timeout_s)]
+    if empty and len(empty) == len(sources):
+        listed = ", ".join(s.spec for s in empty)
+        raise SourceError(f"{listed}: no frame to read (an empty or truncated video): nothing to run")
+    for s in empty:
+        log.warning("camera %s (%s): no frame to read (an empty or truncated video); the other cameras run without it",
+                    s.name, s.spec)
+    return {s.name for s in empty}
 
 
 def _known_frames(sources: list[Source]) -> int | None:

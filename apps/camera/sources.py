@@ -14,14 +14,22 @@ Open and read timeouts are passed to ``cv2.VideoCapture`` at open time
 refuses them (OpenCV bails out of ``open`` on parameters a backend does not know) is opened
 again without them. FFmpeg picks the RTSP transport itself (UDP, then TCP); set
 ``OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp"`` to force TCP through lossy networks.
+
+OpenCV's and FFmpeg's own warnings ("moov atom not found", "[ WARN:0] ... can't be used to
+capture by name") are silenced, since the errors raised here say what went wrong in one line;
+set ``OPENCV_LOG_LEVEL`` or ``OPENCV_FFMPEG_LOGLEVEL`` to see them again.
 """
 
 from __future__ import annotations
 
 import configparser
+import functools
 import logging
+import math
+import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -86,7 +94,17 @@ def import_cv2() -> Any:
     except ImportError:
         raise SourceError("OpenCV is not installed: pip install opencv-python-headless "
                           "(on a Jetson use JetPack's python3-opencv, which has GStreamer)") from None
+    _quiet(cv2)
     return cv2
+
+
+@functools.lru_cache(maxsize=None)  # once per process
+def _quiet(cv2: Any) -> None:
+    """Keep OpenCV's and FFmpeg's warnings off stderr unless the user asked for them."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when a capture opens
+    cv_log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if "OPENCV_LOG_LEVEL" not in os.environ and cv_log is not None:
+        cv_log.setLogLevel(cv_log.LOG_LEVEL_ERROR)
 
 
 def has_backend(name: str) -> bool:
@@ -172,7 +190,9 @@ class CaptureReader:
 
 
 class ImageFilesReader:
-    """Images from a list of files, each with its frame index; unreadable files are skipped.
+    """Images from a list of files, each with its frame index; unreadable files are skipped, and
+    images of another size than the first are resized to it (one warning names the first such
+    file), so a folder reads as one video whose frames all have one size.
 
     With ``loop`` the files start over at the end, and frame numbers go on counting (pass ``k``
     gives frame ``k * last_index + index``), so a replayed folder reads like one long recording.
@@ -187,6 +207,8 @@ class ImageFilesReader:
         self.position = 0
         self.skipped = 0
         self.passes = 0
+        self.size: tuple[int, int] | None = None  # (height, width) of the first readable image
+        self.resized = 0
 
     def next(self) -> tuple[int, np.ndarray] | None:
         cv2 = import_cv2()
@@ -202,9 +224,22 @@ class ImageFilesReader:
             self.position += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
-                return self.passes * self.indices[-1] + index, image
+                return self.passes * self.indices[-1] + index, self._fit(path, image)
             self.skipped += 1
             log.warning("%s: cannot decode %s, skipped", self.describe, path)
+
+    def _fit(self, path: Path, image: np.ndarray) -> np.ndarray:
+        if self.size is None:
+            self.size = image.shape[:2]
+        if image.shape[:2] == self.size:
+            return image
+        height, width = self.size
+        if not self.resized:
+            log.warning("%s: %s is %dx%d, the first frame %dx%d: frames of another size are resized to %dx%d",
+                        self.describe, path, image.shape[1], image.shape[0], width, height, width, height)
+        self.resized += 1
+        cv2 = import_cv2()
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 # -- the source ----------------------------------------------------------------------------------
@@ -240,6 +275,7 @@ class Source:
         self._reconnect = reconnect and live and reopen is not None
         self._backoff = backoff_s
         self._stop = threading.Event()
+        self._settled = threading.Event()  # set by the first frame, or by the end of the source
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=FILE_QUEUE_FRAMES)
@@ -283,6 +319,7 @@ class Source:
                 self._latest = frame
                 self.frames_read += 1
                 self._cond.notify_all()
+            self._settled.set()
             return
         stamp = (index - 1) / self.fps if self.fps else time.monotonic()
         frame = Frame(self.name, index, image, stamp)
@@ -290,6 +327,7 @@ class Source:
             try:
                 self._queue.put(frame, timeout=0.1)
                 self.frames_read += 1
+                self._settled.set()
                 return
             except queue.Full:
                 continue
@@ -313,6 +351,7 @@ class Source:
 
     def _finish(self, state: str) -> None:
         self.state = state
+        self._settled.set()
         with self._cond:
             self._cond.notify_all()
         if not self.live:
@@ -356,6 +395,13 @@ class Source:
             self._queue.put_nowait(None)  # later reads see the end too
             return self._ended()
         return frame
+
+    def ended_empty(self, timeout: float | None = None) -> bool:
+        """Whether the source ended without a single frame (an empty video): waits up to
+        ``timeout`` seconds for the first frame; False while it may still come, or when reading
+        failed (:meth:`read` raises that error)."""
+        self._settled.wait(timeout)
+        return self.state == "ended" and self.frames_read == 0 and not self._stop.is_set()
 
     def _ended(self) -> None:
         if self.state == "failed":
@@ -434,6 +480,8 @@ def image_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> lis
 
 
 def read_seqinfo(path: Path) -> configparser.SectionProxy:
+    """The [Sequence] section of a MOTChallenge seqinfo.ini; its frameRate (a positive number) and
+    seqLength (a whole number of frames) are checked when present."""
     parser = configparser.ConfigParser()
     try:
         parser.read(path, encoding="utf-8")
@@ -441,15 +489,25 @@ def read_seqinfo(path: Path) -> configparser.SectionProxy:
         raise SourceError(f"{path}: not a MOTChallenge seqinfo.ini ({type(e).__name__}); rewrite it with `dgnet-edge data video`") from None
     if not parser.has_section("Sequence"):
         raise SourceError(f"{path}: no [Sequence] section; a MOTChallenge seqinfo.ini has one (rewrite it with `dgnet-edge data video`)")
-    return parser["Sequence"]
+    info = parser["Sequence"]
+    checks = (("frameRate", float, lambda v: math.isfinite(v) and v > 0, "a positive number of frames per second"),
+              ("seqLength", int, lambda v: v >= 0, "a whole number of frames (0 or more)"))
+    for key, kind, ok, expected in checks:
+        text = info.get(key)
+        if text is None:
+            continue
+        try:
+            good = ok(kind(text))
+        except ValueError:
+            good = False
+        if not good:
+            raise SourceError(f"{path}: {key} = {text!r}: expected {expected} (rewrite it with `dgnet-edge data video`)")
+    return info
 
 
 def _mot_source(folder: Path, name: str, spec: str, params: list[int], loop: bool = False) -> Source:
     info = read_seqinfo(folder / "seqinfo.ini")
-    try:
-        fps = float(info.get("frameRate", "0")) or None
-    except ValueError:
-        raise SourceError(f"{folder / 'seqinfo.ini'}: frameRate {info.get('frameRate')!r} is not a number") from None
+    fps = float(info["frameRate"]) if "frameRate" in info else None
     frames_dir = folder / info.get("imDir", "img1")
     if frames_dir.is_dir():
         files = image_files(frames_dir, (info.get("imExt", ".jpg").lower(),))
@@ -530,7 +588,7 @@ def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 1
         reader = CaptureReader(spec, ffmpeg_or_any(), f"no stream within {open_timeout_s:g} s: check the address, "
                                f"credentials and that the camera is on", params)
         return _capture_source(name or _url_name(spec), spec, reader, True, reconnect, "the stream")
-    if spec.isdigit() or spec.startswith("/dev/video"):
+    if spec.isdigit() or spec.startswith("/dev/video") or _is_video_device(Path(spec)):
         target: int | str = int(spec) if spec.isdigit() else spec
         reader = CaptureReader(target, cv2.CAP_ANY, "check that the camera is plugged in and not used by another program", params)
         return _capture_source(name or (f"webcam{spec}" if spec.isdigit() else Path(spec).name), spec, reader, True,
@@ -543,4 +601,29 @@ def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 1
             raise SourceError(f"{spec}: a single image; give the folder that holds the frames")
         reader = CaptureReader(str(path), ffmpeg_or_any(), "not a readable video (corrupt or an unsupported codec)", params)
         return _capture_source(name or path.stem, spec, reader, False, False, "the video file")
+    if path.exists():
+        raise SourceError(f"{spec}: {_special_file(path)}; {SPEC_HELP}")
     raise SourceError(f"{spec}: no such file or folder; {SPEC_HELP}")
+
+
+def _is_video_device(path: Path) -> bool:
+    """A character device that is a V4L2 camera under another name (/dev/v4l/by-id/... links to /dev/videoN)."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode) and path.resolve().name.startswith("video")
+    except OSError:
+        return False
+
+
+def _special_file(path: Path) -> str:
+    """What a path that exists but is neither a file nor a folder is, and why no frame comes from it."""
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return ("a named pipe (FIFO), not a video file: a pipe cannot be opened as a video; "
+                "stream through a URL (udp://, rtsp://) or a GStreamer pipeline instead")
+    if stat.S_ISCHR(mode):
+        return "a character device that is not a camera (cameras are /dev/videoN), so it holds no video"
+    if stat.S_ISBLK(mode):
+        return "a block device (a disk), not a video file or folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a video file or folder; stream through a URL or a GStreamer pipeline instead"
+    return "not a regular file or folder"

@@ -19,12 +19,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
 
-DETECTOR_HELP = ("auto (public detections of video bench folders, else hog), hog, motion, public[:DIR] "
+DETECTOR_HELP = ("auto (per camera: a video bench folder's public detections, else hog), hog, motion, public[:DIR] "
                  "(MOTChallenge det.txt; DIR: a bench folder, default each source's own) or yolo:FILE.onnx|FILE.engine")
 
 
@@ -42,13 +42,13 @@ def parse_detector(text: str) -> Tuple[str, Optional[str]]:
 
 
 def demo(
-    source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
+    source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
     backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
-    precision: PrecisionOpt = "auto",
+    precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[Optional[float], typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,

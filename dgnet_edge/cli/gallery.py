@@ -151,6 +151,10 @@ def enrol(
                 result = Synthesiser(generator, embedder, StructureBank(g), synthetic_views).enrol(identity, rgb, camera)
             except EmptyBankError as e:
                 note = str(e)
+            except KeyboardInterrupt:  # the K views are committed together: none of them was kept
+                err.print(f"interrupted: {name} is enrolled as identity {identity} in {gallery} from the photo alone; "
+                          f"no synthetic view was added", markup=False, highlight=False)
+                raise typer.Exit(130) from None
     if as_json:
         print_json({"id": identity, "name": name, "gallery": str(gallery),
                     "synthetic": None if result is None else len(result.templates), "note": note})

@@ -2,13 +2,20 @@
 
 User errors (:class:`~dgnet_edge.errors.DgnetEdgeError`) print one line to stderr and exit with
 their code (1, or 2 for usage); set ``DGNET_EDGE_DEBUG=1`` to see the traceback instead.
+
+SIGTERM (``timeout``, systemd, ``docker stop``) stops every command the way Ctrl-C does: training
+saves its checkpoint, the demo keeps its tracks and videos, and outputs being assembled are
+removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from typing import List, Optional
+import threading
+from typing import Iterator, List, Optional
 
 import typer
 from rich.markup import escape
@@ -83,6 +90,27 @@ def root(
 resolve_annotations(app)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM with whatever handles Ctrl-C now (a command may install its own, as training
+    does), else by raising KeyboardInterrupt in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_terminate(signum: int, frame: object) -> None:
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if not callable(on_interrupt):  # SIG_IGN in background jobs, or SIG_DFL: stop all the same
+            raise KeyboardInterrupt
+        on_interrupt(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def missing_package_message(e: ModuleNotFoundError) -> Optional[str]:
     """What to install when a command imports a package that the deployment install leaves out.
 
@@ -104,7 +132,8 @@ def missing_package_message(e: ModuleNotFoundError) -> Optional[str]:
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     try:
-        app(args=argv, prog_name="dgnet-edge")
+        with terminate_as_interrupt():
+            app(args=argv, prog_name="dgnet-edge")
     except (DgnetEdgeError, ModuleNotFoundError) as e:
         if os.environ.get("DGNET_EDGE_DEBUG"):
             raise
