@@ -267,14 +267,28 @@ def deployment_requirements(platform_release: str) -> list[str]:
     return kept
 
 
-def resolve(requirements: list[str], python_version: str, target: Path) -> list[str]:
-    """The packages pip picks for ``requirements`` as binary wheels for aarch64 Linux and ``python_version``."""
+def python_of(version: str) -> str:
+    """pyenv's interpreter of ``version`` where there is one, else the one running the tests.
+
+    pip evaluates the environment markers of dependencies (TrackEval's ``python_version`` ones) with
+    the interpreter it runs in, whatever ``--python-version`` says: only the right interpreter
+    resolves as that Python would.
+    """
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"))
+    return str(found[-1]) if found else sys.executable
+
+
+def resolve(requirements: list[str], python_version: str, target: Path) -> dict[str, str]:
+    """The packages (name: version) pip picks for ``requirements`` as binary wheels for aarch64 Linux and
+    ``python_version``."""
+    target.mkdir(parents=True)
     report = target / "report.json"
     platforms = sum((["--platform", p] for p in AARCH64), [])
-    run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
-         *platforms, "--python-version", python_version, "--target", target / "site", "--report", report,
-         *requirements], timeout=900)
-    return sorted(item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"])
+    run([python_of(python_version), "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+         "--only-binary=:all:", *platforms, "--python-version", python_version, "--target", target / "site",
+         "--report", report, *requirements], timeout=900)
+    return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(report.read_text())["install"]}
 
 
 @pytest.mark.slow
@@ -286,3 +300,4 @@ def test_the_deployment_dependencies_have_aarch64_wheels(python_version, tmp_pat
     jetson = resolve(deployment_requirements("5.15.148-tegra"), python_version, tmp_path / "jetson")
     assert {"numpy", "onnxruntime", "typer"} <= set(jetson)
     assert not [name for name in jetson if name.startswith("opencv")], f"a pip OpenCV would shadow JetPack's: {jetson}"
+    assert jetson["numpy"].startswith("1."), f"JetPack's OpenCV needs NumPy 1.x, got {jetson['numpy']}"
