@@ -1,0 +1,110 @@
+"""Bad input to options and to eval-tracks' files: exact ids and frames, a site.json blamed for its own
+faults, usage errors before any work, finite float options, and only the backends the demo runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dgnet_edge.cli.main import main
+from dgnet_edge.data.video.bench import FORMAT, VERSION
+
+
+def run_cli(args: list, capsys) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``dgnet-edge ARGS``."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    code = 0 if e.value.code is None else e.value.code
+    return code, captured.out, captured.err
+
+
+def one_line_error(err: str) -> str:
+    assert "Traceback" not in err, err
+    assert "error:" in err, err
+    lines = [line for line in err[err.index("error:"):].splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- eval-tracks: ids and frames read exactly, site.json checked -------------------------------------
+FRAMES = 3
+PERSONS = {1: 10.0, 2: 100.0}  # ground-truth id -> x of its box, in every frame
+
+
+def _gt_lines() -> list[str]:
+    return [f"{f},{gid},{x},10,20,40,1,1,1.0" for f in range(1, FRAMES + 1) for gid, x in PERSONS.items()]
+
+
+def _pred_lines(ids: dict[int, int]) -> list[str]:
+    """The ground truth's boxes as tracks, person ``gid`` given the id ``ids[gid]``."""
+    return [f"{f},{ids[gid]},{x},10,20,40,1,-1,-1,-1" for f in range(1, FRAMES + 1) for gid, x in PERSONS.items()]
+
+
+@pytest.fixture()
+def bench(tmp_path) -> Path:
+    """A one-camera bench of two people standing still for 3 frames, in the layout `data video` writes."""
+    root = tmp_path / "bench"
+    (root / "cam1" / "gt").mkdir(parents=True)
+    (root / "cam1" / "det").mkdir()
+    (root / "cam1" / "gt" / "gt.txt").write_text("\n".join(_gt_lines()) + "\n")
+    (root / "cam1" / "det" / "det.txt").write_text("")
+    (root / "cam1" / "seqinfo.ini").write_text(f"[Sequence]\nname = cam1\nframeRate = 10\nseqLength = {FRAMES}\n")
+    site = {"format": FORMAT, "version": VERSION, "seed": 0, "fps": 10, "width": 320, "height": 240, "frames": FRAMES,
+            "cameras": [{"name": "cam1", "dir": "cam1", "video": None}], "identities": [1, 2], "detections": {}}
+    (root / "site.json").write_text(json.dumps(site))
+    return root
+
+
+def _eval(bench: Path, lines: list[str], capsys) -> tuple[int, str, str]:
+    pred = bench.parent / "pred"
+    pred.mkdir(exist_ok=True)
+    (pred / "cam1.txt").write_text("\n".join(lines) + "\n")
+    return run_cli(["eval-tracks", pred, "--gt", bench, "--json"], capsys)
+
+
+@pytest.mark.parametrize("ids", [{1: 9223372036854775807, 2: -9223372036854775807}, {1: 4294967296, 2: 0},
+                                 {1: 2**53 + 1, 2: 2**53}], ids=["int64-extremes", "2**32-and-0", "past-float-precision"])
+def test_eval_tracks_reads_ids_exactly(bench, ids, capsys):
+    code, out, err = _eval(bench, _pred_lines(ids), capsys)
+    assert code == 0, err
+    cam = json.loads(out)["per_camera"]["cam1"]
+    assert cam["pred_ids"] == 2 and cam["idf1"] == 100.0 and cam["id_switches"] == 0
+
+
+def test_eval_tracks_still_refuses_an_id_twice_in_one_frame(bench, capsys):
+    code, _, err = _eval(bench, _pred_lines({1: 4294967296, 2: 4294967296}), capsys)
+    line = one_line_error(err)
+    assert code == 1 and "id 4294967296 appears more than once in frame 1" in line
+
+
+@pytest.mark.parametrize(("field", "value"), [("frame", "3000000000"), ("id", "99999999999999999999"),
+                                              ("id", "-99999999999999999999"), ("id", "1e400000"), ("frame", "2.5")])
+def test_eval_tracks_names_the_line_of_an_out_of_range_frame_or_id(bench, field, value, capsys):
+    lines = _pred_lines({1: 1, 2: 2})
+    parts = lines[1].split(",")
+    parts[0 if field == "frame" else 1] = value
+    lines[1] = ",".join(parts)
+    code, _, err = _eval(bench, lines, capsys)
+    line = one_line_error(err)
+    assert code == 1 and "cam1.txt:2:" in line and f"{field} must be a whole number" in line and value in line
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"cameras": []}, "no cameras"),
+    ({"frames": 0}, "frames must be a whole number"),
+    ({"frames": -10}, "frames must be a whole number"),
+    ({"frames": 2.5}, "frames must be a whole number"),
+    ({"frames": 3_000_000_000}, "frames must be a whole number"),
+    ({"fps": -1}, "fps must be a positive number"),
+    ({"cameras": [{"name": "../cam1", "dir": "cam1", "video": None}]}, "not a plain file name"),
+    ({"cameras": [{"name": "cam1", "dir": "cam1", "video": None}] * 2}, "camera names repeat"),
+], ids=["no-cameras", "frames-0", "frames-negative", "frames-fraction", "frames-huge", "fps", "name-path", "name-twice"])
+def test_eval_tracks_blames_site_json_for_its_own_faults(bench, change, expected, capsys):
+    site = json.loads((bench / "site.json").read_text())
+    (bench / "site.json").write_text(json.dumps({**site, **change}))
+    code, _, err = _eval(bench, _pred_lines({1: 1, 2: 2}), capsys)
+    line = one_line_error(err)
+    assert code == 1 and "site.json" in line and expected in line and "cam1.txt" not in line
