@@ -108,3 +108,68 @@ def test_eval_tracks_blames_site_json_for_its_own_faults(bench, change, expected
     code, _, err = _eval(bench, _pred_lines({1: 1, 2: 2}), capsys)
     line = one_line_error(err)
     assert code == 1 and "site.json" in line and expected in line and "cam1.txt" not in line
+
+
+# -- float options: finite first, then the range, for every float option of every command ------------
+def _commands(app, path: tuple[str, ...] = ()):
+    """(command words, callback) of every command of a Typer app, sub-apps included."""
+    for command in app.registered_commands:
+        yield path + (command.name or command.callback.__name__.replace("_", "-"),), command.callback
+    for group in app.registered_groups:
+        yield from _commands(group.typer_instance, path + (group.name,))
+
+
+def _float_options() -> list[tuple[tuple[str, ...], str, float | None, float | None]]:
+    """(command words, --option, min, max) of every float option, read from the app itself so that a
+    new option is covered without a change here."""
+    import typing
+
+    from typer.utils import get_params_from_function
+
+    from dgnet_edge.cli.main import app
+
+    found = []
+    for words, callback in _commands(app):
+        for name, param in get_params_from_function(callback).items():
+            if param.annotation is float or float in typing.get_args(param.annotation):
+                info = param.default
+                flag = next((d for d in info.param_decls or () if d.startswith("--")), "--" + name.replace("_", "-"))
+                found.append((words, flag, info.min, info.max))
+    return found
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def _flat(text: str) -> str:
+    """Rich's error panel as one line: no box characters, no wrapping."""
+    return " ".join(text.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+
+
+def test_the_float_options_are_found():
+    flags = {(" ".join(words), flag) for words, flag, _, _ in FLOAT_OPTIONS}
+    assert {("demo", "--threshold"), ("demo", "--open-timeout"), ("data video", "--seconds"), ("data video", "--fps"),
+            ("data synth", "--distractors"), ("eval", "--alpha"), ("eval-tracks", "--min-visibility")} <= flags
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("words", "flag", "low", "high"), FLOAT_OPTIONS,
+                         ids=[f"{' '.join(w)} {f}" for w, f, _, _ in FLOAT_OPTIONS])
+def test_float_options_must_be_finite(words, flag, low, high, value, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli([*words, flag, value], capsys)
+    message = _flat(err)
+    assert code == 2 and "Traceback" not in err
+    assert f"'{flag}': must be a finite number" in message and f"got {value}" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("words", "flag", "low", "high"), [o for o in FLOAT_OPTIONS if o[2] is not None or o[3] is not None],
+                         ids=[f"{' '.join(w)} {f}" for w, f, lo, hi in FLOAT_OPTIONS if lo is not None or hi is not None])
+def test_float_options_check_their_range(words, flag, low, high, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for value in [v for v in (low - 1 if low is not None else None, high + 1 if high is not None else None) if v is not None]:
+        code, _, err = run_cli([*words, flag, str(value)], capsys)
+        assert code == 2 and f"'{flag}': must be" in _flat(err) and f"got {value}" in _flat(err)
+    code, _, err = run_cli([*words, flag, "lots"], capsys)
+    assert code == 2 and f"'{flag}': 'lots' is not a number" in _flat(err)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -47,10 +47,10 @@ def synth(
     width: Annotated[int, typer.Option("--width", min=16, max=1024, help="Image width.")] = 128,
     seed: Annotated[int, typer.Option("--seed", min=0, help="World seed: same seed, same files.")] = 0,
     distractor_fraction: Annotated[
-        float, typer.Option("--distractors", min=0.0, max=1.0, help="Distractors (id 0000), as a fraction of the gallery.")
+        float, float_option("--distractors", min=0.0, max=1.0, help="Distractors (id 0000), as a fraction of the gallery.")
     ] = 0.1,
     junk_fraction: Annotated[
-        float, typer.Option("--junk", min=0.0, max=1.0, help="Junk images (id -1), as a fraction of the gallery.")
+        float, float_option("--junk", min=0.0, max=1.0, help="Junk images (id -1), as a fraction of the gallery.")
     ] = 0.05,
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Rendering processes (default: all CPU cores).")

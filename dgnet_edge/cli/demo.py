@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
@@ -49,7 +49,7 @@ def demo(
     backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
     precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
-    threshold: Annotated[float | None, typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
+    threshold: Annotated[float | None, float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
     reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
@@ -59,9 +59,9 @@ def demo(
     max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[bool | None, typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
-    synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
-    open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
-    read_timeout: Annotated[float, typer.Option("--read-timeout", callback=finite, min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
+    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
+    open_timeout: Annotated[float, float_option("--open-timeout", min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
+    read_timeout: Annotated[float, float_option("--read-timeout", min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,
 ) -> None:

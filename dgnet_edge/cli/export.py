@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import require_dir, require_file
@@ -38,7 +38,7 @@ CalibMethodOpt = Annotated[
     str | None, typer.Option("--calib-method", help="entropy (TensorRT-style KL), percentile or minmax (default entropy).")
 ]
 CalibPercentileOpt = Annotated[
-    float | None, typer.Option("--calib-percentile", callback=finite, help="Percentile of |x| for --calib-method percentile (default 99.99).")
+    float | None, float_option("--calib-percentile", help="Percentile of |x| for --calib-method percentile (default 99.99).")
 ]
 CalibCacheOpt = Annotated[
     Path | None,
