@@ -173,3 +173,83 @@ def test_float_options_check_their_range(words, flag, low, high, tmp_path, monke
         assert code == 2 and f"'{flag}': must be" in _flat(err) and f"got {value}" in _flat(err)
     code, _, err = run_cli([*words, flag, "lots"], capsys)
     assert code == 2 and f"'{flag}': 'lots' is not a number" in _flat(err)
+
+
+# -- usage errors before any work -----------------------------------------------------------------------
+def test_data_baseline_bounds_stripes_before_reading_the_dataset(tmp_path, capsys):
+    code, _, err = run_cli(["data", "baseline", tmp_path / "no-such-dataset", "--stripes", "100000"], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "--stripes must be in 1..128" in line and "100000" in line
+
+
+def test_bench_eval_refuses_more_identities_than_images(monkeypatch, capsys):
+    from dgnet_edge.cli import bench
+
+    monkeypatch.setattr(bench, "_random_problem", lambda *a: pytest.fail("the problem was generated"))
+    for args in (["--ids", "50", "--gallery", "2"], ["--ids", "50", "--queries", "10"]):
+        code, _, err = run_cli(["bench", "eval", *args], capsys)
+        line = one_line_error(err)
+        assert code == 2 and "--ids (50) cannot exceed" in line
+
+
+def test_bench_eval_says_when_a_small_draw_has_nothing_to_score(capsys):
+    codes = set()
+    for seed in range(12):
+        code, _, err = run_cli(["bench", "eval", "--queries", "1", "--gallery", "1", "--ids", "1", "--cameras", "2",
+                                "--repeat", "1", "--seed", seed, "--json"], capsys)
+        codes.add(code)
+        if code:
+            assert code == 2 and "has a match in another camera" in one_line_error(err)
+    assert codes == {0, 2}
+
+
+REPORT = {"duration_s": 12.5, "export": {"dir": "e"}, "data": {"root": "d"}, "settings": {"batches": [1, 8], "runs": 3},
+          "created": "2026-01-01T00:00:00"}
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("just some text\n", "not a report.json written by `dgnet-edge report`"),
+    ('{"duration_s": 3}', "not a report.json written by `dgnet-edge report`"),
+    (json.dumps({**REPORT, "duration_s": float("nan")}), "duration_s must be a number of seconds"),
+    (None, "no such file"),
+], ids=["text", "other-json", "nan-duration", "missing"])
+def test_bench_speed_checks_report_json_before_timing(content, expected, tmp_path, monkeypatch, capsys):
+    import dgnet_edge.apps.report.machine as machine
+    import dgnet_edge.manifest as manifest
+
+    monkeypatch.setattr(manifest, "load_manifest", lambda folder: object())
+    monkeypatch.setattr(machine, "machine_info", lambda: pytest.fail("timing started"))
+    report = tmp_path / "report.txt"
+    if content is not None:
+        report.write_text(content)
+    code, _, err = run_cli(["bench", "speed", tmp_path, "--report-json", report, "--no-progress"], capsys)
+    line = one_line_error(err)
+    assert code == 2 and str(report) in line and expected in line
+
+
+def test_a_report_json_of_the_report_command_is_read(tmp_path):
+    from dgnet_edge.apps.report.speed import read_report_duration
+
+    (tmp_path / "report.json").write_text(json.dumps(REPORT))
+    seconds, detail = read_report_duration(tmp_path / "report.json")
+    assert seconds == 12.5 and "e on d, batches 1,8, 3 runs" in detail
+
+
+@pytest.mark.parametrize(("batch", "expected"), [
+    ("1,8,99999999999999999999", "max <= 4096"),
+    ("1,8,4097", "max <= 4096"),
+    ("1,8,32.0", "three integers"),
+    ("1,8,1e3", "three integers"),
+    ("1,8,\u0663\u0662", "three integers"),  # Arabic-Indic digits: int() would take them
+    ("0,8,32", "1 <= min"),
+])
+def test_export_bounds_the_batch_profile(batch, expected, tmp_path, capsys):
+    code, _, err = run_cli(["export", tmp_path / "c.pt", "--out", tmp_path / "out", "--batch", batch], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "--batch" in line and expected in line and not (tmp_path / "out").exists()
+
+
+def test_the_largest_batch_profile_is_accepted():
+    from dgnet_edge.cli.export import parse_batch
+
+    assert parse_batch(" 1, 64 ,4096").max == 4096

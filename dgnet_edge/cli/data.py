@@ -176,9 +176,12 @@ def baseline(
     from rich.progress import Progress
 
     from dgnet_edge.data.registry import build_dataset
+    from dgnet_edge.errors import UsageError
     from dgnet_edge.eval.histogram import SIZE, hsv_histograms
     from dgnet_edge.retrieval import rank_dataset
 
+    if stripes > SIZE[0]:
+        raise UsageError(f"--stripes must be in 1..{SIZE[0]} (the rows images are resized to for the histograms), got {stripes}")
     ds = build_dataset(dataset, root)
     with Progress(console=err, disable=not progress) as bar:
         task = bar.add_task("histograms", total=len(ds.query) + len(ds.gallery))

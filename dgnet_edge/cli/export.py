@@ -51,21 +51,17 @@ ExcludeOpt = Annotated[
 
 
 def parse_batch(text: str) -> BatchProfile:
-    """``"1,8,32"`` -> BatchProfile(1, 8, 32); UsageError unless three integers 1 <= min <= opt <= max."""
+    """``"1,8,32"`` -> BatchProfile(1, 8, 32); UsageError unless three integers 1 <= min <= opt <= max <= MAX_BATCH."""
     from dgnet_edge.errors import ExportError
-    from dgnet_edge.manifest import BatchProfile
+    from dgnet_edge.manifest import MAX_BATCH, BatchProfile
 
     parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 3:
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise UsageError(f"--batch must be three integers min,opt,max (e.g. 1,8,32), got {text!r}")
     try:
-        return BatchProfile(*values)
+        return BatchProfile(*(int(p) for p in parts))
     except ExportError:
-        raise UsageError(f"--batch must be increasing, 1 <= min <= opt <= max (e.g. 1,8,32), got {text!r}") from None
+        raise UsageError(f"--batch must be increasing, 1 <= min <= opt <= max <= {MAX_BATCH} (e.g. 1,8,32), got {text!r}") from None
 
 
 def _check_options(
