@@ -253,3 +253,22 @@ def test_the_largest_batch_profile_is_accepted():
     from dgnet_edge.cli.export import parse_batch
 
     assert parse_batch(" 1, 64 ,4096").max == 4096
+
+
+# -- demo --backend: only what the camera app runs -------------------------------------------------------
+def test_demo_offers_only_the_backends_it_runs(capsys):
+    from dgnet_edge.runtime.select import BACKENDS
+
+    code, out, _ = run_cli(["demo", "--help"], capsys)
+    line = _flat(out)
+    assert code == 0 and "torch" not in line
+    assert f"Embedder backend: {' | '.join(BACKENDS)}." in line
+
+
+@pytest.mark.parametrize("backend", ["torch", "bogus"])
+def test_demo_refuses_another_backend_as_usage(backend, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["demo", "--backend", backend, "--source", tmp_path, "--export", tmp_path], capsys)
+    message = _flat(err)
+    assert code == 2 and f"'--backend': '{backend}' is not one of auto, tensorrt, onnxruntime" in message
+    assert list(tmp_path.iterdir()) == []

@@ -40,13 +40,23 @@ def parse_detector(text: str) -> tuple[str, str | None]:
     return kind, arg or None
 
 
+def _embedder_backend(value: str) -> str:
+    """The camera app runs the export's ONNX models or TensorRT engines, never torch (the deployment side
+    does not import it), so --backend takes the runtime's choices only."""
+    from dgnet_edge.runtime.select import BACKENDS
+
+    if value not in BACKENDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
 def demo(
     source: Annotated[list[str] | None, typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder. Repeatable.")] = None,
     jetson_csi: Annotated[list[int] | None, typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[list[str] | None, typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Path | None, typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
-    backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
+    backend: Annotated[str, typer.Option(callback=_embedder_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")] = "auto",
     precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[float | None, float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
