@@ -51,6 +51,9 @@ class InputFormat:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
+MAX_BATCH = 4096  # 4096 crops of 256x128 are 1.6 GB of float32 input: far past any device's useful batch
+
+
 @dataclass(frozen=True)
 class BatchProfile:
     """TensorRT optimisation profile of the batch dimension (and the largest batch any backend runs)."""
@@ -60,8 +63,8 @@ class BatchProfile:
     max: int = 32
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise ExportError(f"batch profile must satisfy 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+        if not 1 <= self.min <= self.opt <= self.max <= MAX_BATCH:
+            raise ExportError(f"batch profile must satisfy 1 <= min <= opt <= max <= {MAX_BATCH}, got {self.min}/{self.opt}/{self.max}")
 
 
 @dataclass(frozen=True)

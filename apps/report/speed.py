@@ -18,10 +18,13 @@ Rows are timed in their own processes (:mod:`~dgnet_edge.apps.report.worker`), o
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dgnet_edge.errors import DgnetEdgeError, ExportError, UsageError
 
 INT8_VS_TORCH = 4.0
 INT8_VS_ORT_FP32 = 2.5
@@ -74,6 +77,23 @@ def _why(row: dict[str, Any] | None) -> str:
     return "" if row is None else row.get("reason", "") if not row.get("available") else ""
 
 
+def read_report_duration(path: Path, error: type[DgnetEdgeError] = ExportError) -> tuple[float, str]:
+    """(seconds, what was measured) of a report.json written by `dgnet-edge report`; ``error`` naming the
+    file if it is missing or is not one."""
+    try:
+        data = json.loads(path.read_text())
+        seconds = float(data["duration_s"])
+        detail = (f"{path}: {data['export']['dir']} on {data['data']['root']}, batches "
+                  f"{','.join(map(str, data['settings']['batches']))}, {data['settings']['runs']} runs, made {data['created']}")
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise error(f"{path}: not a report.json written by `dgnet-edge report` ({type(e).__name__}: {e})") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise error(f"{path}: duration_s must be a number of seconds >= 0, got {data['duration_s']!r}")
+    return seconds, detail
+
+
 def measure_speed(
     export_dir: str | Path,
     runs: int = 30,
@@ -92,6 +112,11 @@ def measure_speed(
     progress = on_progress or (lambda *a: None)
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
+    # Read before any timing: a wrong --report-json is bad usage, a damaged report in the export the export's fault.
+    report_path = Path(report_json) if report_json else export_dir / "report" / "report.json"
+    report = None
+    if report_json or report_path.is_file():
+        report = read_report_duration(report_path, UsageError if report_json else ExportError)
     result = SpeedResult(str(export_dir), machine=machine_info())
     specs = {s.key: s for s in plan_rows(manifest)}
     int8_keys = [k for k, s in specs.items() if s.precision.startswith("int8")]
@@ -160,13 +185,7 @@ def measure_speed(
         "images/s", None if rate is None else rate >= GENERATOR_IMAGES_PER_S, detail,
     ))
 
-    report_path = Path(report_json) if report_json else export_dir / "report" / "report.json"
-    seconds, detail = None, f"no {report_path}: run `dgnet-edge report` on the default synthetic export"
-    if report_path.is_file():
-        data = json.loads(report_path.read_text())
-        seconds = float(data["duration_s"])
-        detail = (f"{report_path}: {data['export']['dir']} on {data['data']['root']}, batches "
-                  f"{','.join(map(str, data['settings']['batches']))}, {data['settings']['runs']} runs, made {data['created']}")
+    seconds, detail = report if report else (None, f"no {report_path}: run `dgnet-edge report` on the default synthetic export")
     result.targets.append(Target("report on the default synthetic export", f"< {REPORT_SECONDS / 60:g} min",
                                  seconds, "s", None if seconds is None else seconds < REPORT_SECONDS, detail))
 

@@ -16,6 +16,7 @@ from typing_extensions import Annotated
 
 from dgnet_edge.cli.options import ConfigOpt, ExportDirArg, OverridesOpt
 from dgnet_edge.cli.output import err, out, print_json
+from dgnet_edge.errors import UsageError
 
 app = typer.Typer(help="Benchmarks: time hot paths on generated problems.", no_args_is_help=True)
 
@@ -49,6 +50,9 @@ def eval_ranking(
     from dgnet_edge.eval import evaluate
     from dgnet_edge.eval.metrics import AP_CONVENTIONS
 
+    if ids > min(queries, gallery):
+        raise UsageError(f"--ids ({ids}) cannot exceed --queries ({queries}) or --gallery ({gallery}): "
+                         "every identity needs query and gallery images")
     err.print(f"generating a {queries} × {gallery} {dtype.value} ranking problem ({ids} ids, {cameras} cameras)")
     problem = _random_problem(queries, gallery, ids, cameras, np.dtype(dtype.value), seed)
     rows = []
@@ -109,6 +113,9 @@ def _random_problem(queries: int, gallery: int, ids: int, cameras: int, dtype, s
     g_camids = rng.integers(0, cameras, gallery)
     distmat = rng.random((queries, gallery), dtype=np.float32).astype(dtype, copy=False)
     rows, cols = np.nonzero(q_pids[:, None] == g_pids[None, :])
+    if not np.any(q_camids[rows] != g_camids[cols]):
+        raise UsageError("no query of this draw has a match in another camera (needed to score it): give more --gallery "
+                         "images per identity, fewer --ids, or another --seed")
     distmat[rows, cols] = 10.0 ** (-6 * rng.random(len(rows)))
     return distmat, q_pids, g_pids, q_camids, g_camids
 

@@ -17,7 +17,7 @@ import typer
 from typing_extensions import Annotated
 
 from dgnet_edge.atomic import write_atomic
-from dgnet_edge.cli.options import JsonOpt, finite
+from dgnet_edge.cli.options import JsonOpt, float_option
 from dgnet_edge.cli.output import out, print_json
 from dgnet_edge.paths import prepare_output_dir, require_dir
 
@@ -26,7 +26,7 @@ def camera(
     bench_dir: Annotated[Path, typer.Argument(help="A video bench (dgnet-edge data video DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="Export folder of the re-id embedder.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for each tracker's tracks and galleries.")] = Path("runs/camera_bench"),
-    threshold: Annotated[Optional[float], typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Re-id threshold (default: the export's calibrated one).")] = None,
+    threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Re-id threshold (default: the export's calibrated one).")] = None,
     soak_frames: Annotated[int, typer.Option("--soak", min=0, help="Frames of a soak run over the looped bench, resident memory sampled (0: none).")] = 0,
     json_output: JsonOpt = False,
 ) -> None:

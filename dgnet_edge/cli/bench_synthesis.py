@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.paths import prepare_output_file, require_dir
 
@@ -27,7 +27,7 @@ def synthesis(
     world: Annotated[Path, typer.Argument(help="A Market-layout world (dgnet-edge data synth DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="DG-Net export folder (embedder and generator parts).")],
     k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = 8,
-    weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
+    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
     per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = 32,
     backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
     precision: PrecisionOpt = "auto",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -48,10 +48,10 @@ def synth(
     width: Annotated[int, typer.Option("--width", min=16, max=1024, help="Image width.")] = 128,
     seed: Annotated[int, typer.Option("--seed", min=0, help="World seed: same seed, same files.")] = 0,
     distractor_fraction: Annotated[
-        float, typer.Option("--distractors", min=0.0, max=1.0, help="Distractors (id 0000), as a fraction of the gallery.")
+        float, float_option("--distractors", min=0.0, max=1.0, help="Distractors (id 0000), as a fraction of the gallery.")
     ] = 0.1,
     junk_fraction: Annotated[
-        float, typer.Option("--junk", min=0.0, max=1.0, help="Junk images (id -1), as a fraction of the gallery.")
+        float, float_option("--junk", min=0.0, max=1.0, help="Junk images (id -1), as a fraction of the gallery.")
     ] = 0.05,
     workers: Annotated[
         Optional[int], typer.Option("--workers", "-j", min=1, help="Rendering processes (default: all CPU cores).")
@@ -177,9 +177,12 @@ def baseline(
     from rich.progress import Progress
 
     from dgnet_edge.data.registry import build_dataset
+    from dgnet_edge.errors import UsageError
     from dgnet_edge.eval.histogram import SIZE, hsv_histograms
     from dgnet_edge.retrieval import rank_dataset
 
+    if stripes > SIZE[0]:
+        raise UsageError(f"--stripes must be in 1..{SIZE[0]} (the rows images are resized to for the histograms), got {stripes}")
     ds = build_dataset(dataset, root)
     with Progress(console=err, disable=not progress) as bar:
         task = bar.add_task("histograms", total=len(ds.query) + len(ds.gallery))

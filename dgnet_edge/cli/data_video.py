@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 def video(
     out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write the bench to (MOTChallenge layout).")],
     cameras: Annotated[int, typer.Option("--cameras", min=1, max=16, help="Cameras over the site.")] = 4,
-    seconds: Annotated[float, typer.Option("--seconds", min=1.0, max=3600.0, help="Length of every camera's video.")] = 60.0,
-    fps: Annotated[float, typer.Option("--fps", min=1.0, max=60.0, help="Frames per second.")] = 15.0,
+    seconds: Annotated[float, float_option("--seconds", min=1.0, max=3600.0, help="Length of every camera's video.")] = 60.0,
+    fps: Annotated[float, float_option("--fps", min=1.0, max=60.0, help="Frames per second.")] = 15.0,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Bench seed: same seed, same files.")] = 0,
     frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Write JPEG frames in camN/img1/.")] = True,
     video_files: Annotated[bool, typer.Option("--video/--no-video", help="Write camN.mp4 (mp4v).")] = False,

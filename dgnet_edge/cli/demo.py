@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
@@ -41,16 +41,26 @@ def parse_detector(text: str) -> Tuple[str, Optional[str]]:
     return kind, arg or None
 
 
+def _embedder_backend(value: str) -> str:
+    """The camera app runs the export's ONNX models or TensorRT engines, never torch (the deployment side
+    does not import it), so --backend takes the runtime's choices only."""
+    from dgnet_edge.runtime.select import BACKENDS
+
+    if value not in BACKENDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
 def demo(
     source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
-    backend: Annotated[str, typer.Option(help="Embedder backend: auto | tensorrt | onnxruntime | torch.")] = "auto",
+    backend: Annotated[str, typer.Option(callback=_embedder_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")] = "auto",
     precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
-    threshold: Annotated[Optional[float], typer.Option("--threshold", callback=finite, min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
+    threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
     reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
     show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
@@ -60,9 +70,9 @@ def demo(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
-    synthetic_weight: Annotated[float, typer.Option("--synthetic-weight", callback=finite, min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
-    open_timeout: Annotated[float, typer.Option("--open-timeout", callback=finite, min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
-    read_timeout: Annotated[float, typer.Option("--read-timeout", callback=finite, min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
+    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
+    open_timeout: Annotated[float, float_option("--open-timeout", min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
+    read_timeout: Annotated[float, float_option("--read-timeout", min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt
+from dgnet_edge.cli.options import JsonOpt, float_option
 from dgnet_edge.cli.output import out, print_json
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def eval_tracks(
     gt: Annotated[Path, typer.Option("--gt", help="The video bench (written by `dgnet-edge data video`).")],
     min_visibility: Annotated[
         float,
-        typer.Option("--min-visibility", min=0.0, max=1.0, help="Ground truth less visible than this is ignored, with the tracks on it."),
+        float_option("--min-visibility", min=0.0, max=1.0, help="Ground truth less visible than this is ignored, with the tracks on it."),
     ] = 0.25,
     as_json: JsonOpt = False,
 ) -> None:

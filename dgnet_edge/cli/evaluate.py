@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import DeviceOpt, JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import DeviceOpt, JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
 
@@ -20,7 +20,7 @@ def evaluate(
     rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3).")] = False,
     flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Add the mirrored image's feature.")] = None,
     alpha: Annotated[
-        Optional[float], typer.Option("--alpha", min=0.0, callback=finite, help="Weight (>= 0) of the fine-grained half of the query.")
+        Optional[float], float_option("--alpha", min=0.0, help="Weight (>= 0) of the fine-grained half of the query.")
     ] = None,
     device: DeviceOpt = None,
     as_json: JsonOpt = False,

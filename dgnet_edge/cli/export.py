@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt, finite
+from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import refuse_overwriting_inputs, require_dir, require_file
@@ -39,7 +39,7 @@ CalibMethodOpt = Annotated[
     Optional[str], typer.Option("--calib-method", help="entropy (TensorRT-style KL), percentile or minmax (default entropy).")
 ]
 CalibPercentileOpt = Annotated[
-    Optional[float], typer.Option("--calib-percentile", callback=finite, help="Percentile of |x| for --calib-method percentile (default 99.99).")
+    Optional[float], float_option("--calib-percentile", help="Percentile of |x| for --calib-method percentile (default 99.99).")
 ]
 CalibCacheOpt = Annotated[
     Optional[Path],
@@ -52,21 +52,17 @@ ExcludeOpt = Annotated[
 
 
 def parse_batch(text: str) -> BatchProfile:
-    """``"1,8,32"`` -> BatchProfile(1, 8, 32); UsageError unless three integers 1 <= min <= opt <= max."""
+    """``"1,8,32"`` -> BatchProfile(1, 8, 32); UsageError unless three integers 1 <= min <= opt <= max <= MAX_BATCH."""
     from dgnet_edge.errors import ExportError
-    from dgnet_edge.manifest import BatchProfile
+    from dgnet_edge.manifest import MAX_BATCH, BatchProfile
 
     parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 3:
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise UsageError(f"--batch must be three integers min,opt,max (e.g. 1,8,32), got {text!r}")
     try:
-        return BatchProfile(*values)
+        return BatchProfile(*(int(p) for p in parts))
     except ExportError:
-        raise UsageError(f"--batch must be increasing, 1 <= min <= opt <= max (e.g. 1,8,32), got {text!r}") from None
+        raise UsageError(f"--batch must be increasing, 1 <= min <= opt <= max <= {MAX_BATCH} (e.g. 1,8,32), got {text!r}") from None
 
 
 def _check_options(

@@ -1,24 +1,50 @@
 """Options shared by several commands, declared once.
 
-Float options without an upper bound go through :func:`finite`: click takes ``inf`` for them (and
-``nan`` when there is no bound at all), which would otherwise reach the computation.
+Every float option is declared with :func:`float_option`, which checks that the value is finite
+before it checks the range: a range check alone lets NaN through (every comparison with NaN is
+false) or calls it out of range, and takes ``inf`` where there is no upper bound.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from typing_extensions import Annotated
 
 
-def finite(value: Optional[float]) -> Optional[float]:
-    """Callback of float options: NaN and infinities are usage errors."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"must be a finite number, got {value}")
-    return value
+def _range_text(low: Optional[float], high: Optional[float]) -> str:
+    if low is not None and high is not None:
+        return f"{low:g} <= x <= {high:g}"
+    if low is not None:
+        return f"x >= {low:g}"
+    return "" if high is None else f"x <= {high:g}"
+
+
+def _finite_float(low: Optional[float], high: Optional[float]) -> Callable[[Any], float]:
+    """The parser of a float option: a number, finite, then within [low, high] where given."""
+    bounds = _range_text(low, high)
+
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"must be a finite number{f' ({bounds})' if bounds else ''}, got {value}")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise typer.BadParameter(f"must be {bounds}, got {value}")
+        return number
+
+    parse.__name__ = "float"  # click names the option's type after its parser (FLOAT in --help)
+    return parse
+
+
+def float_option(*param_decls: str, min: Optional[float] = None, max: Optional[float] = None, **kwargs: Any) -> Any:
+    """``typer.Option`` of a float: finite, and within [min, max] where given."""
+    return typer.Option(*param_decls, min=min, max=max, parser=_finite_float(min, max), **kwargs)
 
 
 def _precision(value: str) -> str:

@@ -166,19 +166,19 @@ def _counts(data: dict) -> tuple[int, int, int, int]:
 def _check_prediction(path: str, rows: MotRows, frames: int) -> None:
     if len(rows) and rows.frame[-1] > frames:
         raise DatasetError(f"{path}: frame {int(rows.frame[-1])} is beyond the bench's {frames} frames")
-    if len(rows):
-        key = rows.frame.astype(np.int64) * (1 << 32) + (rows.ids - rows.ids.min())
-        unique, counts = np.unique(key, return_counts=True)
-        if np.any(counts > 1):
-            k = unique[np.argmax(counts > 1)]
-            frame, gid = int(k >> 32), int((k & 0xFFFFFFFF) + rows.ids.min())
-            raise DatasetError(f"{path}: id {gid} appears more than once in frame {frame}; ids must be unique per frame")
+    if len(rows) > 1:
+        order = np.lexsort((rows.ids, rows.frame))  # by frame, then id: a repeated pair lands side by side
+        frame, ids = rows.frame[order], rows.ids[order]
+        repeated = np.flatnonzero((frame[1:] == frame[:-1]) & (ids[1:] == ids[:-1]))
+        if len(repeated):
+            k = repeated[0]
+            raise DatasetError(f"{path}: id {int(ids[k])} appears more than once in frame {int(frame[k])}; ids must be unique per frame")
 
 
 def _merged(rows: dict[str, MotRows], names: tuple[str, ...], frames: int) -> MotRows:
     parts = [rows[n] for n in names]
     return MotRows.of(
-        np.concatenate([r.frame + k * frames for k, r in enumerate(parts)]),
+        np.concatenate([r.frame.astype(np.int64) + k * frames for k, r in enumerate(parts)]),
         np.concatenate([r.ids for r in parts]),
         np.concatenate([r.boxes for r in parts]),
         np.concatenate([r.scores for r in parts]),

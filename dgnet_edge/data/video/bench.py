@@ -20,6 +20,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -30,12 +31,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
+from typing import NoReturn
 
 import numpy as np
 
 from dgnet_edge import __version__
 from dgnet_edge.data.video.faults import FaultCounts, FaultRates, make_detections
-from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
+from dgnet_edge.data.video.mot import FRAME_MAX, MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import SitePlan, VideoSpec, cached_plan
 from dgnet_edge.errors import DatasetError, OutputPathError
 from dgnet_edge.paths import check_output_dir
@@ -403,6 +405,32 @@ def _require(cond: bool, path: Path, what: str) -> None:
         raise DatasetError(f"{path}: {what}; it is not a complete video bench (write one with `dgnet-edge data video`)")
 
 
+def _check_site(path: Path, data: dict, site: Site) -> None:
+    """Values of ``site.json`` that parse but cannot describe a bench: blamed on ``site.json``, not on
+    the tracks later compared with it."""
+
+    def bad(what: str) -> NoReturn:
+        raise DatasetError(f"{path}: {what}; write the bench again")
+
+    names = site.camera_names
+    if not names:
+        bad("no cameras")
+    if len(set(names)) != len(names):
+        bad(f"camera names repeat ({', '.join(names)})")
+    for name in names:
+        if name in ("", ".", "..") or Path(name).name != name:
+            bad(f"camera name {name!r} is not a plain file name")
+    # All cameras' frames end to end must fit the int32 frame numbers of MotRows (multi-camera IDF1).
+    most = FRAME_MAX // len(names)
+    frames = data["frames"]
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= most:
+        bad(f"frames must be a whole number in 1..{most}, got {frames!r}")
+    if not (math.isfinite(site.fps) and site.fps > 0):
+        bad(f"fps must be a positive number, got {data['fps']!r}")
+    if site.width < 1 or site.height < 1:
+        bad(f"width and height must be >= 1, got {site.width}x{site.height}")
+
+
 def load_site(root: str | Path) -> Site:
     """The bench at ``root``; a folder without a complete, valid ``site.json`` raises DatasetError."""
     root = Path(root)
@@ -430,6 +458,7 @@ def load_site(root: str | Path) -> Site:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise DatasetError(f"{path}: missing or malformed field ({e}); write the bench again") from None
+    _check_site(path, data, site)
     for c in cameras:
         for rel in ("seqinfo.ini", "gt/gt.txt", "det/det.txt"):
             _require((root / c.dir / rel).is_file(), root / c.dir / rel, "missing")

@@ -16,6 +16,7 @@ Deployment code reads these files, so this module needs only numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -83,24 +84,48 @@ class MotRows:
         return self.select(slice(int(lo), int(hi)))
 
 
-def _parse_line(path: Path, number: int, line: str) -> tuple[float, ...]:
+FRAME_MAX = 2**31 - 1  # frames are stored as int32
+ID_MIN, ID_MAX = -(2**63), 2**63 - 1  # ids as int64
+
+
+def _whole_number(text: str) -> int | None:
+    """The integer ``text`` spells exactly ("12", "12.0", "1.2e3"), or None; float parsing would round
+    ids past 2**53 into one another."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value != value.to_integral_value():
+        return None
+    if value.adjusted() > 20:  # far outside int64: no need to build a huge int to say so
+        return ID_MAX + 1 if value > 0 else ID_MIN - 1
+    return int(value)
+
+
+def _parse_line(path: Path, number: int, line: str) -> tuple[int, int, tuple[float, ...]]:
+    """(frame, id, the float columns from x on) of one line; frame and id are read exactly."""
     parts = [p.strip() for p in line.split(",")]
     if len(parts) < 6:
         raise DatasetError(f"{path}:{number}: expected at least 6 comma-separated values (frame,id,x,y,w,h,...), got {len(parts)}")
+    frame = _whole_number(parts[0])
+    if frame is None or not 1 <= frame <= FRAME_MAX:
+        raise DatasetError(f"{path}:{number}: frame must be a whole number in 1..{FRAME_MAX}, got {parts[0]}")
+    gid = _whole_number(parts[1])
+    if gid is None or not ID_MIN <= gid <= ID_MAX:
+        raise DatasetError(f"{path}:{number}: id must be a whole number in {ID_MIN}..{ID_MAX} (int64), got {parts[1]}")
     try:
-        values = [float(p) for p in parts[:10]]
+        values = [float(p) for p in parts[2:10]]
     except ValueError:
         raise DatasetError(f"{path}:{number}: not a number in {line.strip()!r}") from None
     if not all(np.isfinite(values)):
         raise DatasetError(f"{path}:{number}: non-finite value in {line.strip()!r}")
-    frame = values[0]
-    if frame != int(frame) or frame < 1:
-        raise DatasetError(f"{path}:{number}: frame must be a whole number >= 1, got {parts[0]}")
-    if values[1] != int(values[1]):
-        raise DatasetError(f"{path}:{number}: id must be a whole number, got {parts[1]}")
-    if values[4] < 0 or values[5] < 0:
+    if values[2] < 0 or values[3] < 0:
         raise DatasetError(f"{path}:{number}: negative box size (w={parts[4]}, h={parts[5]})")
-    return tuple(values)
+    return frame, gid, tuple(values)
 
 
 def read_mot(path: str | Path) -> MotRows:
@@ -115,14 +140,15 @@ def read_mot(path: str | Path) -> MotRows:
     rows = [_parse_line(path, i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not rows:
         return MotRows.empty()
-    width = max(len(r) for r in rows)
-    table = np.full((len(rows), max(width, 9)), -1.0)
+    frames = np.array([r[0] for r in rows], np.int64)
+    ids = np.array([r[1] for r in rows], np.int64)
+    table = np.full((len(rows), 7), -1.0)  # x, y, w, h, c7, c8, c9
     for i, r in enumerate(rows):
-        table[i, : len(r)] = r
-    scores = np.where(np.array([len(r) for r in rows]) >= 7, table[:, 6], 1.0)
-    vis = table[:, 8]
+        table[i, : min(len(r[2]), 7)] = r[2][:7]
+    scores = np.where(np.array([len(r[2]) for r in rows]) >= 5, table[:, 4], 1.0)
+    vis = table[:, 6]
     visibility = np.where((vis >= 0) & (vis <= 1), vis, 1.0)
-    return MotRows.of(table[:, 0], table[:, 1], table[:, 2:6], scores, visibility)
+    return MotRows.of(frames, ids, table[:, :4], scores, visibility)
 
 
 def format_mot(rows: MotRows, kind: str = "results") -> str:
