@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
+from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
@@ -58,7 +58,7 @@ def demo(
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
     backend: Annotated[str, typer.Option(callback=_embedder_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")] = "auto",
-    precision: Annotated[str, typer.Option(help="Embedder precision: auto | fp32 | fp16 | int8.")] = "auto",
+    precision: PrecisionOpt = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
