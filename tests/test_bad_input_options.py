@@ -7,27 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from test_bad_input import one_line_error, run_cli
 
-from dgnet_edge.cli.main import main
 from dgnet_edge.data.video.bench import FORMAT, VERSION
-
-
-def run_cli(args: list, capsys) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``dgnet-edge ARGS``."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    code = 0 if e.value.code is None else e.value.code
-    return code, captured.out, captured.err
-
-
-def one_line_error(err: str) -> str:
-    assert "Traceback" not in err, err
-    assert "error:" in err, err
-    lines = [line for line in err[err.index("error:"):].splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
-
 
 # -- eval-tracks: ids and frames read exactly, site.json checked -------------------------------------
 FRAMES = 3
@@ -215,6 +197,7 @@ REPORT = {"duration_s": 12.5, "export": {"dir": "e"}, "data": {"root": "d"}, "se
 ], ids=["text", "other-json", "nan-duration", "missing"])
 def test_bench_speed_checks_report_json_before_timing(content, expected, tmp_path, monkeypatch, capsys):
     import dgnet_edge.apps.report.machine as machine
+
     import dgnet_edge.manifest as manifest
 
     monkeypatch.setattr(manifest, "load_manifest", lambda folder: object())
