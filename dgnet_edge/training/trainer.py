@@ -4,6 +4,7 @@ A stage subclasses :class:`Trainer` and provides its batches (a pure function of
 resumed run replays the exact data), one optimisation step, and its state. The loop here runs
 steps until the schedule ends or a stop is requested (Ctrl-C, time limit), logs every
 ``log_every`` steps, calls the stage's hooks, and always leaves ``checkpoints/last.pt`` behind.
+Under torchrun every process runs this loop: they stop at the same step when any of them is asked to.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class Trainer:
                         rate = seen * self.cfg.data.batch_size * self.dist.world_size / max(time.monotonic() - started, 1e-9)
                         self.runlog.write("train", self.step, {**stats, "images_per_s": rate})
                 self.after_step()
-            stopped = stop.reason if self.step < self.total_steps else None
+            stopped = (stop.reason or "stopped by another process") if self.step < self.total_steps else None
         checkpoint = self.save()
         metrics = None
         if stopped is None and self.dist.is_main:
