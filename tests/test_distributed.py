@@ -115,9 +115,7 @@ def test_baseline_on_two_processes_matches_one_process(tiny_world, tmp_path):
     one = train_rows(tmp_path / "one")
 
     assert [r["step"] for r in two] == [r["step"] for r in one] == list(range(1, 10))  # written once, by the main process
-    for key in ("loss", "acc"):
-        torch.testing.assert_close(torch.tensor([r[key] for r in two]), torch.tensor([r[key] for r in one]),
-                                   rtol=0, atol=1e-3, msg=key)
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in two]), torch.tensor([r["loss"] for r in one]), rtol=0, atol=1e-3)
     assert two[-1]["loss"] < two[0]["loss"] - 0.3  # it learned: the comparison is not between two untrained nets
     state = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.pt")
     assert state["step"] == 9 and len(state["rng_by_rank"]) == 2
@@ -148,8 +146,10 @@ def test_baseline_resumes_exactly_under_torchrun(tiny_world, tmp_path):
 
 @pytest.mark.slow  # five DG-Net runs: about three minutes on 2 cores
 def test_dgnet_on_two_processes(tiny_world, tiny_checkpoint, tmp_path):
-    # E_a's trunk from the tiny baseline (a teacher too); the teacher's losses on from step 2.
-    items = tiny_overrides(tiny_world) + SMALL_DGNET + DETERMINISTIC + ["data.batch_size=4", "dgnet.sample_every=0"]
+    # E_a's trunk from the tiny baseline (a teacher too); the teacher's losses on from step 2. The
+    # frozen E_a on its running BatchNorm statistics (train_bn false): they then steer the training.
+    items = tiny_overrides(tiny_world) + SMALL_DGNET + DETERMINISTIC + ["data.batch_size=4", "dgnet.sample_every=0",
+                                                                        "dgnet.train_bn=false"]
     args = ["--stage", "dgnet", "--teacher", tiny_checkpoint]
     torchrun([*args, *sets(items + ["dgnet.max_iter=3"]), "--out", tmp_path / "full"])
     full = train_rows(tmp_path / "full")
