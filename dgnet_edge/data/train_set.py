@@ -3,8 +3,9 @@
 Re-id training sets are small (Market-1501: 12,936 images, 1.3 GB at 256x128), so decoding once
 and augmenting whole batches with tensor ops beats per-image loader workers on every machine
 from a 2-core laptop to a GPU server. The order of each epoch is a pure function of (seed, epoch):
-every torchrun process takes its own slice of the same permutation (what DistributedSampler with
-``set_epoch`` does), and a resumed run replays the exact order.
+every torchrun process takes every ``world_size``-th index of the same permutation (what
+DistributedSampler with ``set_epoch`` does), so that batch k of all processes together is batch k
+of a single process with ``world_size`` times the batch size; a resumed run replays the exact order.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class TrainImages:
         """Index batches of one epoch for this process; the last incomplete batch is dropped."""
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(self), generator=g)
-        per_rank = len(self) // world_size
-        mine = order[rank * per_rank : (rank + 1) * per_rank]
+        mine = order[: len(self) // world_size * world_size][rank::world_size]
         n = self.batches_per_epoch(batch_size, world_size)
         return [mine[i * batch_size : (i + 1) * batch_size] for i in range(n)]

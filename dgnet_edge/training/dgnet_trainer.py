@@ -112,6 +112,7 @@ class DGNetTrainer(Trainer):
         self.model: DGNet = build_dgnet(cfg, self.train_set.num_classes).to(self.device)
         if state is None and d.appearance_init == "teacher":
             self._init_from_teacher()
+        self.dist.broadcast(self.model.state_dict().values())  # every process starts from the main one's weights
         m = self.model
         self.gen_params = [*m.structure.parameters(), *m.decoder.parameters()]
         self.dis_params = list(m.discriminator.parameters())
@@ -200,7 +201,6 @@ class DGNetTrainer(Trainer):
         state["scaler"] = self.scaler.state_dict()
         state["teacher"] = str(self.teacher_path)
         state["teacher_state"] = self.teacher.state_dict()  # its BN statistics move while it labels
-        state["rng"]["augment"] = self.augment.generator.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -212,7 +212,6 @@ class DGNetTrainer(Trainer):
         self.id_opt.load_state_dict(state["optimizers"]["id"])
         self.scaler.load_state_dict(state["scaler"])
         self.teacher.load_state_dict(state["teacher_state"])
-        self.augment.generator.set_state(state["rng"]["augment"])
 
     # -- one step ------------------------------------------------------------------------------
     def _set_lrs(self) -> None:
@@ -244,6 +243,9 @@ class DGNetTrainer(Trainer):
         return probs / probs.sum(1, keepdim=True)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float] | None:
+        # The main process's BatchNorm statistics for all (as DistributedDataParallel does): the
+        # frozen E_s runs on them, and they are what a checkpoint keeps.
+        self.dist.broadcast([*self.model.buffers(), *self.teacher.buffers()])
         if self.step < self.cfg.dgnet.recon_warm_iter:
             return self.reconstruction_step(batch)
         d, m = self.cfg.dgnet, self.model
@@ -274,8 +276,9 @@ class DGNetTrainer(Trainer):
                 dis = (discriminator_loss(m.discriminator, x_ba.detach(), x_a, d.discriminator.gp_weight).total
                        + discriminator_loss(m.discriminator, x_ab.detach(), x_b, d.discriminator.gp_weight).total) * d.gan_w
             self.dis_opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(dis):
-                self.skip("discriminator loss", dis)
+            dis_mean = self.dist.mean(dis)  # not finite if it is not in one process
+            if not torch.isfinite(dis_mean):
+                self.skip("discriminator loss", dis_mean)
                 return None
             self.scaler.scale(dis).backward()
             all_reduce_grads(self.dis_params, self.dist)
@@ -297,8 +300,8 @@ class DGNetTrainer(Trainer):
                 p.requires_grad_(True)
         if not self._update(total, "generator loss", (self.gen_opt, self.id_opt), self.gen_params + self.id_params):
             return None
-        values = {"total": total, "dis": dis, **losses}
-        return {**{k: float(v.detach()) for k, v in values.items()}, **{f"w_{k}": v for k, v in w.items()}}
+        values = self._mean({"total": total, "dis": dis, **losses})
+        return {**values, **{f"w_{k}": v for k, v in w.items()}}
 
     def reconstruction_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float] | None:
         """A step of the reconstruction warm-up: E_s and G learn to rebuild each image from its
@@ -319,16 +322,23 @@ class DGNetTrainer(Trainer):
         # The full step's columns (one CSV for the whole run), the terms not trained here at 0.
         values = dict.fromkeys(("dis", "teacher", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle", "id", "pid",
                                 "recon_id", "gan"), 0.0)
-        values.update(recon_x=float(recon_x.detach()), recon_xp=float(recon_xp.detach()))
-        return {"total": float(total.detach()), **values, **{f"w_{k}": v for k, v in self.weights().items()}}
+        means = self._mean({"total": total, "recon_x": recon_x, "recon_xp": recon_xp})
+        values.update(recon_x=means["recon_x"], recon_xp=means["recon_xp"])
+        return {"total": means["total"], **values, **{f"w_{k}": v for k, v in self.weights().items()}}
+
+    def _mean(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The losses of the whole batch: averaged over processes, in one message."""
+        means = self.dist.mean(torch.stack([v.detach().float() for v in losses.values()])).tolist()
+        return dict(zip(losses, means))
 
     def _update(self, total: torch.Tensor, what: str, optimisers: tuple[torch.optim.Optimizer, ...],
                 params: list[nn.Parameter]) -> bool:
         """Backward ``total`` and step ``optimisers``; a non-finite loss skips the step (False)."""
         for opt in optimisers:
             opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
-            self.skip(what, total)
+        total_mean = self.dist.mean(total)  # not finite if it is not in one process
+        if not torch.isfinite(total_mean):
+            self.skip(what, total_mean)
             self.scaler.update()
             return False
         self.scaler.scale(total).backward()

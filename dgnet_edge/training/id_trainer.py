@@ -125,7 +125,6 @@ class IdTrainer(Trainer):
         state["optimizers"] = {"id": self.optimizer.state_dict()}
         state["scaler"] = self.scaler.state_dict()
         state["best_map"] = self.best_map
-        state["rng"]["augment"] = self.augment.generator.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -134,7 +133,6 @@ class IdTrainer(Trainer):
         self.optimizer.load_state_dict(state["optimizers"]["id"])
         self.scaler.load_state_dict(state["scaler"])
         self.best_map = state["best_map"]
-        self.augment.generator.set_state(state["rng"]["augment"])
 
     # -- training ------------------------------------------------------------------------------
     def _set_lr(self) -> float:
@@ -153,8 +151,12 @@ class IdTrainer(Trainer):
             logits = self.model(x).logits
             loss = sum(F.cross_entropy(z.float(), labels) for z in logits)
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):  # a host sync, cheap next to a ResNet step
-            self.skip("loss", loss)
+        acc = (logits[0].argmax(1) == labels).float().mean()
+        # The loss and accuracy of the whole batch, over all processes (a host sync, cheap next to a
+        # ResNet step); a loss that is not finite in one process skips the step in all of them.
+        means = self.dist.mean(torch.stack([loss.detach(), acc]))
+        if not torch.isfinite(means[0]):
+            self.skip("loss", means[0])
             return None
         self.scaler.scale(loss).backward()
         if self.cfg.id_train.clip_grad is not None:
@@ -162,22 +164,25 @@ class IdTrainer(Trainer):
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.id_train.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        acc = (logits[0].argmax(1) == labels).float().mean()
-        return {"epoch": self.step // self.iters_per_epoch, "loss": loss.item(), "acc": acc.item(), "lr": lr}
+        loss_mean, acc_mean = means.tolist()
+        return {"epoch": self.step // self.iters_per_epoch, "loss": loss_mean, "acc": acc_mean, "lr": lr}
 
     def after_step(self) -> None:
         if self.step % self.iters_per_epoch or self.step >= self.total_steps:
             return
         self.save()
         every, epochs_done = self.cfg.id_train.eval_every, self.step // self.iters_per_epoch
-        if every and epochs_done % every == 0 and self.dist.is_main:
+        if not every or epochs_done % every:
+            return
+        improved = False
+        if self.dist.is_main:  # the others wait
             self.bar.note("evaluating")
             metrics = evaluate_net(self.net, self.cfg, self.device)
             self.runlog.write("eval", self.step, metrics)
-            if metrics["mAP"] > self.best_map:
-                self.best_map = metrics["mAP"]
-                self.save("best.pt")
-        self.dist.barrier()
+            improved = metrics["mAP"] > self.best_map
+            self.best_map = max(self.best_map, metrics["mAP"])
+        if self.dist.any(improved, self.device):
+            self.save("best.pt")
 
     def final_metrics(self) -> dict[str, Any]:
         return evaluate_net(self.net, self.cfg, self.device)

@@ -4,6 +4,7 @@ A stage subclasses :class:`Trainer` and provides its batches (a pure function of
 resumed run replays the exact data), one optimisation step, and its state. The loop here runs
 steps until the schedule ends or a stop is requested (Ctrl-C, time limit), logs every
 ``log_every`` steps, calls the stage's hooks, and always leaves ``checkpoints/last.pt`` behind.
+Under torchrun every process runs this loop: they stop at the same step when any of them is asked to.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class Trainer:
         dataset = build_dataset(cfg.data.dataset, cfg.data.root)
         self.train_set = TrainImages.load(dataset.train, cfg.data.height, cfg.data.width, cfg.data.workers)
         self.runlog: RunLog | None = None
+        self.augment: BatchAugment  # set by the stage, from make_augment
 
     def make_augment(self, pad_mode: str = "constant") -> BatchAugment:
         d = self.cfg.data
@@ -150,6 +152,10 @@ class Trainer:
         return None
 
     # -- shared machinery ----------------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        """This process's random streams: torch's (dropout) and the augmentation's."""
+        return {**rng_state(), "augment": self.augment.generator.get_state()}
+
     def base_state(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -158,19 +164,34 @@ class Trainer:
             "step": self.step,
             "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds,
-            "rng": rng_state(),
+            "rng": self.rng_state(),
         }
 
     def load_base_state(self, state: dict[str, Any]) -> None:
+        """The step, counters and this process's random streams (under torchrun, each process's own
+        from ``rng_by_rank``; a run resumed on another number of processes keeps the fresh streams
+        of the processes the checkpoint has none for)."""
         self.step = state["step"]
         self.skipped_steps = state["skipped_steps"]
         self.train_seconds = state.get("train_seconds", 0.0)
-        restore_rng_state(state["rng"])
+        by_rank = state.get("rng_by_rank") or [state["rng"]]
+        if self.dist.rank < len(by_rank):
+            restore_rng_state(by_rank[self.dist.rank])
+            self.augment.generator.set_state(by_rank[self.dist.rank]["augment"])
+        else:
+            log.warning("the checkpoint was written by %d process(es): process %d starts fresh random streams",
+                        len(by_rank), self.dist.rank)
 
     def save(self, name: str = "last.pt") -> Path | None:
+        """Every process calls this (the checkpoint keeps each one's random streams, for an exact
+        resume); the main process writes."""
+        by_rank = self.dist.gather_object(self.rng_state())
         if not self.dist.is_main:
             return None
-        return save_checkpoint(self.out_dir / "checkpoints" / name, self.state_dict())
+        state = self.state_dict()
+        if self.dist.enabled:
+            state["rng_by_rank"] = by_rank
+        return save_checkpoint(self.out_dir / "checkpoints" / name, state)
 
     def skip(self, what: str, value: torch.Tensor) -> None:
         self.skipped_steps += 1
@@ -189,7 +210,7 @@ class Trainer:
         with stop_on_interrupt(limit) as stop, TrainProgress(self.total_steps, self.step, enabled=self.show_progress) as bar:
             self.bar = bar
             for batch in self.batches(self.step):
-                if self.step >= self.total_steps or stop.stop:
+                if self.step >= self.total_steps or self.dist.any(stop.stop, self.device):
                     break
                 step_started = time.monotonic()
                 stats = self.train_step(batch)
@@ -202,7 +223,7 @@ class Trainer:
                         rate = seen * self.cfg.data.batch_size * self.dist.world_size / max(time.monotonic() - started, 1e-9)
                         self.runlog.write("train", self.step, {**stats, "images_per_s": rate})
                 self.after_step()
-            stopped = stop.reason if self.step < self.total_steps else None
+            stopped = (stop.reason or "stopped by another process") if self.step < self.total_steps else None
         checkpoint = self.save()
         metrics = None
         if stopped is None and self.dist.is_main:
