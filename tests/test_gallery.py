@@ -453,6 +453,12 @@ def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(galler
         same.box = np.asarray((100 + 4 * i, 50, 130 + 4 * i, 130), np.float32)
         resolver.update("cam2", 40 + i / 15, [same])
     assert same.identity == made[0]["identity"]
+    # walking towards the camera (the box grows, its centre barely moves) counts as moving
+    towards = track(4, unit(rng), box=(200, 100, 220, 140))
+    for i in range(30):
+        towards.box = np.asarray((200 - i / 2, 100 - i, 220 + i / 2, 140 + i), np.float32)
+        resolver.update("cam3", 50 + i / 15, [towards])
+    assert towards.identity is not None and towards.identity != made[0]["identity"]
 
 
 def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):

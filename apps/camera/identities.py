@@ -38,7 +38,8 @@ a track takes an identity and their end is written every ``sighting_flush_s`` an
 
 Static things are not people: the cameras are fixed, so a detector's false positive on a sign, a
 poster or a coat on a hook is a box that never moves. A track makes a new identity only once its box
-centre has moved at least ``enrol_min_motion`` box heights from where the track was first seen, and
+centre has moved at least ``enrol_min_motion`` box heights from where the track was first seen (or
+its height changed by that fraction: walking towards the camera), and
 a track that has not moved takes a gallery identity only on a confident score (a known person
 standing still), never by waiting. A track that has not moved after ``static_after_s`` is static and
 takes no identity at all while it stays put. It is still tracked, and a person who stood still and
@@ -72,8 +73,8 @@ class _TrackState:
     name: str | None = None
     template_checked: float = float("-inf")  # when its feature was last considered as a template
     flushed: float = float("-inf")
-    origin: np.ndarray | None = None  # box centre when the track was first matched to a detection
-    moved: bool = False  # the centre has been enrol_min_motion box heights from the origin
+    origin: np.ndarray | None = None  # box centre and height when the track was first matched to a detection
+    moved: bool = False  # the box has moved or grown enrol_min_motion (of its height) from the origin
     born: float = float("nan")  # when the resolver first saw the track (``first`` moves to when it takes an identity)
 
     def __post_init__(self) -> None:
@@ -81,12 +82,16 @@ class _TrackState:
             self.born = self.first
 
     def observe(self, box: np.ndarray, min_motion: float) -> None:
-        """Record a matched box: the first is the origin; ``moved`` once one is far enough from it."""
-        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
-        if self.origin is None:
-            self.origin = centre
+        """Record a matched box: the first is the origin; ``moved`` once a box's centre is
+        ``min_motion`` box heights from the origin's, or its height has changed by that fraction
+        (someone walking towards or away from the camera)."""
         height = max(float(box[3] - box[1]), 1.0)
-        if not self.moved and float(np.hypot(*(centre - self.origin))) >= min_motion * height:
+        here = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, height], np.float64)
+        if self.origin is None:
+            self.origin = here
+        shift = float(np.hypot(*(here[:2] - self.origin[:2]))) / height
+        growth = abs(height - self.origin[2]) / self.origin[2]
+        if not self.moved and max(shift, growth) >= min_motion:
             self.moved = True
 
 
@@ -121,8 +126,9 @@ class IdentityResolver:
         sighting_flush_s: how often the end of open sightings is written.
         enrol_min_motion: a track makes a new identity, or takes an identity by waiting
             (``decide_after``), only once its box centre has moved this many box heights from where
-            it was first seen (a person walks about a box height a second; a box on a sign jitters
-            by a few percent). 0 turns the static rule off.
+            it was first seen, or its height has changed by this fraction (a person walks about a
+            box height a second: on the video bench, a median 0.6 s to move 0.25; a box on a sign
+            jitters by a few percent). 0 turns the static rule off.
         static_after_s: a track that has not moved ``enrol_min_motion`` box heights after this
             many seconds is static (a sign, a poster): it takes no identity, not even a gallery
             match, until it moves.
