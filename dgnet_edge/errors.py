@@ -63,3 +63,7 @@ class SourceError(DgnetEdgeError):
 
 class DetectorError(DgnetEdgeError):
     """A person detector that cannot be used: a missing or unreadable model file, an unknown output layout."""
+
+
+class FetchError(DgnetEdgeError):
+    """A download or conversion that failed: no network, a file whose checksum is not the pinned one, a converter fault."""

@@ -7,6 +7,13 @@ import pytest
 from dgnet_edge.data.synth import WorldSpec, write_world
 from dgnet_edge.data.video.site import VideoSpec
 
+@pytest.fixture(autouse=True)
+def _empty_detector_cache(tmp_path_factory, monkeypatch):
+    """Every test sees an empty download cache: a detector cached on the machine (``--detector auto``
+    picks ssdlite when it is there) never changes what a test runs."""
+    monkeypatch.setenv("DGNET_EDGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 TINY_WORLD = WorldSpec(train_ids=8, test_ids=6, cameras=3, images_per_camera=4, height=64, width=32, seed=3)
 
 

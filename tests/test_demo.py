@@ -111,7 +111,7 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
     """Rows written before a track had its identity are written under that identity."""
     (src,) = [open_source(_sources(bench)[0])]
     gallery = Gallery(tmp_path / "g.db", feature_dim=4)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3)
+    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3, enrol_min_motion=0)  # a still box
 
     def embed(crops):
         return np.tile(np.array([[1.0, 0, 0, 0]], np.float32), (len(crops), 1))
@@ -195,6 +195,45 @@ def _colour_features(crops):
     feats = np.stack([np.concatenate([np.histogram(c[..., k], bins=8, range=(0, 256))[0] for k in range(3)])
                       for c in crops]).astype(np.float32)
     return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+
+class _SignAndWalker(Detector):
+    """A sign the detector mistakes for a person (a fixed box) and the walking figure (a colour blob)."""
+
+    SIGN = [250, 40, 290, 120]
+
+    def detect(self, frame):
+        mask = np.abs(frame.image[:, :240].astype(np.int16) - 128).max(axis=2) > 50
+        ys, xs = np.nonzero(mask)
+        return Detections.from_xyxy([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], self.SIGN], [0.9, 0.9])
+
+
+def test_a_sign_is_tracked_but_never_enrolled_and_the_walker_is(tmp_path):
+    import cv2
+
+    folder = tmp_path / "img1"
+    folder.mkdir()
+    for i in range(90):  # 6 s at 15 frames/s
+        image = np.full((240, 320, 3), 128, np.uint8)
+        x = 10 + 2 * i
+        image[60:130, x:x + 40] = (30, 30, 200)
+        image[130:200, x + 5:x + 35] = (200, 60, 30)
+        image[40:120, 250:290] = (0, 220, 240)  # the yellow sign
+        cv2.imwrite(str(folder / f"{i + 1:06d}.jpg"), image)
+    source = open_source(str(folder), "cam1")
+    events = tmp_path / "events.jsonl"
+    mot = MotSink(tmp_path)
+    with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
+        resolver = IdentityResolver(gallery, threshold=0.8, static_after_s=2.0)
+        app = CameraApp([source], _SignAndWalker(), _colour_features, resolver, outputs=Outputs(mot=mot, events=EventLog(events)))
+        app.run()
+        source.close()
+        assert len(gallery) == 1
+    made = [json.loads(line) for line in events.read_text().splitlines() if '"new_identity"' in line]
+    assert len(made) == 1
+    rows = read_mot(tmp_path / "cam1.txt")
+    walker = rows.select(rows.boxes[:, 0] < 240)
+    assert set(walker.ids.tolist()) == {made[0]["identity"]}  # the walker's rows carry its identity
 
 
 def test_identities_survive_a_dropped_rtsp_camera(tmp_path):

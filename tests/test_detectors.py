@@ -212,7 +212,7 @@ def test_bad_detector_files_are_one_line_errors(tmp_path):
 
 
 def test_open_detector_checks_kind_argument_and_options(tmp_path):
-    with pytest.raises(UsageError, match="detector 'ssd': expected one of yolo, hog, motion, public"):
+    with pytest.raises(UsageError, match="detector 'ssd': expected one of ssdlite, yolo, hog, motion, public"):
         open_detector("ssd")
     with pytest.raises(UsageError, match="detector yolo needs an exported model file"):
         open_detector("yolo")

@@ -323,7 +323,7 @@ def track(track_id, feature, state=CONFIRMED, box=(2, 2, 12, 30), since=0):
 def test_a_person_gets_a_new_identity_then_keeps_it_on_another_camera(gallery):
     rng = np.random.default_rng(8)
     person = unit(rng)
-    resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, template_interval_s=100)
+    resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, template_interval_s=100, enrol_min_motion=0)
     image = np.zeros((48, 64, 3), np.uint8)
     t1 = track(1, person)
     assert resolver.update("cam1", 0.0, [t1], image) == []  # waits for a confident feature
@@ -349,7 +349,7 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
     rng = np.random.default_rng(9)
     person = unit(rng)
     a = gallery.enrol(person)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=4, confident_margin=0.3)
+    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=4, confident_margin=0.3, enrol_min_motion=0)
     unsure = normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
     score = float(unsure @ person)
     assert 0.5 <= score < 0.8
@@ -365,7 +365,7 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
 def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_optimal(gallery):
     e = np.eye(D, dtype=np.float32)
     a, b = gallery.enrol(e[0]), gallery.enrol(e[1])
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1)
+    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, enrol_min_motion=0)
     # greedy in track order would give track 1 identity a (0.72 > 0.69) and leave track 2 without one
     t1, t2 = track(1, normalise(1.05 * e[0] + e[1])), track(2, normalise(e[0] + 0.3 * e[1]))
     events = resolver.update("cam1", 0.0, [t1, t2])
@@ -414,7 +414,7 @@ def test_an_identity_deleted_while_held_is_asked_for_again(tmp_path):
     with Gallery(path, D) as g, Gallery(path) as cli_side:
         person = unit(rng)
         a = g.enrol(person)
-        resolver = IdentityResolver(g, threshold=0.5, decide_after=1, template_interval_s=0.0)
+        resolver = IdentityResolver(g, threshold=0.5, decide_after=1, template_interval_s=0.0, enrol_min_motion=0)
         t = track(1, person)
         resolver.update("cam1", 0.0, [t])
         assert t.identity == a
@@ -423,6 +423,58 @@ def test_an_identity_deleted_while_held_is_asked_for_again(tmp_path):
         assert t.identity is None
         events = resolver.update("cam1", 2.0, [t])
         assert events[0]["event"] == "new_identity" and t.identity != a
+
+
+def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(gallery):
+    """A sign the detector takes for a person stays put: tracked, never enrolled nor matched."""
+    rng = np.random.default_rng(13)
+    sign, walker = unit(rng), unit(rng)
+    resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, enrol_min_motion=0.25, static_after_s=5.0)
+    still, moving = track(1, sign, box=(100, 50, 130, 130)), track(2, walker)
+    events = []
+    for i in range(300):  # 20 s at 15 frames/s; the sign's box jitters by a pixel
+        jitter = rng.uniform(-1, 1, 4).astype(np.float32)
+        still.box = np.asarray((100, 50, 130, 130), np.float32) + jitter
+        moving.box = np.asarray((2 + 3 * i, 2, 32 + 3 * i, 82), np.float32)  # 80 px tall, 45 px a second
+        events += resolver.update("cam1", i / 15, [still, moving])
+    made = [e for e in events if e["event"] == "new_identity"]
+    assert [e["track"] for e in made] == [2] and len(gallery) == 1
+    assert still.identity is None and moving.identity == made[0]["identity"]
+    assert made[0]["time"] < 0.5  # enrolled as soon as it has walked a quarter of its height
+    # a still track takes a gallery identity only on a confident score, never by waiting
+    unsure = normalise(walker + 0.9 * unit(rng))
+    assert 0.7 <= float(unsure @ walker) < 0.8
+    same = track(3, unsure, box=(100, 50, 130, 130))
+    for i in range(150):
+        resolver.update("cam2", 30 + i / 15, [same])
+    assert same.identity is None
+    # ... and when it walks away, it is decided like any other track
+    for i in range(20):
+        same.box = np.asarray((100 + 4 * i, 50, 130 + 4 * i, 130), np.float32)
+        resolver.update("cam2", 40 + i / 15, [same])
+    assert same.identity == made[0]["identity"]
+    # walking towards the camera (the box grows, its centre barely moves) counts as moving
+    towards = track(4, unit(rng), box=(200, 100, 220, 140))
+    for i in range(30):
+        towards.box = np.asarray((200 - i / 2, 100 - i, 220 + i / 2, 140 + i), np.float32)
+        resolver.update("cam3", 50 + i / 15, [towards])
+    assert towards.identity is not None and towards.identity != made[0]["identity"]
+
+
+def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):
+    """Standing still is not enough to lose a known identity: a confident match needs no motion."""
+    rng = np.random.default_rng(14)
+    person = unit(rng)
+    a = gallery.enrol(person)
+    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3)
+    t = track(1, person)
+    events = resolver.update("cam1", 0.0, [t])
+    assert [e["event"] for e in events] == ["reidentified", "enter"] and t.identity == a
+
+
+def test_static_rule_parameters_are_checked(gallery):
+    with pytest.raises(ValueError, match="enrol_min_motion"):
+        IdentityResolver(gallery, threshold=0.5, enrol_min_motion=-0.1)
 
 
 def test_enrol_track_names_the_person(gallery):

@@ -1,6 +1,7 @@
-"""Person detectors for the camera app: ``yolo`` (exported ONNX or TensorRT models), ``hog``
-(OpenCV's pretrained people detector), ``motion`` (background subtraction) and ``public``
-(MOTChallenge det.txt, as trackers are benchmarked).
+"""Person detectors for the camera app: ``ssdlite`` (a TensorFlow SSDLite MobileNetV2 person
+detector converted to ONNX once by ``dgnet-edge detector fetch ssdlite``), ``yolo`` (exported ONNX
+or TensorRT models), ``hog`` (OpenCV's pretrained people detector), ``motion`` (background
+subtraction) and ``public`` (MOTChallenge det.txt, as trackers are benchmarked).
 
 Every detector takes a :class:`~dgnet_edge.apps.camera.sources.Frame` (BGR) and returns
 :class:`~dgnet_edge.apps.camera.detections.Detections` in frame pixels. Detectors that keep
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PERSON = 0  # COCO class id of "person" in Ultralytics' exports
 YOLO_LAYOUTS = ("yolov5", "yolov8", "end2end")
+RESIZE_MODES = ("letterbox", "stretch")
 END2END_MAX_ROWS = 1000  # NMS-free exports give at most a few hundred rows (300); anchor grids give thousands
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 CLASS_OFFSET = 8192.0  # px between the classes' boxes during NMS: more than any input size
@@ -105,6 +107,30 @@ def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None = Non
     return canvas, Letterbox(scale, left, top)
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """How a frame was resized to the model input without keeping its aspect ratio."""
+
+    scale_x: float
+    scale_y: float
+
+    def to_frame(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Boxes (x1, y1, x2, y2) in model-input pixels back to frame pixels, clipped to the frame."""
+        out = boxes.astype(np.float32, copy=True)
+        out[:, [0, 2]] /= self.scale_x
+        out[:, [1, 3]] /= self.scale_y
+        return clip_boxes(out, width, height)
+
+
+def stretch(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Stretch]:
+    """Resize to exactly ``size`` (height, width), as models trained on stretched images expect."""
+    cv2 = import_cv2()
+    h0, w0 = image.shape[:2]
+    height, width = size
+    resized = image if (h0, w0) == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized, Stretch(width / w0, height / h0)
+
+
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     half = xywh[:, 2:4] / 2
     return np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
@@ -180,18 +206,24 @@ class YoloDetector(Detector):
 
     A TensorRT engine (.engine/.trt/.plan) runs through the TensorRT runner (which pushes the
     device's primary CUDA context around each call, so any thread may call :meth:`detect`).
+
+    ``resize`` "stretch" resizes frames to the (fixed) input size without keeping their aspect
+    ratio, for models trained so (SSD).
     """
 
     name = "yolo"
 
     def __init__(self, path: str | Path, conf: float = 0.25, iou: float = 0.45, size: int = 640, stride: int = 32,
                  classes: tuple[int, ...] = (PERSON,), layout: str | None = None, device: str = "auto",
-                 threads: int | None = None, max_det: int = 300):
+                 threads: int | None = None, max_det: int = 300, resize: str = "letterbox"):
         self.path = Path(path)
         if not self.path.is_file():
             raise DetectorError(f"{self.path}: detector model not found; give an exported .onnx or .engine file")
         if layout is not None and layout not in YOLO_LAYOUTS:
             raise UsageError(f"layout {layout!r}: expected one of {', '.join(YOLO_LAYOUTS)}")
+        if resize not in RESIZE_MODES:
+            raise UsageError(f"resize {resize!r}: expected one of {', '.join(RESIZE_MODES)}")
+        self.resize = resize
         self.conf, self.iou, self.classes, self.max_det = float(conf), float(iou), tuple(int(c) for c in classes), int(max_det)
         self.runner = open_model_runner(self.path, device, threads)
         try:
@@ -207,7 +239,7 @@ class YoloDetector(Detector):
         h, w = spec.shape[2], spec.shape[3]
         fixed = isinstance(h, int) and isinstance(w, int)
         self.input_size = (h, w) if fixed else (int(size), int(size))
-        self.stride = None if fixed else int(stride)
+        self.stride = None if fixed or resize == "stretch" else int(stride)
         output = self._infer(np.full((*self.input_size, 3), 114, np.uint8))
         found = output_layout(tuple(output.shape))
         self.layout = layout or found
@@ -236,7 +268,8 @@ class YoloDetector(Detector):
 
     def detect(self, frame: Frame) -> Detections:
         image = frame.image
-        canvas, fit = letterbox(image, self.input_size, self.stride)
+        canvas, fit = (stretch(image, self.input_size) if self.resize == "stretch"
+                       else letterbox(image, self.input_size, self.stride))
         boxes, scores = decode_yolo(self._infer(canvas), self.layout, self.conf, self.iou, self.classes, self.max_det)
         if not len(boxes):
             return Detections.empty()
@@ -244,6 +277,39 @@ class YoloDetector(Detector):
 
     def close(self) -> None:
         self.runner.deactivate()
+
+
+# -- ssdlite -------------------------------------------------------------------------------------
+class SsdliteDetector(YoloDetector):
+    """SSDLite MobileNetV2 trained on VOC person boxes, converted once to ONNX by
+    ``dgnet-edge detector fetch ssdlite`` (see :mod:`.ssdlite`), run through the ONNX path above.
+
+    ``path`` None reads the cached model (a DetectorError naming the fetch command when it is not
+    there). Frames are stretched to 300x300, as the model was trained; box decoding and NMS run in
+    the graph, whose rows give x1, y1, x2, y2, score, class (0: person).
+    """
+
+    name = "ssdlite"
+
+    def __init__(self, path: str | Path | None = None, conf: float = 0.3, iou: float = 0.45, device: str = "auto",
+                 threads: int | None = None, max_det: int = 100):
+        from dgnet_edge.apps.camera.ssdlite import require_model
+
+        model = require_model() if path is None else Path(path)
+        if not model.is_file():
+            raise DetectorError(f"{model}: ssdlite model not found; give the ssdlite.onnx that "
+                                f"`dgnet-edge detector fetch ssdlite` wrote, or leave the file out to use the cached one")
+        try:
+            super().__init__(model, conf=conf, iou=iou, classes=(PERSON,), device=device, threads=threads,
+                             max_det=max_det, resize="stretch")
+        except DetectorError as e:
+            reason = str(e)[len(f"{model}: "):] if str(e).startswith(f"{model}: ") else str(e)
+            raise DetectorError(f"{model}: not a converted ssdlite model ({reason.split(';')[0]}); "
+                                f"fetch it again: dgnet-edge detector fetch ssdlite --force") from None
+        if self.layout != "end2end":
+            self.close()
+            raise DetectorError(f"{model}: its output is not the (1, N, 6) rows of a converted ssdlite model; "
+                                f"fetch it again: dgnet-edge detector fetch ssdlite --force")
 
 
 # -- hog -----------------------------------------------------------------------------------------
@@ -429,12 +495,15 @@ class PublicDetector(Detector):
 
 
 # -- opening by name -----------------------------------------------------------------------------
-DETECTORS: dict[str, type[Detector]] = {"yolo": YoloDetector, "hog": HogDetector, "motion": MotionDetector, "public": PublicDetector}
+DETECTORS: dict[str, type[Detector]] = {"ssdlite": SsdliteDetector, "yolo": YoloDetector, "hog": HogDetector,
+                                        "motion": MotionDetector, "public": PublicDetector}
 NEEDS_ARG = {"yolo": "an exported model file (yolo FILE.onnx or FILE.engine)", "public": "a bench or camera folder (public DIR)"}
+OPTIONAL_ARG = ("ssdlite",)  # the cached model, or a file
 
 
 def open_detector(kind: str, arg: str | None = None, **options: Any) -> Detector:
-    """A detector by name: ``yolo FILE``, ``hog``, ``motion`` or ``public DIR``; ``options`` are its keyword arguments."""
+    """A detector by name: ``ssdlite [FILE]``, ``yolo FILE``, ``hog``, ``motion`` or ``public DIR``;
+    ``options`` are its keyword arguments."""
     import inspect
 
     if kind not in DETECTORS:
@@ -442,10 +511,10 @@ def open_detector(kind: str, arg: str | None = None, **options: Any) -> Detector
     cls = DETECTORS[kind]
     if kind in NEEDS_ARG and not arg:
         raise UsageError(f"detector {kind} needs {NEEDS_ARG[kind]}")
-    if kind not in NEEDS_ARG and arg:
+    if kind not in NEEDS_ARG and kind not in OPTIONAL_ARG and arg:
         raise UsageError(f"detector {kind} takes no file or folder (got {arg!r})")
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "path", "root")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise UsageError(f"detector {kind}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(allowed)}")
-    return cls(arg, **options) if kind in NEEDS_ARG else cls(**options)
+    return cls(arg, **options) if kind in NEEDS_ARG or kind in OPTIONAL_ARG else cls(**options)

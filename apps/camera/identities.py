@@ -35,10 +35,20 @@ While a track holds an identity, its feature becomes a template at most every
 ``template_interval_s``, and only when it still matches its identity (score >= threshold) and is
 not a near-copy of a template there already (score <= 1 - ``novelty``). Sightings are opened when
 a track takes an identity and their end is written every ``sighting_flush_s`` and at leave.
+
+Static things are not people: the cameras are fixed, so a detector's false positive on a sign, a
+poster or a coat on a hook is a box that never moves. A track makes a new identity only once its box
+centre has moved at least ``enrol_min_motion`` box heights from where the track was first seen (or
+its height changed by that fraction: walking towards the camera), and
+a track that has not moved takes a gallery identity only on a confident score (a known person
+standing still), never by waiting. A track that has not moved after ``static_after_s`` is static and
+takes no identity at all while it stays put. It is still tracked, and a person who stood still and
+then walks away is decided like anyone else when they move.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +73,26 @@ class _TrackState:
     name: str | None = None
     template_checked: float = float("-inf")  # when its feature was last considered as a template
     flushed: float = float("-inf")
+    origin: np.ndarray | None = None  # box centre and height when the track was first matched to a detection
+    moved: bool = False  # the box has moved or grown enrol_min_motion (of its height) from the origin
+    born: float = float("nan")  # when the resolver first saw the track (``first`` moves to when it takes an identity)
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.born):
+            self.born = self.first
+
+    def observe(self, box: np.ndarray, min_motion: float) -> None:
+        """Record a matched box: the first is the origin; ``moved`` once a box's centre is
+        ``min_motion`` box heights from the origin's, or its height has changed by that fraction
+        (someone walking towards or away from the camera)."""
+        height = max(float(box[3] - box[1]), 1.0)
+        here = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, height], np.float64)
+        if self.origin is None:
+            self.origin = here
+        shift = float(np.hypot(*(here[:2] - self.origin[:2]))) / height
+        growth = abs(height - self.origin[2]) / self.origin[2]
+        if not self.moved and max(shift, growth) >= min_motion:
+            self.moved = True
 
 
 def crop(image: np.ndarray | None, box: np.ndarray) -> np.ndarray | None:
@@ -94,6 +124,14 @@ class IdentityResolver:
         template_interval_s: least time between two templates from one track.
         novelty: a feature within this of an identity's score 1 is a near-copy, not a template.
         sighting_flush_s: how often the end of open sightings is written.
+        enrol_min_motion: a track makes a new identity, or takes an identity by waiting
+            (``decide_after``), only once its box centre has moved this many box heights from where
+            it was first seen, or its height has changed by this fraction (a person walks about a
+            box height a second: on the video bench, a median 0.6 s to move 0.25; a box on a sign
+            jitters by a few percent). 0 turns the static rule off.
+        static_after_s: a track that has not moved ``enrol_min_motion`` box heights after this
+            many seconds is static (a sign, a poster): it takes no identity, not even a gallery
+            match, until it moves.
     """
 
     def __init__(
@@ -106,9 +144,13 @@ class IdentityResolver:
         template_interval_s: float = 2.0,
         novelty: float = 0.05,
         sighting_flush_s: float = 5.0,
+        enrol_min_motion: float = 0.25,
+        static_after_s: float = 5.0,
     ):
         if decide_after < 1:
             raise ValueError(f"decide_after must be >= 1, got {decide_after}")
+        if enrol_min_motion < 0 or static_after_s < 0:
+            raise ValueError(f"enrol_min_motion and static_after_s must be >= 0, got {enrol_min_motion}, {static_after_s}")
         self.gallery = gallery
         self.threshold = threshold
         self.decide_after = decide_after
@@ -116,6 +158,8 @@ class IdentityResolver:
         self.template_interval_s = template_interval_s
         self.novelty = novelty
         self.sighting_flush_s = sighting_flush_s
+        self.enrol_min_motion = enrol_min_motion
+        self.static_after_s = static_after_s
         self._states: dict[str, dict[int, _TrackState]] = {}
 
     # -- the frame loop ----------------------------------------------------------------------------
@@ -138,8 +182,9 @@ class IdentityResolver:
                 state.track = track
                 if track.time_since_update == 0:
                     state.last = time
+                    state.observe(track.box, self.enrol_min_motion)
                 track.identity = state.identity  # the resolver's decision is the one that counts
-                if state.identity is None and track.state == CONFIRMED and _fresh(track):
+                if state.identity is None and track.state == CONFIRMED and _fresh(track) and not self.is_static(state, time):
                     state.pending += 1
                     pending.append(state)
             if pending:
@@ -149,6 +194,15 @@ class IdentityResolver:
             self._add_templates(camera, time, due, image)
             self._flush_sightings(time, states.values())
         return events
+
+    def is_static(self, state: _TrackState, time: float) -> bool:
+        """Whether the track has stayed put (under ``enrol_min_motion``) for ``static_after_s``."""
+        return self.enrol_min_motion > 0 and not state.moved and time - state.born >= self.static_after_s
+
+    def _may_move_on(self, state: _TrackState) -> bool:
+        """Whether an unsure track may be decided by waiting (a new identity, or an unsure match): it
+        has moved, or the static rule is off. A confident match needs no motion."""
+        return state.moved or self.enrol_min_motion == 0
 
     def close_track(self, camera: str, track: Track, time: float | None = None) -> list[dict]:
         """The tracker dropped ``track`` for good: its sighting ends at its last update ("leave")."""
@@ -198,14 +252,14 @@ class IdentityResolver:
             col = assigned.get(row)
             if col is not None:
                 score = float(scores[row, col])
-                if score >= self.threshold + self.confident_margin or state.pending >= self.decide_after:
+                if score >= self.threshold + self.confident_margin or (state.pending >= self.decide_after and self._may_move_on(state)):
                     identity = int(ids[col])
                     taken = held.get(identity)
                     if taken is not None:
                         events += self.close_track(camera, taken.track)
                         taken.track.identity = None
                     events += self._take(camera, time, state, identity, score)
-            elif state.pending >= self.decide_after:
+            elif state.pending >= self.decide_after and self._may_move_on(state):
                 events += self._create(camera, time, state, features[row], image)
         return events
 

@@ -78,10 +78,21 @@ class PerCameraDetector(Detector):
             detector.close()
 
 
+def default_detector() -> Detector:
+    """The detector ``auto`` gives a camera without public detections: ssdlite when the cache holds
+    it (``dgnet-edge detector fetch ssdlite``), else HOG (no download)."""
+    from dgnet_edge.apps.camera.ssdlite import cached_model, fetch_hint
+
+    if cached_model() is not None:
+        return open_detector("ssdlite")
+    log.info("detector auto: hog (the ssdlite detector is better; `%s` fetches it once)", fetch_hint())
+    return open_detector("hog")
+
+
 def open_detector_for(kind: str, arg: str | None, sources: list[Source]) -> Detector:
     """The detector ``--detector`` names. ``auto`` picks per camera: a video bench camera folder's
-    own public detections, HOG for any other source; ``public`` without a folder needs every
-    source to be a bench camera folder."""
+    own public detections, else ssdlite when it is cached, else HOG; ``public`` without a folder
+    needs every source to be a bench camera folder."""
     if kind not in ("auto", "public") or arg is not None:
         return open_detector(kind, arg)
     folders = bench_camera_dirs(sources)
@@ -90,12 +101,12 @@ def open_detector_for(kind: str, arg: str | None, sources: list[Source]) -> Dete
         raise UsageError(f"--detector public: {', '.join(others)} not video bench camera folder(s) with det/det.txt; "
                          f"give the folder: --detector public:DIR")
     if not folders:
-        return open_detector("hog")
+        return default_detector()
     detectors = {name: open_detector("public", str(folder)) for name, folder in folders.items()}
     if others:
-        hog = open_detector("hog")
-        detectors.update({name: hog for name in others})
-        log.info("detector auto: public detections for %s, hog for %s", ", ".join(folders), ", ".join(others))
+        fallback = default_detector()
+        detectors.update({name: fallback for name in others})
+        log.info("detector auto: public detections for %s, %s for %s", ", ".join(folders), fallback.name, ", ".join(others))
     return PerCameraDetector(detectors)
 
 

@@ -2,6 +2,7 @@
 
     dgnet-edge demo --source data/video/cam1 --source data/video/cam2 --export runs/quickstart/export
     dgnet-edge demo --source 0 --detector hog --export exports/market --show
+    dgnet-edge demo --source vtest.avi --detector ssdlite --export runs/quickstart/export
     dgnet-edge demo --jetson-csi 0 --jetson-rtsp rtsp://cam2/stream --detector yolo:yolov8n.engine --export exports/market
 
 Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
@@ -24,20 +25,24 @@ from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
 
-DETECTOR_HELP = ("auto (per camera: a video bench folder's public detections, else hog), hog, motion, public[:DIR] "
-                 "(MOTChallenge det.txt; DIR: a bench folder, default each source's own) or yolo:FILE.onnx|FILE.engine")
+DETECTOR_HELP = ("auto (per camera: a video bench folder's public detections, else ssdlite when fetched, else hog), "
+                 "ssdlite[:FILE.onnx] (a person SSD, fetched once: dgnet-edge detector fetch ssdlite), hog, motion, "
+                 "public[:DIR] (MOTChallenge det.txt; DIR: a bench folder, default each source's own) or "
+                 "yolo:FILE.onnx|FILE.engine")
 
 
 def parse_detector(text: str) -> Tuple[str, Optional[str]]:
     """``"yolo:model.onnx"`` -> ("yolo", "model.onnx"); UsageError for an unknown kind."""
     kind, _, arg = text.partition(":")
     kind = kind.strip().lower()
-    if kind not in ("auto", "hog", "motion", "public", "yolo"):
+    if kind not in ("auto", "ssdlite", "hog", "motion", "public", "yolo"):
         raise UsageError(f"--detector {text!r}: {DETECTOR_HELP}")
     if kind == "yolo" and not arg:
         raise UsageError("--detector yolo needs the model file: --detector yolo:FILE.onnx (or FILE.engine)")
     if kind in ("auto", "hog", "motion") and arg:
         raise UsageError(f"--detector {kind} takes no argument, got {text!r}")
+    if kind == "ssdlite" and text.endswith(":") and not arg:
+        raise UsageError("--detector ssdlite: give the model file after the colon (ssdlite:FILE.onnx), or nothing for the cached one")
     return kind, arg or None
 
 
@@ -84,6 +89,10 @@ def demo(
     if not specs:
         raise UsageError("give at least one camera: --source (webcam index, file, folder, URL, pipeline), --jetson-csi or --jetson-rtsp")
     kind, arg = parse_detector(detector)
+    if kind == "ssdlite" and arg is None:  # before any source is opened: say how to fetch it
+        from dgnet_edge.apps.camera.ssdlite import require_model
+
+        require_model()
     if appearance and export_dir is None:
         raise UsageError("--export is needed for re-id (the embedder's export folder); or track without it: --no-appearance")
     if export_dir is not None:

@@ -22,7 +22,8 @@ from rich.markup import escape
 from typing_extensions import get_type_hints
 
 from dgnet_edge import __version__
-from dgnet_edge.cli import bench, bench_camera, build, calib, data, demo, doctor, evaluate, export, gallery, generative, quickstart, report, train
+from dgnet_edge.cli import (bench, bench_camera, build, calib, data, demo, detector, doctor, evaluate, export, gallery, generative,
+                            quickstart, report, train)
 from dgnet_edge.cli.output import err, setup_logging
 from dgnet_edge.errors import DgnetEdgeError
 
@@ -42,6 +43,7 @@ bench.app.command("camera")(bench_camera.camera)
 bench.app.command("synthesis")(__import__("dgnet_edge.cli.bench_synthesis", fromlist=["synthesis"]).synthesis)
 app.add_typer(calib.app, name="calib")
 app.add_typer(gallery.app, name="gallery")
+app.add_typer(detector.app, name="detector")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("export")(export.export)
