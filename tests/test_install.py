@@ -226,7 +226,7 @@ def test_demo_gallery_and_report_run_without_torch(deployment_venv, tiny_dgnet_i
     gallery = tmp_path / "gallery.db"
     sources = sum((["--source", str(p)] for p in sorted(tiny_bench.glob("cam*"))), [])
     demo = run([exe, "demo", *sources, "--export", tiny_dgnet_int8_export,
-                "--threshold", "0.9", "--gallery", gallery, "--save-txt", tmp_path / "tracks", "--max-frames", "20",
+                "--threshold", "0.9", "--gallery", gallery, "--save-txt", tmp_path / "tracks",
                 "--no-progress", "--no-show", "--json"])
     summary = json.loads(demo.stdout)
     assert summary["identities"] >= 1
