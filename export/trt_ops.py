@@ -9,8 +9,8 @@ whether an exported graph will parse.
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -22,9 +22,9 @@ MIN_TENSORRT = "8.5"
 MAX_OPSET = {"8.5": 17, "8.6": 17}
 
 
-@cache
+@lru_cache(maxsize=None)
 def operator_table() -> dict[str, Any]:
-    return json.loads(resources.files("dgnet_edge.export").joinpath("trt_onnx_ops.json").read_text())
+    return json.loads((Path(__file__).parent / "trt_onnx_ops.json").read_text())  # package data, beside this file
 
 
 def _version_key(v: str) -> tuple[int, ...]:

@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 EVALUATED_ANNOTATIONS = ["dgnet_edge/cli"]
 # Training-side modules that the deployment install never imports (they need torch, PyYAML or
 # pydantic); every other module of the distribution is the deployment side.
-TRAINING_MODULES = ("dgnet_edge.models", "dgnet_edge.training", "dgnet_edge.export", "dgnet_edge.calib",
+TRAINING_MODULES = ("dgnet_edge.models", "dgnet_edge.training", "dgnet_edge.export.graphs",
+                    "dgnet_edge.export.onnx_export", "dgnet_edge.export.pipeline", "dgnet_edge.calib.generator",
+                    "dgnet_edge.calib.pipeline",
                     "dgnet_edge.checkpoint", "dgnet_edge.device", "dgnet_edge.swap_grid", "dgnet_edge.official_import",
                     "dgnet_edge.config", "dgnet_edge.visualize", "dgnet_edge.data.augment", "dgnet_edge.data.train_set",
                     "dgnet_edge.apps.quickstart", "dgnet_edge.runtime.torch_runner")
