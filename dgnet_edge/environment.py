@@ -154,7 +154,8 @@ def check_cuda(import_module: Callable[[str], Any] = importlib.import_module,
     try:
         cuda = import_module("pycuda.driver")
         cuda.init()
-        found += f"; GPU 0: {cuda.Device(0).name()} (compute capability {'.'.join(map(str, cuda.Device(0).compute_capability()))})"
+        gpu = cuda.Device(0)
+        found += f"; GPU 0: {gpu.name()} (compute capability {'.'.join(map(str, gpu.compute_capability()))})"
     except Exception as e:  # pycuda.driver.Error: no device, driver too old
         return Check("cuda", False, f"{found}; {type(e).__name__}: {e}", "the GPU cannot be used by the TensorRT runner")
     return Check("cuda", True, found, "the TensorRT runner can run engines built for this GPU")

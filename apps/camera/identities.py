@@ -126,9 +126,9 @@ class IdentityResolver:
         sighting_flush_s: how often the end of open sightings is written.
         enrol_min_motion: a track makes a new identity, or takes an identity by waiting
             (``decide_after``), only once its box centre has moved this many box heights from where
-            it was first seen, or its height has changed by this fraction (a person walks about a
-            box height a second: on the video bench, a median 0.6 s to move 0.25; a box on a sign
-            jitters by a few percent). 0 turns the static rule off.
+            it was first seen, or its height has changed by this fraction (a walking person covers
+            a quarter of their height within a second or so; a box on a sign jitters by a few
+            percent). 0 turns the static rule off.
         static_after_s: a track that has not moved ``enrol_min_motion`` box heights after this
             many seconds is static (a sign, a poster): it takes no identity, not even a gallery
             match, until it moves.
