@@ -162,3 +162,15 @@ def test_demo_on_real_footage_tracks_people_and_never_enrols_the_sign(real_cache
         boxes = rows[rows[:, 1] == identity][:, 2:6].copy()
         boxes[:, 2:] += boxes[:, :2]
         assert len(boxes) and np.median(iou_with(boxes, SIGN)) < 0.5, f"identity {identity} is the sign"
+
+
+def test_bench_real_without_torch_reports_the_mobilenet_row_as_unavailable(real_cache, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    code, out, err = run_cli(["bench", "real", "--cache", real_cache, "--json"], capsys)
+    assert code == 0, err
+    rows = {row["method"]: row for row in json.loads(out)["rows"]}
+    assert "embedded model" not in rows and "rank1" in rows["HSV histogram, 1 stripe"]
+    assert "rank1" not in rows["ImageNet MobileNetV2"] and "dgnet-edge[train]" in rows["ImageNet MobileNetV2"]["note"]
