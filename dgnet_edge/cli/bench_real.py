@@ -52,4 +52,4 @@ def real(
     if json_output:
         print_json(report.as_dict())
     else:
-        out.print(format_report(report), markup=False, highlight=False)
+        out.print(format_report(report), markup=False, highlight=False, soft_wrap=True)

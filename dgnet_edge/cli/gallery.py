@@ -252,3 +252,44 @@ def calibrate(
               f"{100 * result.false_match_rate:.1f} %, wrong identity {100 * result.wrong_identity_rate:.1f} %\n"
               f"  pairs at the threshold: same identity {100 * result.pair_tpr:.1f} %, "
               f"different identities {100 * result.pair_fpr:.2f} %", markup=False)
+
+
+@app.command("colour")
+def colour(
+    export: Annotated[Path, typer.Argument(metavar="EXPORT", help="Export folder; site_colour.json is written there.")],
+    video: Annotated[Path, typer.Option("--video", help="Video of the site (unlabelled).")],
+    tracks: Annotated[Path, typer.Option("--tracks", help="The tracks found in it, as MOT text (e.g. `dgnet-edge demo --source VIDEO --no-appearance --save-txt DIR`).")],
+    every: Annotated[int, typer.Option("--every", min=1, help="Take a crop of each track every this many frames.")] = 5,
+    max_frame: Annotated[Optional[int], typer.Option("--max-frame", min=0, help="Use frames up to this one (0-based) only.")] = None,
+    backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    off: Annotated[bool, typer.Option("--off", help="Remove the export's site colour instead (learned features alone).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Weigh colour beside the learned features for a site, from its unlabelled video, and store it in the export.
+
+    Same-track crops far apart in time are the same person, people in one frame are different: the weight of colour that best separates them (at most 0.5) is kept, with the threshold moved to keep the model's false-match rate. The embedder and the camera app use it from then on.
+    """
+    from dataclasses import asdict
+
+    from dgnet_edge.apps.site_colour import weigh_site_colour
+    from dgnet_edge.paths import prepare_output_dir, require_dir, require_file
+    from dgnet_edge.runtime.colour import SITE_COLOUR_FILE, write_site_colour
+
+    require_dir(export, "export folder")
+    prepare_output_dir(export, "export folder")
+    if off:
+        (export / SITE_COLOUR_FILE).unlink(missing_ok=True)
+        out.print(f"removed {export / SITE_COLOUR_FILE}: the embedder gives learned features alone", markup=False)
+        return
+    site, used = weigh_site_colour(export, require_file(video, "video"), require_file(tracks, "tracks file"), every=every,
+                                   max_frame=max_frame, backend=backend, precision=precision)
+    path = write_site_colour(export, site, used)
+    if as_json:
+        print_json({**asdict(site), "measured_on": used, "file": str(path)})
+        return
+    aucs = site.evidence["auc_by_weight"]
+    out.print(f"colour weight {site.weight:.2f}, threshold {site.threshold:.4f} written to {path}\n"
+              f"  {site.evidence['same_person_pairs']} same-track pairs, {site.evidence['different_person_pairs']} "
+              f"same-frame pairs from {used['crops']} crops of {used['tracks_used']} tracks; tracklet AUC "
+              f"{aucs['0.00']:.1f} with features alone, {aucs[f'{site.weight:.2f}']:.1f} at the chosen weight", markup=False)

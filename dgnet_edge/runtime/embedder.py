@@ -17,6 +17,7 @@ import numpy as np
 from dgnet_edge.data.images import resize
 from dgnet_edge.manifest import Manifest, load_manifest
 from dgnet_edge.runtime.base import Runner
+from dgnet_edge.runtime.colour import SiteColour, read_site_colour
 from dgnet_edge.runtime.select import open_runner
 from dgnet_edge.visualize import to_uint8
 
@@ -44,18 +45,25 @@ def run_split(runner: Runner, feeds: dict[str, np.ndarray], max_batch: int) -> d
 
 
 class Embedder:
-    """Re-id features (and appearance codes, when the export has them) for person crops."""
+    """Re-id features (and appearance codes, when the export has them) for person crops.
 
-    def __init__(self, runner: Runner, manifest: Manifest):
+    With a :class:`~dgnet_edge.runtime.colour.SiteColour` (the export's ``site_colour.json``, which
+    :meth:`open` reads unless ``site_colour=False``) the features carry the crops' colour too.
+    """
+
+    def __init__(self, runner: Runner, manifest: Manifest, site_colour: SiteColour | None = None):
         self.runner = runner
         self.manifest = manifest
         self.max_batch = manifest.profile.max
-        self.feature_dim = manifest.feature_dim
+        self.site_colour = site_colour
+        self.feature_dim = manifest.feature_dim + (site_colour.extra_dim if site_colour else 0)
 
     @classmethod
-    def open(cls, export_dir: str | Path, backend: str = "auto", precision: str = "auto", device: str = "auto") -> Embedder:
+    def open(cls, export_dir: str | Path, backend: str = "auto", precision: str = "auto", device: str = "auto",
+             site_colour: bool = True) -> Embedder:
         manifest = load_manifest(export_dir)
-        return cls(open_runner(export_dir, manifest, "embedder", backend, precision, device).activate(), manifest)
+        colour = read_site_colour(export_dir) if site_colour else None
+        return cls(open_runner(export_dir, manifest, "embedder", backend, precision, device).activate(), manifest, colour)
 
     @property
     def backend(self) -> str:
@@ -69,16 +77,20 @@ class Embedder:
                     "appearance": np.zeros((0, self.manifest.code_dim), np.float32)}
         return run_split(self.runner, {"images": images}, self.max_batch)
 
+    def _features(self, out: dict[str, np.ndarray], crops: Crops) -> np.ndarray:
+        features = out["features"].astype(np.float32, copy=False)
+        return self.site_colour.fuse(features, crops).astype(np.float32) if self.site_colour else features
+
     def embed(self, crops: Crops) -> np.ndarray:
         """(N, D) float32 features, one row per crop."""
-        return self._run(crops)["features"].astype(np.float32, copy=False)
+        return self._features(self._run(crops), crops)
 
     def embed_with_code(self, crops: Crops) -> tuple[np.ndarray, np.ndarray]:
         """Features and appearance codes from one pass (enrolment needs both)."""
         out = self._run(crops)
         if "appearance" not in out:
             raise ValueError("this export has no appearance code output (exported with --no-code)")
-        return out["features"].astype(np.float32, copy=False), out["appearance"].astype(np.float32, copy=False)
+        return self._features(out, crops), out["appearance"].astype(np.float32, copy=False)
 
     def close(self) -> None:
         self.runner.deactivate()
