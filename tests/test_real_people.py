@@ -126,21 +126,10 @@ def test_bench_real_scores_the_model_and_both_baselines_on_real_people(real_cach
     assert rows["HSV histogram, 1 stripe"]["auc"] > 70 and rows["HSV histogram, 1 stripe"]["rank1"] > 40
 
 
-SIGN = np.array([413, 183, 450, 268])  # the blue sign by the lamp post, which ssdlite takes for a person
-
-
-def iou_with(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) x1, y1, x2, y2 boxes with one box."""
-    wh = np.clip(np.minimum(boxes[:, 2:], box[2:]) - np.maximum(boxes[:, :2], box[:2]), 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(boxes) + area(box) - inter)
-
-
-def test_demo_on_real_footage_tracks_people_and_never_enrols_the_sign(real_cache, tiny_dgnet_export, tmp_path, capsys,
-                                                                      monkeypatch):
+def test_demo_on_real_footage_finds_tracks_and_enrols_the_people(real_cache, tiny_dgnet_export, tmp_path, capsys,
+                                                                 monkeypatch):
     """The camera app on frames 0-149 of vtest.avi with the real detector: people are found and
-    tracked, identities are made, and the sign that ssdlite detects never becomes one."""
+    tracked, and every identity made follows someone who walks (its boxes move)."""
     from dgnet_edge.data.vtest import require_video
 
     monkeypatch.setenv("DGNET_EDGE_CACHE", str(real_cache))
@@ -159,9 +148,10 @@ def test_demo_on_real_footage_tracks_people_and_never_enrols_the_sign(real_cache
     enrolled = {e["identity"] for e in events if e["event"] == "new_identity"}
     assert len(enrolled) >= 3
     for identity in enrolled:  # with a gallery, the MOT rows carry identities
-        boxes = rows[rows[:, 1] == identity][:, 2:6].copy()
-        boxes[:, 2:] += boxes[:, :2]
-        assert len(boxes) and np.median(iou_with(boxes, SIGN)) < 0.5, f"identity {identity} is the sign"
+        boxes = rows[rows[:, 1] == identity][:, 2:6]
+        assert len(boxes), f"identity {identity} has no rows in the MOT output"
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        assert np.ptp(centres, axis=0).max() >= 0.25 * np.median(boxes[:, 3]), f"identity {identity} never moved"
 
 
 def test_bench_real_without_torch_reports_the_mobilenet_row_as_unavailable(real_cache, capsys, monkeypatch):
