@@ -125,9 +125,9 @@ def read_site_colour(export_dir: str | Path) -> Optional[SiteColour]:
         if body.get("format") != FORMAT or body.get("version") != VERSION:
             raise ValueError(f"format {body.get('format')!r} version {body.get('version')!r}")
         weight, threshold, stripes = body["weight"], body["threshold"], body["stripes"]
-        if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+        if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
             raise ValueError(f"weight {weight!r} is not in [0, 1]")
-        if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
+        if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
             raise ValueError(f"threshold {threshold!r} is not a cosine score in [-1, 1]")
         if isinstance(stripes, bool) or not isinstance(stripes, int) or not 1 <= stripes <= SIZE[0]:
             raise ValueError(f"stripes {stripes!r} is not an integer in 1..{SIZE[0]}")
