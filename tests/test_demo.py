@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY_BENCH
-from dgnet_edge.apps.camera.app import CameraApp, Outputs, crops_of
+from dgnet_edge.apps.camera.app import CameraApp, Outputs
 from dgnet_edge.apps.camera.detections import Detections
 from dgnet_edge.apps.camera.detectors import Detector
 from dgnet_edge.apps.camera.gallery import Gallery
@@ -16,6 +16,7 @@ from dgnet_edge.apps.camera.identities import IdentityResolver
 from dgnet_edge.apps.camera.outputs import EventLog, MotSink
 from dgnet_edge.apps.camera.run import split_name
 from dgnet_edge.apps.camera.sources import open_source
+from dgnet_edge.boxes import crops_to_embed
 from dgnet_edge.cli.main import main
 from dgnet_edge.data.video.bench import load_site
 from dgnet_edge.data.video.mot import read_mot
@@ -43,10 +44,10 @@ def _demo(capsys, *args, show="--no-show"):
 def test_crops_are_rgb_and_clipped():
     image = np.zeros((20, 30, 3), np.uint8)
     image[..., 0] = 255  # blue in BGR
-    (crop,) = crops_of(image, np.array([[-5, -5, 10, 50]], np.float32))
+    (crop,) = crops_to_embed(image, np.array([[-5, -5, 10, 50]], np.float32))
     assert crop.shape == (20, 10, 3)
     assert (crop[..., 2] == 255).all() and (crop[..., 0] == 0).all()
-    (tiny,) = crops_of(image, np.array([[29.5, 19.5, 29.6, 19.6]], np.float32))
+    (tiny,) = crops_to_embed(image, np.array([[29.5, 19.5, 29.6, 19.6]], np.float32))
     assert tiny.shape[0] >= 1 and tiny.shape[1] >= 1
 
 

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
+from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
 from dgnet_edge.apps.camera.gallery_export import export_gallery
 from dgnet_edge.apps.camera.identities import IdentityResolver
 from dgnet_edge.apps.camera.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
 )
 from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Track
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
 from dgnet_edge.errors import DgnetEdgeError, ExportError, InputPathError, OutputPathError, UsageError
 
@@ -29,11 +30,11 @@ D = 16
 
 
 def unit(rng, n=None, d=D):
-    return normalise(rng.normal(size=(d,) if n is None else (n, d)))
+    return l2_normalise(rng.normal(size=(d,) if n is None else (n, d)))
 
 
 def near(feature, rng, noise=0.05):
-    return normalise(feature + noise * rng.normal(size=feature.shape))
+    return l2_normalise(feature + noise * rng.normal(size=feature.shape))
 
 
 def crop_image(seed=0):
@@ -168,7 +169,7 @@ def test_match_takes_the_best_template_across_cameras_with_kind_weights(tmp_path
         assert all(s > 0.9 for _, s in result)
         assert g.match(unit(rng, 3) * 0 + people[0] * -1, threshold=0.8)[0][0] is None
         # a synthetic template counts half: the real one of another person wins on a tie
-        tie = normalise(people[0] + people[1])
+        tie = l2_normalise(people[0] + people[1])
         x = g.enrol(people[0] * 0 + tie)
         g.add_template(ids[0], tie, kind="synthetic", source="synthetic:1")
         assert g.match(tie, 0.5)[0] == (x, pytest.approx(1.0, abs=1e-5))
@@ -350,7 +351,7 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
     person = unit(rng)
     a = gallery.enrol(person)
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=4, confident_margin=0.3, enrol_min_motion=0)
-    unsure = normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
+    unsure = l2_normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
     score = float(unsure @ person)
     assert 0.5 <= score < 0.8
     assert resolver.update("cam1", 0.0, [track(1, unsure, state=TENTATIVE)]) == []
@@ -367,12 +368,12 @@ def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_o
     a, b = gallery.enrol(e[0]), gallery.enrol(e[1])
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, enrol_min_motion=0)
     # greedy in track order would give track 1 identity a (0.72 > 0.69) and leave track 2 without one
-    t1, t2 = track(1, normalise(1.05 * e[0] + e[1])), track(2, normalise(e[0] + 0.3 * e[1]))
+    t1, t2 = track(1, l2_normalise(1.05 * e[0] + e[1])), track(2, l2_normalise(e[0] + 0.3 * e[1]))
     events = resolver.update("cam1", 0.0, [t1, t2])
     assert (t1.identity, t2.identity) == (b, a)
     assert sorted(e["event"] for e in events) == ["enter", "enter", "reidentified", "reidentified"]
     # a third track that looks like a, while a is on a live track here, becomes someone new ...
-    t3 = track(3, normalise(e[0] + 0.2 * e[2]))
+    t3 = track(3, l2_normalise(e[0] + 0.2 * e[2]))
     events = resolver.update("cam1", 1.0, [t1, t2, t3])
     assert t3.identity not in (a, b) and events[0]["event"] == "new_identity"
     # ... but on another camera it is a
@@ -381,7 +382,7 @@ def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_o
     assert t7.identity == a
     # a new track takes the identity of a lost track of its camera, which then leaves
     t2.state = LOST
-    t4 = track(4, normalise(e[0] + 0.3 * e[1]))
+    t4 = track(4, l2_normalise(e[0] + 0.3 * e[1]))
     events = resolver.update("cam1", 2.0, [t1, t2, t3, t4])
     assert t4.identity == a and t2.identity is None
     assert [(e["event"], e["track"]) for e in events] == [("leave", 2), ("reidentified", 4), ("enter", 4)]
@@ -397,7 +398,7 @@ def test_templates_are_rate_limited_and_diverse(gallery):
     assert t.identity == a
     resolver.update("cam1", 2.0, [t])  # a copy of the enrolment template: not kept
     assert gallery.identity(a).templates == 1
-    other_view = normalise(person + 0.6 * unit(rng))
+    other_view = l2_normalise(person + 0.6 * unit(rng))
     t.feature = other_view
     resolver.update("cam1", 2.5, [t])  # too soon after the last look
     assert gallery.identity(a).templates == 1
@@ -442,7 +443,7 @@ def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(galler
     assert still.identity is None and moving.identity == made[0]["identity"]
     assert made[0]["time"] < 0.5  # enrolled as soon as it has walked a quarter of its height
     # a still track takes a gallery identity only on a confident score, never by waiting
-    unsure = normalise(walker + 0.9 * unit(rng))
+    unsure = l2_normalise(walker + 0.9 * unit(rng))
     assert 0.7 <= float(unsure @ walker) < 0.8
     same = track(3, unsure, box=(100, 50, 130, 130))
     for i in range(150):

@@ -33,23 +33,11 @@ from dgnet_edge.apps.camera.identities import IdentityResolver
 from dgnet_edge.apps.camera.outputs import EventLog, Label, MotSink, VideoSink, annotate
 from dgnet_edge.apps.camera.sources import Frame, Source
 from dgnet_edge.apps.camera.tracker import CONFIRMED, Track, Tracker, TrackerParams
+from dgnet_edge.boxes import crops_to_embed
 
 log = logging.getLogger(__name__)
 
-MIN_CROP = 8  # pixels: narrower or shorter crops are too small to embed
 TRACK_ID_OFFSET = 100_000  # MOT ids of per-camera tracks when there is no gallery: camera k -> k * offset + id
-
-
-def crops_of(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
-    """RGB crops of ``boxes`` (x1, y1, x2, y2, clipped to the image) from a BGR frame."""
-    h, w = image.shape[:2]
-    crops = []
-    for x1, y1, x2, y2 in boxes:
-        x1, x2 = int(max(0, min(w - 1, x1))), int(max(1, min(w, round(x2))))
-        y1, y2 = int(max(0, min(h - 1, y1))), int(max(1, min(h, round(y2))))
-        x2, y2 = max(x2, min(w, x1 + MIN_CROP)), max(y2, min(h, y1 + MIN_CROP))
-        crops.append(np.ascontiguousarray(image[y1:y2, x1:x2, ::-1]))
-    return crops
 
 
 @dataclass
@@ -268,7 +256,7 @@ class CameraApp:
             if self.embed is None or len(indices) == 0:
                 return np.zeros((len(indices), 0), np.float32)
             cam.stats.embedded += len(indices)
-            return self.embed(crops_of(frame.image, dets.boxes[indices]))
+            return self.embed(crops_to_embed(frame.image, dets.boxes[indices]))
 
         return embed
 

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import DgnetEdgeError, InputPathError, UsageError
 from dgnet_edge.paths import unwritable_reason
 
@@ -153,13 +154,6 @@ class Sighting:
     track: int
     first: float
     last: float
-
-
-def normalise(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32); a zero row stays zero."""
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=-1, keepdims=True)
-    return features / np.maximum(norms, 1e-12)
 
 
 def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> bytes:
@@ -499,7 +493,7 @@ class Gallery:
             features = features[None]
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise ValueError(f"features must be (N, {self.feature_dim}), got shape {features.shape}")
-        return normalise(features)
+        return l2_normalise(features)
 
     # -- writes ------------------------------------------------------------------------------------
     def enrol(

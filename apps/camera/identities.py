@@ -55,9 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
+from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
 from dgnet_edge.apps.camera.matching import assign
 from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, Track
+from dgnet_edge.boxes import crop, l2_normalise
 
 
 @dataclass
@@ -93,19 +94,6 @@ class _TrackState:
         growth = abs(height - self.origin[2]) / self.origin[2]
         if not self.moved and max(shift, growth) >= min_motion:
             self.moved = True
-
-
-def crop(image: np.ndarray | None, box: np.ndarray) -> np.ndarray | None:
-    """The part of ``image`` inside an x1y1x2y2 ``box`` (clipped to the image), or None if empty."""
-    if image is None:
-        return None
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    x1, x2 = max(0, x1), min(w, x2)
-    y1, y2 = max(0, y1), min(h, y2)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return image[y1:y2, x1:x2]
 
 
 def _fresh(track: Track) -> bool:
@@ -235,12 +223,12 @@ class IdentityResolver:
             raise ValueError(f"track {track.track_id} of {camera} has no feature yet: wait until it has been embedded")
         if state is None:
             state = self._states.setdefault(camera, {})[track.track_id] = _TrackState(track, time, time)
-        return self._create(camera, time, state, normalise(track.feature[None])[0], image, name)
+        return self._create(camera, time, state, l2_normalise(track.feature[None])[0], image, name)
 
     # -- decisions ---------------------------------------------------------------------------------
     def _decide(self, camera: str, time: float, pending: list[_TrackState], image: np.ndarray | None) -> list[dict]:
         states = self._states[camera]
-        features = normalise(np.stack([s.track.feature for s in pending]))
+        features = l2_normalise(np.stack([s.track.feature for s in pending]))
         ids, scores = self.gallery.identity_scores(features)
         held = {s.identity: s for s in states.values() if s.identity is not None}
         offered = np.array([i not in held or held[i].track.state == LOST for i in ids], bool)
@@ -302,7 +290,7 @@ class IdentityResolver:
     def _add_templates(self, camera: str, time: float, states: list[_TrackState], image: np.ndarray | None) -> None:
         if not states:
             return
-        features = normalise(np.stack([s.track.feature for s in states]))
+        features = l2_normalise(np.stack([s.track.feature for s in states]))
         ids, scores = self.gallery.identity_scores(features)
         column = {int(i): c for c, i in enumerate(ids)}
         for row, state in enumerate(states):

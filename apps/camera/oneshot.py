@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT, normalise
+from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
 from dgnet_edge.apps.camera.structure_bank import spread_across_cameras
 from dgnet_edge.apps.camera.synthesis import open_generator
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ImageRecord
 from dgnet_edge.data.images import read_image, resize
 from dgnet_edge.data.market1501 import Market1501
@@ -151,19 +152,19 @@ def one_shot_cross_camera(
     rng = np.random.default_rng(seed)  # the enrolment cameras, then the augmentations
     enrolled, queries, bank = _protocol(world, per_camera, rng)
     with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
-        query_features = normalise(embedder.embed([read_image(r.path) for r in queries]))
+        query_features = l2_normalise(embedder.embed([read_image(r.path) for r in queries]))
         bank_codes = generator.structure([read_image(r.path) for r in bank])
         real, synthetic, augmented, seconds = [], [], [], []
         for n, record in enumerate(enrolled):
             image = read_image(record.path)
             feature, appearance = embedder.embed_with_code([image])
-            real.append(normalise(feature))
+            real.append(l2_normalise(feature))
             started = clock.perf_counter()
             chosen = _structures_for(record, bank, k)
             views = generator.decode(bank_codes[chosen], np.repeat(appearance, len(chosen), axis=0))
-            synthetic.append(normalise(embedder.embed(views)))
+            synthetic.append(l2_normalise(embedder.embed(views)))
             seconds.append(clock.perf_counter() - started)
-            augmented.append(normalise(embedder.embed(augment(image, k, rng))))
+            augmented.append(l2_normalise(embedder.embed(augment(image, k, rng))))
             if on_identity is not None:
                 on_identity(n + 1, len(enrolled))
         used_backend = embedder.backend

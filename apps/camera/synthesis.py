@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from dgnet_edge.apps.camera.gallery import Gallery
-from dgnet_edge.apps.camera.identities import crop
 from dgnet_edge.apps.camera.sources import Frame
 from dgnet_edge.apps.camera.structure_bank import StructureBank
 from dgnet_edge.apps.camera.tracker import CONFIRMED, Track
+from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder, Generator

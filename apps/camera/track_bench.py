@@ -23,9 +23,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dgnet_edge.apps.camera.app import crops_of
 from dgnet_edge.apps.camera.detections import Detections
 from dgnet_edge.apps.camera.tracker import CONFIRMED, Tracker, TrackerParams
+from dgnet_edge.boxes import crops_to_embed, xyxy_to_tlwh
 from dgnet_edge.data.video.bench import Site, load_site
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, UsageError
@@ -169,8 +169,7 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
 
 
 def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], scores: list[float]) -> MotRows:
-    xyxy = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    xywh = xyxy_to_tlwh(np.asarray(boxes_xyxy, np.float32))
     return MotRows.of(np.asarray(frames), np.asarray(ids), xywh, np.asarray(scores))
 
 
@@ -208,7 +207,7 @@ def embedder_features(embedder) -> FeatureFn:
     """Features of detections from an :class:`~dgnet_edge.runtime.embedder.Embedder`, on RGB crops."""
 
     def features(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        return embedder.embed(crops_of(image, boxes))
+        return embedder.embed(crops_to_embed(image, boxes))
 
     return features
 

@@ -42,8 +42,9 @@ from typing import Callable
 import numpy as np
 
 from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of, xyxy_to_cxcywh
-from dgnet_edge.apps.camera.matching import assign, box_iou, covered_fraction
+from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.matching import assign
+from dgnet_edge.boxes import box_iou, covered_fraction, l2_normalise, xyxy_to_cxcywh
 
 TENTATIVE = "tentative"
 CONFIRMED = "confirmed"
@@ -198,7 +199,7 @@ class Tracker:
                 out = np.asarray(embed(wanted), np.float32)
                 if out.shape[0] != len(wanted):
                     raise ValueError(f"embed returned {out.shape[0]} features for {len(wanted)} detections")
-                out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+                out = l2_normalise(out)
                 features = dict(zip(wanted.tolist(), out))
 
         established = np.array([t.state != TENTATIVE for t in tracks], bool)

@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.paths import prepare_output_file, require_dir
 
@@ -29,7 +29,7 @@ def synthesis(
     k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = 8,
     weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
     per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = 32,
-    backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
+    backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the enrolment cameras and the augmentations.")] = 0,
     picture: Annotated[Optional[Path], typer.Option("--picture", help="Also write a PNG of one identity's synthetic views.")] = None,

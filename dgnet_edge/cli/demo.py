@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
@@ -46,23 +46,13 @@ def parse_detector(text: str) -> Tuple[str, Optional[str]]:
     return kind, arg or None
 
 
-def _embedder_backend(value: str) -> str:
-    """The camera app runs the export's ONNX models or TensorRT engines, never torch (the deployment side
-    does not import it), so --backend takes the runtime's choices only."""
-    from dgnet_edge.runtime.select import BACKENDS
-
-    if value not in BACKENDS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
-    return value
-
-
 def demo(
     source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
-    backend: Annotated[str, typer.Option(callback=_embedder_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")] = "auto",
+    backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,

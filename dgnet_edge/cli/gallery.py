@@ -20,7 +20,7 @@ from typing import Any, Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 
 app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, merge, delete, export, calibrate.",
@@ -32,7 +32,6 @@ ThresholdOpt = Annotated[
     typer.Option("--threshold", help="Cosine score from which a person is a known identity "
                                      "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto | onnxruntime | tensorrt.")]
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gallery list`).")]
 DEFAULT_GALLERY = Path("gallery.db")
 
