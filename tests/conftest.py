@@ -32,7 +32,7 @@ TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, 
 @pytest.fixture(scope="session")
 def tiny_bench(tmp_path_factory):
     """A video bench of 2 cameras x 30 frames at 320x240 (tests read it; none may write into it)."""
-    from dgnet_edge.data.video.bench import write_bench
+    from dgnet_edge.data.video.world import write_bench
 
     root = tmp_path_factory.mktemp("video") / "bench"
     write_bench(root, TINY_BENCH, workers=1)

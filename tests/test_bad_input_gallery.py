@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from test_bad_input import one_line_error, reid_checkpoint, reid_export, reid_int8_export, run_cli  # noqa: F401
 
-from dgnet_edge.apps.camera import gallery as gallery_module
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.threshold import THRESHOLD_FILE, read_threshold
+from dgnet_edge.apps.camera.storage import gallery as gallery_module
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.measure.threshold import THRESHOLD_FILE, read_threshold
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import ExportError, OutputPathError, UsageError
 
@@ -145,7 +145,7 @@ def test_a_file_that_is_not_a_gallery_is_one_line(reader, tmp_path, capsys):
 
 
 def test_a_damaged_structure_code_is_one_line(tmp_path):
-    from dgnet_edge.apps.camera.structure_bank import StructureBank
+    from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 
     path = tmp_path / "g.db"
     make_gallery(path)

@@ -92,7 +92,7 @@ def quickstart_run(tiny_world, tmp_path_factory):
     import contextlib
     import io
 
-    from dgnet_edge.data.video.bench import write_bench
+    from dgnet_edge.data.video.world import write_bench
     from dgnet_edge.data.video.site import VideoSpec
 
     tmp = tmp_path_factory.mktemp("quickstart")

@@ -8,17 +8,17 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY_BENCH
-from dgnet_edge.apps.camera.app import CameraApp, Outputs
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.detectors import Detector
-from dgnet_edge.apps.camera.gallery import Gallery
-from dgnet_edge.apps.camera.identities import IdentityResolver
-from dgnet_edge.apps.camera.outputs import EventLog, MotSink
-from dgnet_edge.apps.camera.run import split_name
-from dgnet_edge.apps.camera.sources import open_source
+from dgnet_edge.apps.camera.live.app import CameraApp, Outputs
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector
+from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
+from dgnet_edge.apps.camera.live.run import split_name
+from dgnet_edge.apps.camera.live.sources import open_source
 from dgnet_edge.boxes import crops_to_embed
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import load_site
+from dgnet_edge.data.video.world import load_site
 from dgnet_edge.data.video.mot import read_mot
 
 
@@ -323,10 +323,10 @@ def test_display_keys_select_pause_enrol_and_quit(monkeypatch):
     """The --show window's keys, with OpenCV's window calls replaced (no display here)."""
     import cv2
 
-    from dgnet_edge.apps.camera.display import Display
-    from dgnet_edge.apps.camera.outputs import Label
-    from dgnet_edge.apps.camera.sources import Frame
-    from dgnet_edge.apps.camera.tracker import Track
+    from dgnet_edge.apps.camera.live.display import Display
+    from dgnet_edge.apps.camera.live.outputs import Label
+    from dgnet_edge.apps.camera.live.sources import Frame
+    from dgnet_edge.apps.camera.live.tracking.tracker import Track
 
     keys, callbacks, shown = [], {}, []
     monkeypatch.setattr(cv2, "namedWindow", lambda name, flags=0: None)

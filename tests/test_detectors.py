@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dgnet_edge.apps.camera.detectors import (
+from dgnet_edge.apps.camera.live.detectors import (
     HogDetector,
     Letterbox,
     MotionDetector,
@@ -16,7 +16,7 @@ from dgnet_edge.apps.camera.detectors import (
     open_detector,
     output_layout,
 )
-from dgnet_edge.apps.camera.sources import Frame
+from dgnet_edge.apps.camera.live.sources import Frame
 from dgnet_edge.boxes import nms
 from dgnet_edge.errors import DetectorError, UsageError
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.gallery_export import export_gallery
-from dgnet_edge.apps.camera.identities import IdentityResolver
-from dgnet_edge.apps.camera.threshold import (
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_export import export_gallery
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.measure.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
 )
-from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Track
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Track
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
 from dgnet_edge.errors import DgnetEdgeError, ExportError, InputPathError, OutputPathError, UsageError
@@ -252,7 +252,7 @@ def test_export_writes_json_and_crops_and_replaces_only_an_export(gallery, tmp_p
 CHILD = """
 import sys
 import numpy as np
-from dgnet_edge.apps.camera.gallery import Gallery
+from dgnet_edge.apps.camera.storage.gallery import Gallery
 rng = np.random.default_rng(int(sys.argv[2]))
 with Gallery(sys.argv[1], 64, max_templates=3) as g:
     while True:

@@ -64,7 +64,7 @@ def deployment_files() -> list[str]:
 
 def test_the_deployment_side_needs_no_more_than_python_3_8():
     files = deployment_files()
-    assert "apps/camera/app.py" in files and "dgnet_edge/training/trainer.py" not in files
+    assert "apps/camera/live/app.py" in files and "dgnet_edge/training/trainer.py" not in files
     plain = vermin(*files)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     evaluated = vermin("--eval-annotations", *EVALUATED_ANNOTATIONS)

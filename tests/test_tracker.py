@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera import matching
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
-from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
+from dgnet_edge.apps.camera.live.tracking import matching
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.tracking.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
 
 DIM = 16
 

@@ -3,11 +3,11 @@
     dgnet-edge bench synthesis data/synth --export runs/quickstart/export -k 8
     dgnet-edge bench synthesis data/synth --export runs/quickstart/export --picture docs/synthetic_views.png
 
-A thin layer over :func:`dgnet_edge.apps.camera.oneshot.one_shot_cross_camera`: rank-1 and mAP of
+A thin layer over :func:`dgnet_edge.apps.camera.measure.oneshot.one_shot_cross_camera`: rank-1 and mAP of
 each identity enrolled from one image with its real template alone, with K synthetic views, and with
 K plain augmentations (the control); the table to stdout (``--json`` for machines). ``--picture``
 also writes one identity's enrolment image, structure sources, synthetic views and real images from
-the other cameras (:func:`~dgnet_edge.apps.camera.oneshot.views_picture`).
+the other cameras (:func:`~dgnet_edge.apps.camera.measure.oneshot.views_picture`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def synthesis(
     """Rank-1/mAP of one-shot cross-camera re-id: real template alone, + K synthetic views, + K augmentations."""
     from rich.progress import Progress
 
-    from dgnet_edge.apps.camera.oneshot import format_report, one_shot_cross_camera
-    from dgnet_edge.apps.camera.synthesis import require_generator
+    from dgnet_edge.apps.camera.measure.oneshot import format_report, one_shot_cross_camera
+    from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
     require_dir(world, "world")
     require_dir(export_dir, "export folder")
@@ -66,7 +66,7 @@ def synthesis(
 def write_views_picture(world: Path, export_dir: Path, path: Path, **options) -> None:
     import cv2
 
-    from dgnet_edge.apps.camera.oneshot import views_example, views_picture
+    from dgnet_edge.apps.camera.measure.oneshot import views_example, views_picture
     from dgnet_edge.atomic import write_atomic
 
     image = views_picture(views_example(world, export_dir, **options))

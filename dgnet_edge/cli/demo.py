@@ -7,7 +7,7 @@
 
 Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
 when they leave a view and come back, or appear on another camera, and across runs. A thin layer
-over :class:`dgnet_edge.apps.camera.app.CameraApp`: options and paths are checked before any source
+over :class:`dgnet_edge.apps.camera.live.app.CameraApp`: options and paths are checked before any source
 is opened, progress and logs go to stderr, a summary to stdout.
 """
 
@@ -72,15 +72,15 @@ def demo(
     json_output: JsonOpt = False,
 ) -> None:
     """Detect, track and re-identify people on one or more cameras with a persistent gallery."""
-    from dgnet_edge.apps.camera.display import resolve_show
-    from dgnet_edge.apps.camera.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
+    from dgnet_edge.apps.camera.live.display import resolve_show
+    from dgnet_edge.apps.camera.live.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
 
     specs = list(source or []) + [jetson_csi_pipeline(n) for n in jetson_csi or []] + [jetson_rtsp_pipeline(u) for u in jetson_rtsp or []]
     if not specs:
         raise UsageError("give at least one camera: --source (webcam index, file, folder, URL, pipeline), --jetson-csi or --jetson-rtsp")
     kind, arg = parse_detector(detector)
     if kind == "ssdlite" and arg is None:  # before any source is opened: say how to fetch it
-        from dgnet_edge.apps.camera.ssdlite import require_model
+        from dgnet_edge.apps.camera.live.ssdlite import require_model
 
         require_model()
     if appearance and export_dir is None:
@@ -88,7 +88,7 @@ def demo(
     if export_dir is not None:
         require_dir(export_dir, "export folder")
         if synthesise and appearance:
-            from dgnet_edge.apps.camera.synthesis import require_generator
+            from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
             require_generator(export_dir)
     if not appearance and threshold is not None:
@@ -104,7 +104,7 @@ def demo(
     if events is not None:
         prepare_output_file(events, "--events file")
 
-    from dgnet_edge.apps.camera.run import DemoConfig, run_demo
+    from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
 
     config = DemoConfig(
         sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,

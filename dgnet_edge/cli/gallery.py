@@ -56,7 +56,7 @@ def _identity_dict(identity) -> dict:
 @app.command("list")
 def list_identities(gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = False) -> None:
     """Every identity: name, templates (real + synthetic), the cameras that saw it."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery, read_only=True) as g:
         identities = g.identities()
@@ -79,7 +79,7 @@ def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOp
     """One identity: its templates (kind, camera, source) and where it was seen."""
     from dataclasses import asdict
 
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery, read_only=True) as g:
         info, templates, sightings = g.identity(identity), g.templates(identity), g.sightings(identity)
@@ -122,10 +122,10 @@ def enrol(
     """Add a person to the gallery from one photo (created if missing); prints the new id."""
     import contextlib
 
-    from dgnet_edge.apps.camera.gallery import Gallery, check_name
-    from dgnet_edge.apps.camera.photo import check_person_photo
-    from dgnet_edge.apps.camera.structure_bank import StructureBank
-    from dgnet_edge.apps.camera.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
+    from dgnet_edge.apps.camera.storage.gallery import Gallery, check_name
+    from dgnet_edge.apps.camera.storage.photo import check_person_photo
+    from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
+    from dgnet_edge.apps.camera.storage.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
     from dgnet_edge.data.images import read_image
     from dgnet_edge.paths import prepare_output_file, require_dir, require_file
     from dgnet_edge.runtime.embedder import Embedder
@@ -169,7 +169,7 @@ def enrol(
 def rename(identity: IdArg, name: Annotated[str, typer.Argument(help="The new name.")],
            gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Give an identity a (new) name."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.rename(identity, name)
@@ -183,7 +183,7 @@ def merge(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Join two identities that are one person: B's templates and sightings move to A."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.merge(keep, other)
@@ -193,7 +193,7 @@ def merge(
 @app.command("delete")
 def delete(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Remove an identity with its templates and sightings."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.delete(identity)
@@ -206,8 +206,8 @@ def export_gallery(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Write the gallery as JSON (identities, templates with features, sightings) and the template crops."""
-    from dgnet_edge.apps.camera.gallery import Gallery
-    from dgnet_edge.apps.camera.gallery_export import export_gallery as write_export
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery_export import export_gallery as write_export
 
     with Gallery(gallery, read_only=True) as g:
         summary = write_export(g, out_dir)
@@ -231,7 +231,7 @@ def calibrate(
 
     from rich.progress import Progress
 
-    from dgnet_edge.apps.camera.threshold import calibrate_export, write_threshold
+    from dgnet_edge.apps.camera.measure.threshold import calibrate_export, write_threshold
     from dgnet_edge.data.registry import build_dataset
     from dgnet_edge.paths import prepare_output_dir, require_dir
 

@@ -7,7 +7,7 @@ camera app's gallery scores it: the max over its templates of kind weight x cosi
 - ``real``: the enrolment template alone;
 - ``real + K synthetic``: plus K views rendered by DG-Net's decoder from the enrolment's appearance
   code in K structures chosen across cameras (:func:`spread_across_cameras`, the enrolment camera
-  last), as :class:`~dgnet_edge.apps.camera.synthesis.Synthesiser` does at enrolment;
+  last), as :class:`~dgnet_edge.apps.camera.storage.synthesis.Synthesiser` does at enrolment;
 - ``real + K augmented``: plus K plain augmentations of the enrolment image (horizontal flip,
   crop, colour jitter), the control: any gain of synthesis over it is due to the rendered structure.
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
-from dgnet_edge.apps.camera.structure_bank import spread_across_cameras
-from dgnet_edge.apps.camera.synthesis import open_generator
+from dgnet_edge.apps.camera.storage.gallery import SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.storage.structure_bank import spread_across_cameras
+from dgnet_edge.apps.camera.storage.synthesis import open_generator
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ImageRecord
 from dgnet_edge.data.images import read_image, resize

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery, encode_thumbnail
+from dgnet_edge.apps.camera.storage.gallery import Gallery, encode_thumbnail
 
 
 @dataclass(frozen=True)

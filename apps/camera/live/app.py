@@ -1,7 +1,7 @@
 """The camera app's frame loop: detect, track, re-identify and name people on every camera.
 
 One :class:`CameraApp` runs any number of sources that share one gallery. Each source reads in
-its own thread (:mod:`~dgnet_edge.apps.camera.sources`); this loop visits the sources in turn and,
+its own thread (:mod:`~dgnet_edge.apps.camera.live.sources`); this loop visits the sources in turn and,
 per frame::
 
     detections = detector.detect(frame)
@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.detectors import Detector
-from dgnet_edge.apps.camera.identities import IdentityResolver
-from dgnet_edge.apps.camera.outputs import EventLog, Label, MotSink, VideoSink, annotate
-from dgnet_edge.apps.camera.sources import Frame, Source
-from dgnet_edge.apps.camera.tracker import CONFIRMED, Track, Tracker, TrackerParams
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.outputs import EventLog, Label, MotSink, VideoSink, annotate
+from dgnet_edge.apps.camera.live.sources import Frame, Source
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track, Tracker, TrackerParams
 from dgnet_edge.boxes import crops_to_embed
 
 log = logging.getLogger(__name__)

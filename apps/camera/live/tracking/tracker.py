@@ -41,9 +41,9 @@ from typing import Callable
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
-from dgnet_edge.apps.camera.matching import assign
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.tracking.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.boxes import box_iou, covered_fraction, l2_normalise, xyxy_to_cxcywh
 
 TENTATIVE = "tentative"

@@ -3,8 +3,8 @@ detector converted to ONNX once by ``dgnet-edge detector fetch ssdlite``), ``yol
 or TensorRT models), ``hog`` (OpenCV's pretrained people detector), ``motion`` (background
 subtraction) and ``public`` (MOTChallenge det.txt, as trackers are benchmarked).
 
-Every detector takes a :class:`~dgnet_edge.apps.camera.sources.Frame` (BGR) and returns
-:class:`~dgnet_edge.apps.camera.detections.Detections` in frame pixels. Detectors that keep
+Every detector takes a :class:`~dgnet_edge.apps.camera.live.sources.Frame` (BGR) and returns
+:class:`~dgnet_edge.apps.camera.live.detections.Detections` in frame pixels. Detectors that keep
 state per camera (``motion``'s background model, ``public``'s files) key it by ``frame.camera``,
 so one detector serves every camera.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.sources import Frame, import_cv2
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.sources import Frame, import_cv2
 from dgnet_edge.boxes import clip_boxes, cxcywh_to_xyxy, nms, tlwh_to_xyxy
 from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, DetectorError, UsageError
@@ -255,7 +255,7 @@ class SsdliteDetector(YoloDetector):
 
     def __init__(self, path: str | Path | None = None, conf: float = 0.3, iou: float = 0.45, device: str = "auto",
                  threads: int | None = None, max_det: int = 100):
-        from dgnet_edge.apps.camera.ssdlite import require_model
+        from dgnet_edge.apps.camera.live.ssdlite import require_model
 
         model = require_model() if path is None else Path(path)
         if not model.is_file():

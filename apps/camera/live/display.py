@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dgnet_edge.apps.camera.outputs import Label
-from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.tracker import Track
+from dgnet_edge.apps.camera.live.outputs import Label
+from dgnet_edge.apps.camera.live.sources import Frame
+from dgnet_edge.apps.camera.live.tracking.tracker import Track
 from dgnet_edge.errors import UsageError
 
 log = logging.getLogger(__name__)

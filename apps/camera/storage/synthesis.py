@@ -1,7 +1,7 @@
 """Synthesis at enrolment: a new person rendered in the structures the cameras saw, as extra templates.
 
 When someone is enrolled, DG-Net's decoder renders their appearance code in K structure codes of the
-bank (:mod:`~dgnet_edge.apps.camera.structure_bank`), chosen across cameras; the embedder embeds the
+bank (:mod:`~dgnet_edge.apps.camera.storage.structure_bank`), chosen across cameras; the embedder embeds the
 rendered views and they join the gallery as ``synthetic`` templates (source
 ``synthetic:<camera>:<structure id>``), so that the person is recognised in poses and cameras not
 seen at enrolment. The gallery weighs synthetic templates in matching (``Gallery.kind_weights``).
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery
-from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.structure_bank import StructureBank
-from dgnet_edge.apps.camera.tracker import CONFIRMED, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.live.sources import Frame
+from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track
 from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
 from dgnet_edge.manifest import load_manifest

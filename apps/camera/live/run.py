@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgnet_edge.apps.camera.app import CameraApp, Outputs
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
-from dgnet_edge.apps.camera.outputs import EventLog, MotSink, VideoSink
-from dgnet_edge.apps.camera.sources import Frame, Source, open_source
-from dgnet_edge.apps.camera.tracker import TrackerParams
+from dgnet_edge.apps.camera.live.app import CameraApp, Outputs
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.storage.gallery import SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, VideoSink
+from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
+from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
 from dgnet_edge.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class PerCameraDetector(Detector):
 def default_detector() -> Detector:
     """The detector ``auto`` gives a camera without public detections: ssdlite when the cache holds
     it (``dgnet-edge detector fetch ssdlite``), else HOG (no download)."""
-    from dgnet_edge.apps.camera.ssdlite import cached_model, fetch_hint
+    from dgnet_edge.apps.camera.live.ssdlite import cached_model, fetch_hint
 
     if cached_model() is not None:
         return open_detector("ssdlite")
@@ -210,9 +210,9 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         stack.callback(detector.close)
         embed, resolver, synthesis = None, None, None
         if config.export_dir is not None:
-            from dgnet_edge.apps.camera.gallery import Gallery
-            from dgnet_edge.apps.camera.identities import IdentityResolver
-            from dgnet_edge.apps.camera.threshold import resolve_threshold
+            from dgnet_edge.apps.camera.storage.gallery import Gallery
+            from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+            from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
             from dgnet_edge.runtime.embedder import Embedder
 
             threshold = resolve_threshold(config.export_dir, config.threshold)
@@ -222,7 +222,7 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
             resolver = IdentityResolver(gallery, threshold)
             embed = embedder.embed
             if config.synthesise is not False:
-                from dgnet_edge.apps.camera.synthesis import start_synthesis
+                from dgnet_edge.apps.camera.storage.synthesis import start_synthesis
 
                 synthesis = start_synthesis(config.export_dir, embedder, gallery, k=config.synthetic_views,
                                             backend=config.backend, precision=config.precision,
@@ -239,7 +239,7 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), outputs,
                         on_identities=synthesis)
         if config.show:
-            from dgnet_edge.apps.camera.display import Display
+            from dgnet_edge.apps.camera.live.display import Display
 
             display = Display(lambda frame, labels: app.render(app.cameras[frame.camera], frame, labels),
                               lambda camera, track: app.enrol(camera, track))
@@ -286,7 +286,7 @@ def _empty_sources(sources: list[Source], timeout_s: float) -> set[str]:
 
 def _known_frames(sources: list[Source]) -> int | None:
     """Frames to come from all sources when every one is a video bench camera folder, else None."""
-    from dgnet_edge.apps.camera.sources import read_seqinfo
+    from dgnet_edge.apps.camera.live.sources import read_seqinfo
 
     total = 0
     for s in sources:
