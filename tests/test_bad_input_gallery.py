@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from test_bad_input import one_line_error, reid_checkpoint, reid_export, reid_int8_export, run_cli  # noqa: F401
 
+from dgnet_edge.apps.camera.measure.threshold import THRESHOLD_FILE, read_threshold
 from dgnet_edge.apps.camera.storage import gallery as gallery_module
 from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.measure.threshold import THRESHOLD_FILE, read_threshold
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import ExportError, OutputPathError, UsageError
 

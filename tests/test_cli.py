@@ -92,8 +92,8 @@ def quickstart_run(tiny_world, tmp_path_factory):
     import contextlib
     import io
 
-    from dgnet_edge.data.video.world import write_bench
     from dgnet_edge.data.video.site import VideoSpec
+    from dgnet_edge.data.video.world import write_bench
 
     tmp = tmp_path_factory.mktemp("quickstart")
     video = tmp / "video"

@@ -11,15 +11,15 @@ from conftest import TINY_BENCH
 from dgnet_edge.apps.camera.live.app import CameraApp, Outputs
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector
-from dgnet_edge.apps.camera.storage.gallery import Gallery
-from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
 from dgnet_edge.apps.camera.live.run import split_name
 from dgnet_edge.apps.camera.live.sources import open_source
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.boxes import crops_to_embed
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.world import load_site
 from dgnet_edge.data.video.mot import read_mot
+from dgnet_edge.data.video.world import load_site
 
 
 

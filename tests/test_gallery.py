@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.storage.gallery_export import export_gallery
 from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Track
 from dgnet_edge.apps.camera.measure.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
 )
-from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_export import export_gallery
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
 from dgnet_edge.errors import DgnetEdgeError, ExportError, InputPathError, OutputPathError, UsageError

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from dgnet_edge.apps.camera.measure.oneshot import augment, one_shot_cross_camera, views_example, views_picture
 from dgnet_edge.apps.camera.storage import gallery as gallery_module
 from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.measure.oneshot import augment, one_shot_cross_camera, views_example, views_picture
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank, spread_across_cameras
 from dgnet_edge.apps.camera.storage.synthesis import (
     EmptyBankError,
@@ -381,8 +381,8 @@ class _FakeEncoder:
 
 
 def test_the_loop_feeds_the_bank_rate_limited_and_commits_in_batches(gallery, monkeypatch):
-    from dgnet_edge.apps.camera.storage import synthesis
     from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED
+    from dgnet_edge.apps.camera.storage import synthesis
 
     encoder, bank = _FakeEncoder(), StructureBank(gallery, track_interval_s=5.0)
     feeder = synthesis.BankFeeder(encoder, bank, batch=2, camera_interval_s=1.0, flush_s=10.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera.live.tracking import matching
 from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.tracking import matching
 from dgnet_edge.apps.camera.live.tracking.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgnet_edge.data.video.world import load_site, write_bench
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import VideoSpec, plan_site
+from dgnet_edge.data.video.world import load_site, write_bench
 from dgnet_edge.errors import DatasetError, OutputPathError
 
 SMALL = VideoSpec(cameras=3, seconds=6.0, fps=2.0, width=320, height=240, seed=5)

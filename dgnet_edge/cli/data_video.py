@@ -40,8 +40,8 @@ def video(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from dgnet_edge.data.video.world import check_target, write_bench
     from dgnet_edge.data.video.site import VideoSpec
+    from dgnet_edge.data.video.world import check_target, write_bench
     from dgnet_edge.errors import UsageError
     from dgnet_edge.paths import prepare_output_file
 

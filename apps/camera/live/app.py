@@ -29,9 +29,9 @@ import numpy as np
 
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector
-from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
 from dgnet_edge.apps.camera.live.outputs import EventLog, Label, MotSink, VideoSink, annotate
 from dgnet_edge.apps.camera.live.sources import Frame, Source
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track, Tracker, TrackerParams
 from dgnet_edge.boxes import crops_to_embed
 

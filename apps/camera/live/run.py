@@ -18,10 +18,10 @@ from typing import Any
 from dgnet_edge.apps.camera.live.app import CameraApp, Outputs
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.storage.gallery import SYNTHETIC_WEIGHT
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, VideoSink
 from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
 from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
+from dgnet_edge.apps.camera.storage.gallery import SYNTHETIC_WEIGHT
 from dgnet_edge.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,9 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         stack.callback(detector.close)
         embed, resolver, synthesis = None, None, None
         if config.export_dir is not None:
-            from dgnet_edge.apps.camera.storage.gallery import Gallery
             from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
             from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
+            from dgnet_edge.apps.camera.storage.gallery import Gallery
             from dgnet_edge.runtime.embedder import Embedder
 
             threshold = resolve_threshold(config.export_dir, config.threshold)

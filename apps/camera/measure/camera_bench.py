@@ -31,8 +31,8 @@ from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
 from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
 from dgnet_edge.apps.camera.live.sources import Frame, open_source
 from dgnet_edge.apps.camera.measure.track_bench import bench_cameras, track_camera
-from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.data.video.mot import write_mot
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks, read_predictions
 
 TRACKERS = ("ours", "ours-no-synthesis", "iou-kalman", "bytetrack")
@@ -204,9 +204,9 @@ def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: fl
     and the gallery's buffers fill during the first frames).
     """
     from dgnet_edge.apps.camera.live.app import CameraApp
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
     from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
     from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
     from dgnet_edge.runtime.embedder import Embedder
 
     folder = _fresh(out_dir)

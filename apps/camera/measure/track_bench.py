@@ -26,8 +26,8 @@ import numpy as np
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Tracker, TrackerParams
 from dgnet_edge.boxes import crops_to_embed, xyxy_to_tlwh
-from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, UsageError
 from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.apps.camera.live.sources import Frame
-from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
 from dgnet_edge.manifest import load_manifest

@@ -55,9 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
 from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
 from dgnet_edge.boxes import crop, l2_normalise
 
 
