@@ -263,7 +263,7 @@ def test_the_video_sink_resizes_frames_of_another_size(tmp_path, caplog):
     sink = VideoSink(tmp_path, 10.0)
     with caplog.at_level(logging.WARNING):
         for size in [(240, 320), (480, 640), (480, 640), (240, 320)]:
-            sink.write("cam", np.zeros((*size, 3), np.uint8))
+            sink.write_image("cam", np.zeros((*size, 3), np.uint8))
     (video,) = sink.close()
     assert count_frames(video) == 4
     assert sum("resized to fit" in r.getMessage() for r in caplog.records) == 1

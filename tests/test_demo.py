@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY_BENCH
-from dgnet_edge.apps.camera.live.app import CameraApp, Outputs
+from dgnet_edge.apps.camera.live.app import CameraApp
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
@@ -119,7 +119,7 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
 
     mot = MotSink(tmp_path)
     events = EventLog(tmp_path / "events.jsonl")
-    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), embed, resolver, outputs=Outputs(mot=mot, events=events))
+    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), embed, resolver, sinks=[mot, events])
     stats = loop.run(max_frames=12)
     src.close()
     gallery.close()
@@ -226,7 +226,7 @@ def test_a_sign_is_tracked_but_never_enrolled_and_the_walker_is(tmp_path):
     mot = MotSink(tmp_path)
     with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
         resolver = IdentityResolver(gallery, threshold=0.8, static_after_s=2.0)
-        app = CameraApp([source], _SignAndWalker(), _colour_features, resolver, outputs=Outputs(mot=mot, events=EventLog(events)))
+        app = CameraApp([source], _SignAndWalker(), _colour_features, resolver, sinks=[mot, EventLog(events)])
         app.run()
         source.close()
         assert len(gallery) == 1
@@ -258,7 +258,7 @@ def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
         def run_app():  # the gallery's SQLite connection belongs to the thread that runs the loop
             with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
                 holder["app"] = CameraApp([source], _ColourBlobs(), _colour_features,
-                                          IdentityResolver(gallery, threshold=0.8), outputs=Outputs(events=EventLog(events)))
+                                          IdentityResolver(gallery, threshold=0.8), sinks=[EventLog(events)])
                 ready.set()
                 holder["app"].run()
 
@@ -334,19 +334,19 @@ def test_display_keys_select_pause_enrol_and_quit(monkeypatch):
     monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(name))
     monkeypatch.setattr(cv2, "waitKey", lambda delay=0: keys.pop(0) if keys else -1)
     enrolled = []
-    display = Display(lambda frame, labels: frame.image, lambda camera, track: enrolled.append((camera, track.track_id)))
+    display = Display(lambda camera, track: enrolled.append((camera, track.track_id)))
     frame = Frame("cam1", 1, np.zeros((100, 100, 3), np.uint8), 0.0)
     track = Track(track_id=7, box=np.array([10, 10, 50, 90], np.float32), state="confirmed", score=0.9, det_index=0)
     labels = [Label(track.box, "t7", -7, 7)]
 
-    assert display(frame, [track], labels) is True and shown == ["cam1"]
+    assert display.show(frame, [track], labels) is True and shown == ["cam1"]
     keys[:] = [ord("e")]  # enrol with nothing selected: nothing happens
-    assert display(frame, [track], labels) is True and enrolled == []
+    assert display.show(frame, [track], labels) is True and enrolled == []
     callbacks["cam1"](cv2.EVENT_LBUTTONDOWN, 20, 30, 0, None)  # click inside the box
     assert display.selected == ("cam1", 7)
     keys[:] = [ord("e")]
-    assert display(frame, [track], labels) is True and enrolled == [("cam1", 7)]
+    assert display.show(frame, [track], labels) is True and enrolled == [("cam1", 7)]
     keys[:] = [ord("p"), -1, ord("p")]  # pause: frames wait until p again
-    assert display(frame, [track], labels) is True and keys == [] and not display.paused
+    assert display.show(frame, [track], labels) is True and keys == [] and not display.paused
     keys[:] = [ord("q")]
-    assert display(frame, [track], labels) is False
+    assert display.show(frame, [track], labels) is False

@@ -70,6 +70,7 @@ def test_a_track_gives_a_code_at_most_every_interval(gallery):
     bank = StructureBank(gallery, track_interval_s=5.0)
     assert bank.due("cam1", 7, 0.0)
     bank.add("cam1", codes(1), [None], [7], time=0.0)
+    bank.admit("cam1", 7, 0.0)
     assert not bank.due("cam1", 7, 4.9) and bank.due("cam1", 7, 5.0)
     assert bank.due("cam2", 7, 1.0) and bank.due("cam1", 8, 1.0)  # per camera and track
     bank.retain("cam1", {8})

@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
 from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.paths import prepare_output_file, require_dir
@@ -26,9 +27,9 @@ from dgnet_edge.paths import prepare_output_file, require_dir
 def synthesis(
     world: Annotated[Path, typer.Argument(help="A Market-layout world (dgnet-edge data synth DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="DG-Net export folder (embedder and generator parts).")],
-    k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = 8,
-    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
-    per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = 32,
+    k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = SYNTHETIC_VIEWS,
+    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = SYNTHETIC_WEIGHT,
+    per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = BANK_PER_CAMERA,
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the enrolment cameras and the augmentations.")] = 0,

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
+from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
 from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
@@ -57,15 +58,15 @@ def demo(
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
-    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
+    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = REID_EVERY,
     show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
     save_txt: Annotated[Optional[Path], typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
     events: Annotated[Optional[Path], typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
-    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
-    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = SYNTHETIC_VIEWS,
+    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = SYNTHETIC_WEIGHT,
     open_timeout: Annotated[float, float_option("--open-timeout", min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
     read_timeout: Annotated[float, float_option("--read-timeout", min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,

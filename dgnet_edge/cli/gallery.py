@@ -20,6 +20,7 @@ from typing import Any, Optional
 import typer
 from typing_extensions import Annotated
 
+from dgnet_edge.apps.camera.defaults import SYNTHETIC_VIEWS
 from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 
@@ -114,7 +115,7 @@ def enrol(
     gallery: GalleryOpt = DEFAULT_GALLERY,
     camera: Annotated[Optional[str], typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
     synthesise: Annotated[bool, typer.Option("--synthesise/--no-synthesise", help="Also render the person in the gallery's banked structures (DG-Net export) as synthetic templates.")] = False,
-    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = 8,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = SYNTHETIC_VIEWS,
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     as_json: JsonOpt = False,

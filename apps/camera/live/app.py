@@ -1,25 +1,28 @@
 """The camera app's frame loop: detect, track, re-identify and name people on every camera.
 
 One :class:`CameraApp` runs any number of sources that share one gallery. Each source reads in
-its own thread (:mod:`~dgnet_edge.apps.camera.live.sources`); this loop visits the sources in turn and,
-per frame::
+its own thread (:mod:`~dgnet_edge.apps.camera.live.sources`); this loop visits the sources in turn
+and, per frame, fills one :class:`~dgnet_edge.apps.camera.live.record.FrameResult`::
 
     detections = detector.detect(frame)
-    tracks = tracker[camera].update(detections, embed)     # embeds only what the tracker asks for
-    events = resolver.update(camera, time, tracks, image)  # gallery identities, across cameras
+    wanted = tracker[camera].predict(detections)             # the detections that need features
+    tracks = tracker[camera].update(embed(crops of wanted))  # one batch, or none
+    identities, events = resolver.update(camera, time, tracks, image)  # gallery identities, across cameras
+    for sink in sinks: sink.write(result)                     # video, MOT text, events, display, synthesis
 
 Files are processed frame by frame in step across cameras (every frame of each); live sources
 give their newest frame, and a camera that is reconnecting is skipped until it is back, so the
-others keep running. MOT rows of a track are held back until the track has an identity, then
-written under it, so ``--save-txt`` holds gallery identities that ``eval-tracks`` can score
-across cameras.
+others keep running. Without a resolver (no gallery) the app tracks per camera, with appearance
+when it has an embedder, by motion alone otherwise: the tracker-only benchmark rows run this way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time as clock
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector
-from dgnet_edge.apps.camera.live.outputs import EventLog, Label, MotSink, VideoSink, annotate
+from dgnet_edge.apps.camera.live.outputs import Label, Sink
+from dgnet_edge.apps.camera.live.record import FrameResult
 from dgnet_edge.apps.camera.live.sources import Frame, Source
 from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
-from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track, Tracker, TrackerParams
+from dgnet_edge.apps.camera.live.tracking.tracker import Track, Tracker, TrackerParams
 from dgnet_edge.boxes import crops_to_embed
 
 log = logging.getLogger(__name__)
 
-TRACK_ID_OFFSET = 100_000  # MOT ids of per-camera tracks when there is no gallery: camera k -> k * offset + id
+Embed = typing.Callable[[typing.List[np.ndarray]], np.ndarray]  # RGB crops -> (N, D) features
 
 
 @dataclass
@@ -71,27 +74,6 @@ class RunStats:
         }
 
 
-@dataclass
-class Outputs:
-    """Where a run writes; each is optional."""
-
-    video: VideoSink | None = None
-    mot: MotSink | None = None
-    events: EventLog | None = None
-
-    def close(self) -> dict[str, list[Path]]:
-        """Write and close every output; the files written, by kind."""
-        written: dict[str, list[Path]] = {}
-        if self.video is not None:
-            written["annotated video"] = self.video.close()
-        if self.mot is not None:
-            written["tracks"] = self.mot.close()
-        if self.events is not None:
-            self.events.close()
-            written["events"] = [self.events.path]
-        return written
-
-
 class _Camera:
     """Per-camera state of the loop."""
 
@@ -100,7 +82,6 @@ class _Camera:
         self.source = source
         self.tracker = tracker
         self.stats = CameraStats()
-        self.pending_rows: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # track -> rows before its identity
         self.tracks: list[Track] = []
         self.last_frame: Frame | None = None
         self.fps = 0.0
@@ -121,29 +102,23 @@ class CameraApp:
     Args:
         sources: opened sources, one per camera (their names must differ).
         detector: finds people in a frame.
-        embed: RGB crops -> (N, D) L2-normalised features; None tracks by motion alone (no
-            appearance, no gallery).
-        resolver: gallery identities across cameras; needs ``embed``.
+        embed: RGB crops -> (N, D) features; None tracks by motion alone (no appearance, no gallery).
+        resolver: gallery identities across cameras; needs ``embed``. None tracks per camera.
         tracker_params: tracker settings shared by every camera.
-        outputs: annotated video, MOT text, events.
+        sinks: where each frame's result goes (annotated video, MOT text, events, the display,
+            synthesis at enrolment); closed when the run ends.
         read_timeout_s: how long to wait for a frame from one source before visiting the next.
-        on_frame: called after each processed frame with the frame, its tracks and its labels
-            (the display hooks in here).
-        on_identities: called in the loop after each frame's identities are decided, with the
-            frame, its tracks and the resolver's events (synthesis at enrolment hooks in here).
     """
 
     def __init__(
         self,
         sources: Sequence[Source],
         detector: Detector,
-        embed: Callable[[list[np.ndarray]], np.ndarray] | None,
+        embed: Embed | None,
         resolver: IdentityResolver | None,
         tracker_params: TrackerParams | None = None,
-        outputs: Outputs | None = None,
+        sinks: Sequence[Sink] = (),
         read_timeout_s: float = 0.05,
-        on_frame: Callable[[Frame, list[Track], list[Label]], bool] | None = None,
-        on_identities: Callable[[Frame, list[Track], list[dict]], None] | None = None,
     ):
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -157,17 +132,14 @@ class CameraApp:
         self.detector = detector
         self.embed = embed
         self.resolver = resolver
-        self.outputs = outputs or Outputs()
+        self.sinks = list(sinks)
         self.read_timeout_s = read_timeout_s
-        self.on_frame = on_frame
-        self.on_identities = on_identities
         self.stats = RunStats(cameras={name: cam.stats for name, cam in self.cameras.items()})
         self.written: dict[str, list[Path]] = {}
         self._stop = False
         self._started: float | None = None
-        for name in self.cameras:
-            if self.outputs.mot is not None:
-                self.outputs.mot.add_camera(name)
+        for sink in self.sinks:
+            sink.start(names)
 
     def stop(self) -> None:
         """Finish after the current frame (the display's quit key, a signal handler)."""
@@ -183,19 +155,20 @@ class CameraApp:
         if self.resolver is None or cam.last_frame is None:
             log.warning("enrol needs the gallery (run with --export)")
             return
-        name = f"person-{track.identity if track.identity is not None else len(self.resolver.gallery) + 1}"
+        identity = self.resolver.identity_of(camera, track.track_id)
+        name = f"person-{identity if identity is not None else len(self.resolver.gallery) + 1}"
         try:
             events = self.resolver.enrol_track(camera, cam.last_frame.time, track, name, cam.last_frame.image)
         except ValueError as e:
             log.warning("enrol: %s", e)
             return
         log.info("enrolled track %d of %s as %s", track.track_id, camera, name)
-        self._emit(events)
+        self._write(FrameResult(camera, None, events=events))
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, max_frames: int | None = None, on_progress: Callable[[int], None] | None = None) -> RunStats:
         """Process frames until every source has ended, ``max_frames`` frames (all cameras) were
-        processed, or :meth:`stop`; outputs are closed (written) whatever ends the run."""
+        processed, or :meth:`stop`; the sinks are closed (written) whatever ends the run."""
         self._started = started = clock.perf_counter()
         active = list(self.cameras.values())
         try:
@@ -219,92 +192,62 @@ class CameraApp:
             self._finish()
         return self.stats
 
-    def process(self, cam: _Camera, frame: Frame) -> list[dict]:
+    def process(self, cam: _Camera, frame: Frame) -> FrameResult:
         """One frame of one camera: detect, track, identify, write."""
         t0 = clock.perf_counter()
-        dets = self.detector.detect(frame)
-        embed = self._embedder_for(cam, frame, dets)
-        tracks = cam.tracker.update(dets, embed)
-        events: list[dict] = []
-        if self.resolver is not None:
-            events += self.resolver.update(frame.camera, frame.time, tracks, frame.image)
-            for track in cam.tracker.removed:
-                events += self.resolver.close_track(frame.camera, track)
-            if self.on_identities is not None:
-                self.on_identities(frame, tracks, events)
-        for track in cam.tracker.removed:
-            cam.pending_rows.pop(track.track_id, None)
-        cam.tracks = tracks
+        result = FrameResult(frame.camera, frame, self.detector.detect(frame))
+        dets = result.detections
+        wanted = cam.tracker.predict(dets)
+        features = None
+        if len(wanted):
+            cam.stats.embedded += len(wanted)
+            features = self.embed(crops_to_embed(frame.image, dets.boxes[wanted]))
+        result.tracks = cam.tracker.update(features)
+        result.ended = cam.tracker.removed
+        if self.resolver is not None:  # the tracks that ended are gone from result.tracks: they leave
+            result.identities, result.events = self.resolver.update(frame.camera, frame.time, result.tracks, frame.image)
+        cam.tracks = result.tracks
         cam.last_frame = frame
         cam.stats.frames += 1
         cam.stats.detections += len(dets)
-        self._write_rows(cam, frame, tracks)
         cam.stats.seconds += clock.perf_counter() - t0
         cam.tick()
-        self._emit(events)
-        if self.outputs.video is not None or self.on_frame is not None:
-            labels = self.labels(cam, tracks)
-            if self.outputs.video is not None:
-                self.outputs.video.write(frame.camera, self.render(cam, frame, labels))
-            if self.on_frame is not None and self.on_frame(frame, tracks, labels) is False:
-                self.stop()
-        return events
+        if any(sink.draws for sink in self.sinks):
+            result.labels = self.labels(result)
+            state = "" if cam.source.state == "connected" else f"  [{cam.source.state}]"
+            result.header = f"{frame.camera}  frame {frame.index}  {cam.fps:.1f} FPS{state}"
+        self._write(result)
+        return result
 
-    def _embedder_for(self, cam: _Camera, frame: Frame, dets: Detections) -> Callable[[np.ndarray], np.ndarray]:
-        def embed(indices: np.ndarray) -> np.ndarray:
-            indices = np.asarray(indices, np.int64)
-            if self.embed is None or len(indices) == 0:
-                return np.zeros((len(indices), 0), np.float32)
-            cam.stats.embedded += len(indices)
-            return self.embed(crops_to_embed(frame.image, dets.boxes[indices]))
-
-        return embed
-
-    def _write_rows(self, cam: _Camera, frame: Frame, tracks: list[Track]) -> None:
-        mot = self.outputs.mot
-        if mot is None:
-            return
-        for track in tracks:
-            if track.state != CONFIRMED or track.det_index < 0:
-                continue
-            row = (frame.index, track.box.copy(), float(track.score))
-            if self.resolver is None:
-                mot.write(frame.camera, frame.index, cam.index * TRACK_ID_OFFSET + track.track_id, track.box, track.score)
-            elif track.identity is None:
-                cam.pending_rows.setdefault(track.track_id, []).append(row)
-            else:
-                for index, box, score in cam.pending_rows.pop(track.track_id, []):
-                    mot.write(frame.camera, index, track.identity, box, score)
-                mot.write(frame.camera, frame.index, track.identity, track.box, track.score)
-
-    def _emit(self, events: list[dict]) -> None:
-        for event in events:
-            kind = event.get("event", "?")
-            self.stats.events[kind] = self.stats.events.get(kind, 0) + 1
-            if self.outputs.events is not None:
-                self.outputs.events.write(event)
+    def _write(self, result: FrameResult) -> None:
+        for event in result.events:
+            self.stats.events[event.kind] = self.stats.events.get(event.kind, 0) + 1
+        for sink in self.sinks:
+            sink.write(result)
 
     def _finish(self) -> None:
         try:
             if self.resolver is not None:
-                self._emit(self.resolver.close())
+                for camera, events in itertools.groupby(self.resolver.close(), key=lambda e: e.camera):
+                    self._write(FrameResult(camera, None, events=list(events)))
         finally:
-            self.written = self.outputs.close()
+            self.written = {}
+            for sink in self.sinks:
+                paths = sink.close() or []
+                if sink.what:
+                    self.written[sink.what] = paths
 
-    # -- drawing -----------------------------------------------------------------------------------
-    def labels(self, cam: _Camera, tracks: list[Track]) -> list[Label]:
+    def labels(self, result: FrameResult) -> list[Label]:
+        """What to draw: each confirmed track matched this frame, named by its identity when it has one."""
         labels = []
-        for track in tracks:
-            if track.state != CONFIRMED or track.det_index < 0:
+        identities = result.identities or {}
+        for track in result.tracks:
+            if not track.is_confirmed() or track.det_index < 0:
                 continue
-            if track.identity is not None and self.resolver is not None:
-                text, key = self.resolver.gallery.label(track.identity), track.identity
+            identity = identities.get(track.track_id)
+            if identity is not None and self.resolver is not None:
+                text, key = self.resolver.gallery.label(identity), identity
             else:
                 text, key = f"t{track.track_id}", -track.track_id
             labels.append(Label(track.box, text, key, track.track_id))
         return labels
-
-    def render(self, cam: _Camera, frame: Frame, labels: list[Label]) -> np.ndarray:
-        state = "" if cam.source.state == "connected" else f"  [{cam.source.state}]"
-        header = f"{frame.camera}  frame {frame.index}  {cam.fps:.1f} FPS{state}"
-        return annotate(frame.image, labels, header)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.live.detectors import open_detector
 from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
-from dgnet_edge.apps.camera.live.sources import Frame, open_source
+from dgnet_edge.apps.camera.live.sources import open_source
 from dgnet_edge.apps.camera.measure.track_bench import bench_cameras, track_camera
 from dgnet_edge.data.video.mot import write_mot
 from dgnet_edge.data.video.world import Site, load_site
@@ -181,59 +181,31 @@ def resident_mb() -> float:
         return 0.0
 
 
-class _Replayed(Detector):
-    """Public detections of a looped bench camera: frame ``k * N + i`` of the loop is frame ``i``."""
-
-    name = "public"
-
-    def __init__(self, detectors: dict[str, Detector], period: int):
-        self.detectors = detectors
-        self.period = period
-
-    def detect(self, frame: Frame) -> Any:
-        index = (frame.index - 1) % self.period + 1
-        return self.detectors[frame.camera].detect(dataclasses.replace(frame, index=index))
-
-
 def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: float | None = None,
          samples_wanted: int = 40) -> dict[str, Any]:
-    """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all.
+    """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all
+    (public detections, no synthesis).
 
     Resident memory is sampled ``samples_wanted`` times along the run; ``growth_pct`` compares the
     last sample with the first one taken after a warm-up of a tenth of the run (the embedder's
     and the gallery's buffers fill during the first frames).
     """
-    from dgnet_edge.apps.camera.live.app import CameraApp
-    from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
-    from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-    from dgnet_edge.runtime.embedder import Embedder
-
     folder = _fresh(out_dir)
-    sources = [open_source(spec, loop=True) for spec in _camera_sources(site)]
-    detector = _Replayed({name: open_detector("public", str(site.camera_dir(name))) for name in site.camera_names},
-                         site.frames)
     samples: list[tuple[int, float]] = []
     sample_every = max(1, frames // samples_wanted)
 
-    def sample(done: int) -> None:
+    def sample(done: int, *_: Any) -> None:
         if done % sample_every == 0:
             samples.append((done, resident_mb()))
 
-    try:
-        with Embedder.open(export_dir) as embedder, Gallery(folder / "gallery.db", feature_dim=embedder.feature_dim) as gallery:
-            resolver = IdentityResolver(gallery, resolve_threshold(export_dir, threshold))
-            app = CameraApp(sources, detector, embedder.embed, resolver)
-            stats = app.run(max_frames=frames, on_progress=sample)
-            identities = len(gallery)
-    finally:
-        for s in sources:
-            s.close()
+    summary = run_demo(DemoConfig(sources=_camera_sources(site), detector="public", export_dir=export_dir,
+                                  gallery=folder / "gallery.db", threshold=threshold, synthesise=False, loop=True,
+                                  max_frames=frames), on_progress=sample)
     warm = [mb for done, mb in samples if done >= frames // 10]
     first, last = warm[0], warm[-1]
-    return {"frames": stats.frames, "fps": round(stats.fps, 2), "rss_mb_after_warmup": round(first, 1),
+    return {"frames": summary["frames"], "fps": summary["fps"], "rss_mb_after_warmup": round(first, 1),
             "rss_mb_end": round(last, 1), "rss_mb_max": round(max(warm), 1),
-            "growth_pct": round(100 * (last - first) / first, 2), "identities": identities,
+            "growth_pct": round(100 * (last - first) / first, 2), "identities": summary["identities"],
             "samples": [(done, round(mb, 1)) for done, mb in samples]}
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.storage.gallery import SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
 from dgnet_edge.apps.camera.storage.structure_bank import spread_across_cameras
 from dgnet_edge.apps.camera.storage.synthesis import open_generator
 from dgnet_edge.boxes import l2_normalise
@@ -137,9 +137,9 @@ def one_shot_cross_camera(
     world: str | Path,
     export_dir: str | Path,
     *,
-    k: int = 8,
+    k: int = SYNTHETIC_VIEWS,
     weight: float = SYNTHETIC_WEIGHT,
-    per_camera: int = 32,
+    per_camera: int = BANK_PER_CAMERA,
     backend: str = "auto",
     precision: str = "auto",
     seed: int = 0,
@@ -200,7 +200,7 @@ class ViewsExample:
     others: list[np.ndarray]  # the identity's real images from its other cameras (at most K)
 
 
-def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 0, k: int = 8, per_camera: int = 32,
+def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 0, k: int = SYNTHETIC_VIEWS, per_camera: int = BANK_PER_CAMERA,
                   backend: str = "auto", precision: str = "auto", seed: int = 0) -> ViewsExample:
     """The ``identity``-th enrolled identity (by person id) of :func:`one_shot_cross_camera` with the
     same arguments: the same enrolment image, bank and choice of structures."""

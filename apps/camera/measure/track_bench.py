@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from dgnet_edge.apps.camera.live.detections import Detections
-from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Tracker, TrackerParams
+from dgnet_edge.apps.camera.live.tracking.tracker import Tracker, TrackerParams
 from dgnet_edge.boxes import crops_to_embed, xyxy_to_tlwh
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.world import Site, load_site
@@ -136,28 +136,26 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
         for index in range(1, camera.frames + 1):
             rows = dets_rows.at(index)
             dets = Detections.from_xywh(rows.boxes, rows.scores)
-            spent = [0.0]
-
-            def embed(indices: np.ndarray) -> np.ndarray:
+            t0 = time.perf_counter()
+            wanted = tracker.predict(dets)
+            timing.tracker_s += time.perf_counter() - t0
+            out = None
+            if len(wanted):
                 t0 = time.perf_counter()
                 image = images.get(index)
                 t1 = time.perf_counter()
-                out = features(image, dets.boxes[indices])
-                t2 = time.perf_counter()
-                spent[0] += t2 - t0
+                out = features(image, dets.boxes[wanted])
                 timing.decode_s += t1 - t0
-                timing.embed_s += t2 - t1
+                timing.embed_s += time.perf_counter() - t1
                 timing.embed_calls += 1
-                timing.embedded += len(indices)
-                return out
-
+                timing.embedded += len(wanted)
             t0 = time.perf_counter()
-            tracks = tracker.update(dets, embed)
-            timing.tracker_s += time.perf_counter() - t0 - spent[0]
+            tracks = tracker.update(out)
+            timing.tracker_s += time.perf_counter() - t0
             timing.frames += 1
             timing.detections += len(dets)
             for t in tracks:
-                if t.state == CONFIRMED and t.det_index >= 0:
+                if t.is_confirmed() and t.det_index >= 0:
                     out_frames.append(index)
                     out_ids.append(t.track_id)
                     out_boxes.append(t.box)
