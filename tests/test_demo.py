@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY_BENCH
-from dgnet_edge.apps.camera.live.app import CameraApp
+from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
@@ -119,7 +119,7 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
 
     mot = MotSink(tmp_path)
     events = EventLog(tmp_path / "events.jsonl")
-    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), embed, resolver, sinks=[mot, events])
+    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), crop_features(embed), resolver, sinks=[mot, events])
     stats = loop.run(max_frames=12)
     src.close()
     gallery.close()
@@ -226,7 +226,7 @@ def test_a_sign_is_tracked_but_never_enrolled_and_the_walker_is(tmp_path):
     mot = MotSink(tmp_path)
     with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
         resolver = IdentityResolver(gallery, threshold=0.8, static_after_s=2.0)
-        app = CameraApp([source], _SignAndWalker(), _colour_features, resolver, sinks=[mot, EventLog(events)])
+        app = CameraApp([source], _SignAndWalker(), crop_features(_colour_features), resolver, sinks=[mot, EventLog(events)])
         app.run()
         source.close()
         assert len(gallery) == 1
@@ -257,7 +257,7 @@ def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
 
         def run_app():  # the gallery's SQLite connection belongs to the thread that runs the loop
             with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
-                holder["app"] = CameraApp([source], _ColourBlobs(), _colour_features,
+                holder["app"] = CameraApp([source], _ColourBlobs(), crop_features(_colour_features),
                                           IdentityResolver(gallery, threshold=0.8), sinks=[EventLog(events)])
                 ready.set()
                 holder["app"].run()

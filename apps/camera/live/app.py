@@ -6,7 +6,7 @@ and, per frame, fills one :class:`~dgnet_edge.apps.camera.live.record.FrameResul
 
     detections = detector.detect(frame)
     wanted = tracker[camera].predict(detections)             # the detections that need features
-    tracks = tracker[camera].update(embed(crops of wanted))  # one batch, or none
+    tracks = tracker[camera].update(features(image, boxes[wanted]))  # one batch, or none
     identities, events = resolver.update(camera, time, tracks, image)  # gallery identities, across cameras
     for sink in sinks: sink.write(result)                     # video, MOT text, events, display, synthesis
 
@@ -40,7 +40,16 @@ from dgnet_edge.boxes import crops_to_embed
 
 log = logging.getLogger(__name__)
 
-Embed = typing.Callable[[typing.List[np.ndarray]], np.ndarray]  # RGB crops -> (N, D) features
+Features = typing.Callable[[np.ndarray, np.ndarray], np.ndarray]  # (BGR frame, (N, 4) xyxy boxes) -> (N, D)
+
+
+def crop_features(embed: typing.Callable[[typing.List[np.ndarray]], np.ndarray]) -> Features:
+    """:data:`Features` from an embedder of RGB crops (:meth:`~dgnet_edge.runtime.embedder.Embedder.embed`)."""
+
+    def features(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return embed(crops_to_embed(image, boxes))
+
+    return features
 
 
 @dataclass
@@ -48,7 +57,10 @@ class CameraStats:
     frames: int = 0
     detections: int = 0
     embedded: int = 0
+    embed_calls: int = 0
     seconds: float = 0.0  # time spent on this camera's frames in the loop (detect, track, re-id, gallery)
+    tracking_s: float = 0.0  # in the tracker's two phases
+    embedding_s: float = 0.0  # cropping and embedding the detections the tracker asked for
 
 
 @dataclass
@@ -102,7 +114,9 @@ class CameraApp:
     Args:
         sources: opened sources, one per camera (their names must differ).
         detector: finds people in a frame.
-        embed: RGB crops -> (N, D) features; None tracks by motion alone (no appearance, no gallery).
+        features: (BGR frame, boxes) -> (N, D) features of the detections the tracker asks for
+            (:func:`crop_features` of an embedder); None tracks by motion alone (no appearance, no
+            gallery).
         resolver: gallery identities across cameras; needs ``embed``. None tracks per camera.
         tracker_params: tracker settings shared by every camera.
         sinks: where each frame's result goes (annotated video, MOT text, events, the display,
@@ -114,7 +128,7 @@ class CameraApp:
         self,
         sources: Sequence[Source],
         detector: Detector,
-        embed: Embed | None,
+        features: Features | None,
         resolver: IdentityResolver | None,
         tracker_params: TrackerParams | None = None,
         sinks: Sequence[Sink] = (),
@@ -123,14 +137,14 @@ class CameraApp:
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
             raise ValueError(f"sources need distinct camera names, got {names}")
-        if resolver is not None and embed is None:
+        if resolver is not None and features is None:
             raise ValueError("a gallery needs an embedder")
         params = tracker_params or TrackerParams()
-        if embed is None and params.appearance:
+        if features is None and params.appearance:
             params = dataclasses.replace(params, appearance=False)
         self.cameras = {s.name: _Camera(i + 1, s, Tracker(params, fps=s.fps or 15.0)) for i, s in enumerate(sources)}
         self.detector = detector
-        self.embed = embed
+        self.features = features
         self.resolver = resolver
         self.sinks = list(sinks)
         self.read_timeout_s = read_timeout_s
@@ -197,12 +211,18 @@ class CameraApp:
         t0 = clock.perf_counter()
         result = FrameResult(frame.camera, frame, self.detector.detect(frame))
         dets = result.detections
+        t1 = clock.perf_counter()
         wanted = cam.tracker.predict(dets)
+        t2 = clock.perf_counter()
         features = None
         if len(wanted):
+            features = self.features(frame.image, dets.boxes[wanted])
             cam.stats.embedded += len(wanted)
-            features = self.embed(crops_to_embed(frame.image, dets.boxes[wanted]))
+            cam.stats.embed_calls += 1
+        t3 = clock.perf_counter()
         result.tracks = cam.tracker.update(features)
+        cam.stats.tracking_s += (t2 - t1) + (clock.perf_counter() - t3)
+        cam.stats.embedding_s += t3 - t2
         result.ended = cam.tracker.removed
         if self.resolver is not None:  # the tracks that ended are gone from result.tracks: they leave
             result.identities, result.events = self.resolver.update(frame.camera, frame.time, result.tracks, frame.image)

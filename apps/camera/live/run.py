@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
-from dgnet_edge.apps.camera.live.app import CameraApp
+from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, Sink, VideoSink
@@ -235,7 +235,7 @@ def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
 
         threshold = resolve_threshold(config.export_dir, config.threshold)
         embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
-        embed = embedder.embed
+        embed = crop_features(embedder.embed)
         if config.gallery is not None:
             gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim,
                                                   kind_weights={"synthetic": config.synthetic_weight}))
@@ -248,7 +248,7 @@ def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
                                             required=config.synthesise is True)
                 if synthesis is not None:
                     stack.callback(synthesis.close)
-                    embed = synthesis.embed  # one embedder, shared with the synthesis thread
+                    embed = crop_features(synthesis.embed)  # one embedder, shared with the synthesis thread
                     sinks.append(synthesis)
     fps = next((s.fps for s in sources if s.fps), 15.0)
     if config.save_txt is not None:

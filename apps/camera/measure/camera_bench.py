@@ -30,8 +30,7 @@ import numpy as np
 from dgnet_edge.apps.camera.live.detectors import open_detector
 from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
 from dgnet_edge.apps.camera.live.sources import open_source
-from dgnet_edge.apps.camera.measure.track_bench import bench_cameras, track_camera
-from dgnet_edge.data.video.mot import write_mot
+from dgnet_edge.apps.camera.measure.track_bench import compare_trackers, mean_metric, metrics_table
 from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks, read_predictions
 
@@ -47,7 +46,7 @@ class TrackerScore:
     fps: float | None = None
 
     def mean(self, key: str) -> float:
-        return float(np.mean([getattr(m, key) for m in self.result.per_camera.values()]))
+        return mean_metric(self.result, key)
 
 
 @dataclass
@@ -117,14 +116,10 @@ def run_app(site: Site, out_dir: Path, export_dir: Path | None, threshold: float
     return evaluate_tracks(read_predictions(folder / "tracks", site), site), summary
 
 
-def run_bytetrack(site: Site, out_dir: Path) -> TrackerScore:
-    folder = _fresh(out_dir)
-    rows, frames, seconds = {}, 0, 0.0
-    for camera in bench_cameras(site):
-        rows[camera.name], timing = track_camera(camera, "bytetrack")
-        write_mot(folder / f"{camera.name}.txt", rows[camera.name])
-        frames, seconds = frames + timing.frames, seconds + timing.tracker_s
-    return TrackerScore("bytetrack", evaluate_tracks(rows, site), frames / seconds if seconds else None)
+def run_bytetrack(bench_dir: str | Path, out_dir: Path) -> TrackerScore:
+    _fresh(out_dir / "bytetrack")
+    (run,) = compare_trackers(bench_dir, out_dir, kinds=("bytetrack",))
+    return TrackerScore("bytetrack", run.result, run.total.tracker_fps if run.total.tracker_s else None)
 
 
 def hog_ms_per_frame(site: Site, frames: int = 20) -> float:
@@ -158,7 +153,7 @@ def run_camera_bench(bench_dir: str | Path, export_dir: str | Path, out_dir: str
         report.scores.append(TrackerScore("ours-no-synthesis", alone, summary["fps"]))
     plain, summary = run_app(site, out_dir / "iou-kalman", None)
     report.scores.append(TrackerScore("iou-kalman", plain, summary["fps"]))
-    report.scores.append(run_bytetrack(site, out_dir / "bytetrack"))
+    report.scores.append(run_bytetrack(bench_dir, out_dir))
 
     folder = _fresh(out_dir / "motion")
     first = _camera_sources(site)[0]
@@ -213,12 +208,7 @@ def format_bench(report: CameraBench) -> str:
     """Markdown tables: per-camera metrics of each tracker, the multi-camera IDF1, the targets."""
     lines = [f"Bench {report.bench}: {report.cameras} cameras x {report.frames_per_camera} frames of {report.frame_size}, "
              "public detections.", "",
-             "| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
-    for score in report.scores:
-        for camera, m in score.result.per_camera.items():
-            lines.append(f"| {score.name} | {camera} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
-        lines.append(f"| {score.name} | **mean** | **{score.mean('idf1'):.1f}** | **{score.mean('hota'):.1f}** | "
-                     f"**{score.mean('mota'):.1f}** | **{score.mean('id_switches'):.1f}** |")
+             *metrics_table([(score.name, score.result) for score in report.scores])]
     lines += ["", "| tracker | multi-camera IDF1 (one identity mapping over all cameras) |", "|---|---:|"]
     lines += [f"| {s.name} | {s.result.multi_camera_idf1:.1f} |" for s in report.scores]
     speed = report.speed
