@@ -129,6 +129,29 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
     assert rows.frame.min() == 3  # confirmed after 3 hits: written from then, not from the identity decision on
 
 
+def test_held_rows_never_give_an_identity_twice_in_a_frame(tmp_path):
+    """A track that takes the identity of a lost track of its camera keeps its held rows only for
+    the frames where the lost track did not have it yet (MOT ids are unique per frame)."""
+    from dgnet_edge.apps.camera.live.record import FrameResult
+    from dgnet_edge.apps.camera.live.sources import Frame
+    from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
+
+    def track(track_id, x, state=CONFIRMED, det_index=0):
+        return Track(track_id=track_id, box=np.array([x, 10, x + 20, 60], np.float32), state=state, score=0.9,
+                     det_index=det_index)
+
+    mot = MotSink(tmp_path)
+    mot.start(["cam1"])
+    image = np.zeros((100, 200, 3), np.uint8)
+    for index, tracks, identities in [(1, [track(1, 10), track(2, 100)], {1: 35}),
+                                      (2, [track(1, 12, LOST, -1), track(2, 102)], {2: 35})]:
+        mot.write(FrameResult("cam1", Frame("cam1", index, image, index / 10), tracks=tracks, identities=identities))
+    mot.close()
+    rows = read_mot(tmp_path / "cam1.txt")
+    assert rows.frame.tolist() == [1, 2] and rows.ids.tolist() == [35, 35]
+    assert rows.boxes[0].tolist() == [10, 10, 20, 50]  # frame 1: the track that had the identity then
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

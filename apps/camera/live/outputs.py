@@ -160,8 +160,10 @@ class MotSink(Sink):
     """Tracks per camera in MOTChallenge text, ``DIR/<camera>.txt``, written on :meth:`close`.
 
     With a gallery, a track's rows are held back until it has an identity, then written under it
-    (so the files hold gallery identities that ``eval-tracks`` scores across cameras); without one,
-    camera k's track t is written as ``k * TRACK_ID_OFFSET + t``.
+    (so the files hold gallery identities that ``eval-tracks`` scores across cameras); a held row
+    in a frame where another track of the camera already had that identity (which the new track
+    took from it when it was lost) is dropped. Without a gallery, camera k's track t is written as
+    ``k * TRACK_ID_OFFSET + t``.
     """
 
     what = "tracks"
@@ -203,7 +205,8 @@ class MotSink(Sink):
     def close(self) -> list[Path]:
         written = []
         for camera, rows in self._rows.items():
-            rows.sort(key=lambda r: (r[0], r[1]))
+            rows.sort(key=lambda r: (r[0], r[1]))  # stable: of two rows of one identity in a frame, the one written live
+            rows = [r for k, r in enumerate(rows) if k == 0 or r[:2] != rows[k - 1][:2]]
             table = np.array(rows, np.float64).reshape(-1, 7)
             mot = MotRows(
                 frame=table[:, 0].astype(np.int32), ids=table[:, 1].astype(np.int64),
