@@ -180,7 +180,7 @@ def with_defaults(tree: dict[str, Any]) -> dict[str, Any]:
 def stale_export(export_dir: Path, checkpoint: Path) -> str | None:
     """Why the export in ``export_dir`` is not the quickstart's export of ``checkpoint`` (made from
     another checkpoint, or a DG-Net export without its generator parts), or None when it is."""
-    from dgnet_edge.apps.camera.synthesis import has_generator
+    from dgnet_edge.apps.camera.storage.synthesis import has_generator
     from dgnet_edge.errors import ExportError
     from dgnet_edge.manifest import load_manifest, sha256_of
 
@@ -218,7 +218,7 @@ def ensure_export(export_dir: Path, checkpoint: Path, world: Path, on_progress: 
 def ensure_threshold(export_dir: Path, world: Path) -> tuple[float, float | None]:
     """Calibrate the camera app's re-id threshold on the world's query/gallery split unless the
     export has one; (threshold, seconds taken or None)."""
-    from dgnet_edge.apps.camera.threshold import calibrate_export, read_threshold, write_threshold
+    from dgnet_edge.apps.camera.measure.threshold import calibrate_export, read_threshold, write_threshold
     from dgnet_edge.data.market1501 import Market1501
 
     threshold = read_threshold(export_dir)
@@ -234,7 +234,7 @@ def ensure_threshold(export_dir: Path, world: Path) -> tuple[float, float | None
 
 def ensure_video(root: Path, on_progress: Callable[[int, int], None] | None = None) -> float | None:
     """Render the default video bench into ``root`` unless it is there; seconds taken, or None."""
-    from dgnet_edge.data.video.bench import SITE, write_bench
+    from dgnet_edge.data.video.world import SITE, write_bench
 
     if (root / SITE).is_file():
         log.info("video bench: %s (already there)", root)
@@ -249,8 +249,8 @@ def run_camera_app(video: Path, export_dir: Path, out_dir: Path) -> tuple[dict[s
     tracks scored against the ground truth; (run summary, TrackingResult)."""
     import shutil
 
-    from dgnet_edge.apps.camera.run import DemoConfig, run_demo
-    from dgnet_edge.data.video.bench import load_site
+    from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
+    from dgnet_edge.data.video.world import load_site
     from dgnet_edge.eval.tracking import evaluate_tracks, read_predictions
 
     site = load_site(video)

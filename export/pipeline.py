@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dgnet_edge.export.graphs import DecoderGraph, StructureGraph
+from dgnet_edge.export.onnx_export import DEFAULT_OPSET, export_onnx, graph_specs
 
 from dgnet_edge import __version__
-from dgnet_edge.checkpoint import load_dgnet, load_reid_net
 from dgnet_edge.config import Config
 from dgnet_edge.data.images import load_images
 from dgnet_edge.data.registry import build_dataset
 from dgnet_edge.errors import DgnetEdgeError, ExportError
-from dgnet_edge.export.graphs import DecoderGraph, StructureGraph
-from dgnet_edge.export.onnx_export import DEFAULT_OPSET, export_onnx, graph_specs
 from dgnet_edge.manifest import BatchProfile, InputFormat, Manifest, ModelEntry, sha256_of
 from dgnet_edge.models import ReidEmbedder
+from dgnet_edge.models.factory import load_dgnet, load_reid_net
 from dgnet_edge.models.preprocess import Normalise
 from dgnet_edge.models.reid import PARTS
 from dgnet_edge.paths import check_output_dir, refuse_overwriting_inputs

@@ -7,6 +7,7 @@ import pytest
 from dgnet_edge.data.synth import WorldSpec, write_world
 from dgnet_edge.data.video.site import VideoSpec
 
+
 @pytest.fixture(autouse=True)
 def _empty_detector_cache(tmp_path_factory, monkeypatch):
     """Every test sees an empty download cache: a detector cached on the machine (``--detector auto``
@@ -31,7 +32,7 @@ TINY_BENCH = VideoSpec(cameras=2, seconds=3.0, fps=10.0, width=320, height=240, 
 @pytest.fixture(scope="session")
 def tiny_bench(tmp_path_factory):
     """A video bench of 2 cameras x 30 frames at 320x240 (tests read it; none may write into it)."""
-    from dgnet_edge.data.video.bench import write_bench
+    from dgnet_edge.data.video.world import write_bench
 
     root = tmp_path_factory.mktemp("video") / "bench"
     write_bench(root, TINY_BENCH, workers=1)
@@ -87,8 +88,8 @@ TINY_DGNET = [
 @pytest.fixture(scope="session")
 def tiny_dgnet_checkpoint(tiny_world, tmp_path_factory):
     """A DG-Net checkpoint for the tiny world with random weights (for export and runtime tests)."""
-    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.models.factory import save_initial_checkpoint
 
     cfg = load_config("synth_small", tiny_overrides(tiny_world) + TINY_DGNET)
     return save_initial_checkpoint(tmp_path_factory.mktemp("dgnet") / "dgnet.pt", cfg, "dgnet", 8)

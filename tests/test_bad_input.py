@@ -47,8 +47,8 @@ def sets(items: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def reid_checkpoint(tiny_world, tmp_path_factory) -> Path:
     """A baseline (E_a) checkpoint for the tiny world at its initial weights (nothing trained)."""
-    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.models.factory import save_initial_checkpoint
 
     cfg = load_config("synth_small", tiny_overrides(tiny_world))
     return save_initial_checkpoint(tmp_path_factory.mktemp("reid") / "baseline.pt", cfg, "baseline", 8)
@@ -106,6 +106,7 @@ def test_calib_sensitivity_on_unreadable_images_counts_them(reid_int8_export, co
 
 def test_image_batches_raise_only_when_nothing_decodes(tiny_world, corrupt_images):
     from dgnet_edge.calib.sampling import image_batches
+
     from dgnet_edge.errors import DatasetError
 
     good = sorted((tiny_world / "query").iterdir())[:2]
@@ -319,8 +320,8 @@ def test_train_refuses_an_earlier_runs_folder_without_resume_or_force(stub_train
 @pytest.fixture()
 def finished_quickstart(tiny_world, tmp_path) -> Path:
     """A quickstart folder whose model step finished with the tiny config."""
-    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.models.factory import save_initial_checkpoint
 
     out = tmp_path / "qs"
     cfg = load_config("synth_small", [f"data.root={tiny_world}", *tiny_overrides(tiny_world)[1:]])
@@ -340,6 +341,7 @@ def test_quickstart_says_when_the_model_was_trained_with_another_config(finished
 def test_a_config_field_newer_than_the_checkpoint_is_no_change():
     """A checkpoint saved before a config field existed holds it at its default: not another config."""
     from dgnet_edge.apps.quickstart import config_changes
+
     from dgnet_edge.config import load_config
 
     new = load_config("synth_small").to_dict()
@@ -363,6 +365,7 @@ def dgnet_sets(world, *extra: str) -> list[str]:
 
 def test_quickstart_resumes_a_dgnet_run_stopped_part_way(finished_quickstart, tiny_world, capsys, monkeypatch):
     from dgnet_edge.apps.quickstart import ensure_dgnet
+
     from dgnet_edge.checkpoint import load_checkpoint
     from dgnet_edge.training import trainer as trainer_module
     from dgnet_edge.training.dgnet_trainer import DGNetTrainer
@@ -411,8 +414,8 @@ def test_quickstart_resumes_a_dgnet_run_stopped_part_way(finished_quickstart, ti
 
 
 def test_quickstart_says_when_dgnet_was_trained_with_another_config(finished_quickstart, tiny_world, capsys):
-    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.models.factory import save_initial_checkpoint
 
     overrides = [o for o in dgnet_sets(tiny_world) if o != "--dgnet-set"]
     cfg = load_config("dgnet_synth_small", [f"data.root={tiny_world}", *overrides])

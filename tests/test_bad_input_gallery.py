@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from test_bad_input import one_line_error, reid_checkpoint, reid_export, reid_int8_export, run_cli  # noqa: F401
 
-from dgnet_edge.apps.camera import gallery as gallery_module
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
-from dgnet_edge.apps.camera.threshold import THRESHOLD_FILE, read_threshold
+from dgnet_edge.apps.camera.measure.threshold import THRESHOLD_FILE, read_threshold
+from dgnet_edge.apps.camera.storage import gallery as gallery_module
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import ExportError, OutputPathError, UsageError
 
 D = 16
@@ -30,7 +31,7 @@ def make_gallery(path: Path, names=("alice", None)) -> list[int]:
     rng = np.random.default_rng(0)
     crop = rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)
     with Gallery(path, D) as g:
-        ids = [g.enrol(normalise(rng.normal(size=D)), crop, name=name, camera="cam1") for name in names]
+        ids = [g.enrol(l2_normalise(rng.normal(size=D)), crop, name=name, camera="cam1") for name in names]
         g.open_sighting(ids[0], "cam1", 3, 1.0)
     return ids
 
@@ -144,7 +145,7 @@ def test_a_file_that_is_not_a_gallery_is_one_line(reader, tmp_path, capsys):
 
 
 def test_a_damaged_structure_code_is_one_line(tmp_path):
-    from dgnet_edge.apps.camera.structure_bank import StructureBank
+    from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 
     path = tmp_path / "g.db"
     make_gallery(path)
@@ -244,7 +245,7 @@ def test_names_that_cannot_name_a_person_are_refused(name, tmp_path, capsys):
     with Gallery(path) as g:
         assert g.identity(identity).name == "alice"
         with pytest.raises(UsageError):
-            g.enrol(normalise(np.ones(D)), name=name)
+            g.enrol(l2_normalise(np.ones(D)), name=name)
         assert len(g) == 2
 
 

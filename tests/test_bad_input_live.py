@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from test_bad_input import _dead_pid, one_line_error, run_cli
 
-from dgnet_edge.apps.camera.sources import Frame
+from dgnet_edge.apps.camera.live.sources import Frame
 
 CLI = "from dgnet_edge.cli.main import main; main()"
 
@@ -84,7 +84,7 @@ def test_hog_on_frames_smaller_than_its_window_finds_no_one(case, detector, tmp_
 
 
 def test_hog_at_exactly_its_window_runs():
-    from dgnet_edge.apps.camera.detectors import HogDetector
+    from dgnet_edge.apps.camera.live.detectors import HogDetector
 
     hog = HogDetector()
     assert len(hog.detect(Frame("c", 1, np.zeros((128, 64, 3), np.uint8), 0.0))) == 0
@@ -155,8 +155,8 @@ def test_temporary_videos_of_dead_runs_are_removed(tiny_bench, tmp_path, capsys)
 
 def test_enrol_interrupted_during_synthesis_says_what_was_committed(tiny_dgnet_export, tiny_world, tmp_path,
                                                                    monkeypatch, capsys):
-    from dgnet_edge.apps.camera.gallery import Gallery
-    from dgnet_edge.apps.camera.synthesis import Synthesiser
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.synthesis import Synthesiser
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -198,7 +198,7 @@ def test_an_output_that_is_an_input_is_refused_before_anything_runs(tiny_bench, 
 
 # -- public detections outside the frame ------------------------------------------------------------------------------
 def test_public_detections_outside_the_frame_are_dropped_or_clipped(tiny_bench, tmp_path, caplog):
-    from dgnet_edge.apps.camera.detectors import PublicDetector
+    from dgnet_edge.apps.camera.live.detectors import PublicDetector
 
     camera = copy_camera(tiny_bench, tmp_path / "cam1")
     (camera / "det" / "det.txt").write_text(
@@ -258,12 +258,12 @@ def test_frames_of_another_size_are_resized_into_the_video(tmp_path, capsys, cap
 
 
 def test_the_video_sink_resizes_frames_of_another_size(tmp_path, caplog):
-    from dgnet_edge.apps.camera.outputs import VideoSink
+    from dgnet_edge.apps.camera.live.outputs import VideoSink
 
     sink = VideoSink(tmp_path, 10.0)
     with caplog.at_level(logging.WARNING):
         for size in [(240, 320), (480, 640), (480, 640), (240, 320)]:
-            sink.write("cam", np.zeros((*size, 3), np.uint8))
+            sink.write_image("cam", np.zeros((*size, 3), np.uint8))
     (video,) = sink.close()
     assert count_frames(video) == 4
     assert sum("resized to fit" in r.getMessage() for r in caplog.records) == 1
@@ -300,9 +300,9 @@ def test_camera_names_must_be_ascii_identifiers(tiny_bench, tmp_path, capsys):
 
 # -- --detector auto picks per source ----------------------------------------------------------------------------------
 def test_auto_detector_is_chosen_per_source(tiny_bench, tmp_path):
-    from dgnet_edge.apps.camera.detectors import HogDetector, PublicDetector
-    from dgnet_edge.apps.camera.run import open_detector_for
-    from dgnet_edge.apps.camera.sources import open_source
+    from dgnet_edge.apps.camera.live.detectors import HogDetector, PublicDetector
+    from dgnet_edge.apps.camera.live.run import open_detector_for
+    from dgnet_edge.apps.camera.live.sources import open_source
 
     video = write_video(tmp_path / "door.mp4", 320, 240, 3)
     sources = [open_source(str(tiny_bench / "cam1")), open_source(str(video))]

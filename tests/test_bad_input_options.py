@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_bad_input import one_line_error, run_cli
 
-from dgnet_edge.data.video.bench import FORMAT, VERSION
+from dgnet_edge.data.video.world import FORMAT, VERSION
 
 # -- eval-tracks: ids and frames read exactly, site.json checked -------------------------------------
 FRAMES = 3

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dgnet_edge.apps.camera.bench import format_bench, run_camera_bench
+from dgnet_edge.apps.camera.measure.camera_bench import format_bench, run_camera_bench
 from dgnet_edge.cli.main import main
 
 

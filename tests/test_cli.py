@@ -92,8 +92,8 @@ def quickstart_run(tiny_world, tmp_path_factory):
     import contextlib
     import io
 
-    from dgnet_edge.data.video.bench import write_bench
     from dgnet_edge.data.video.site import VideoSpec
+    from dgnet_edge.data.video.world import write_bench
 
     tmp = tmp_path_factory.mktemp("quickstart")
     video = tmp / "video"
@@ -172,7 +172,8 @@ def test_quickstart_without_dgnet_exports_the_baseline_again(quickstart_run, tmp
 def test_bench_checkpoint_loads_like_a_trained_one(tiny_world, tmp_path, stage):
     from conftest import TINY_DGNET
 
-    from dgnet_edge.checkpoint import load_checkpoint, load_dgnet, load_reid_net
+    from dgnet_edge.checkpoint import load_checkpoint
+    from dgnet_edge.models.factory import load_dgnet, load_reid_net
 
     path = tmp_path / f"{stage}.pt"
     sets = sum((["--set", o] for o in tiny_overrides(tiny_world) + TINY_DGNET), [])

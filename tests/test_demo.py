@@ -8,17 +8,18 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY_BENCH
-from dgnet_edge.apps.camera.app import CameraApp, Outputs, crops_of
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.detectors import Detector
-from dgnet_edge.apps.camera.gallery import Gallery
-from dgnet_edge.apps.camera.identities import IdentityResolver
-from dgnet_edge.apps.camera.outputs import EventLog, MotSink
-from dgnet_edge.apps.camera.run import split_name
-from dgnet_edge.apps.camera.sources import open_source
+from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector
+from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
+from dgnet_edge.apps.camera.live.run import split_name
+from dgnet_edge.apps.camera.live.sources import open_source
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.boxes import crops_to_embed
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import load_site
 from dgnet_edge.data.video.mot import read_mot
+from dgnet_edge.data.video.world import load_site
 
 
 
@@ -43,10 +44,10 @@ def _demo(capsys, *args, show="--no-show"):
 def test_crops_are_rgb_and_clipped():
     image = np.zeros((20, 30, 3), np.uint8)
     image[..., 0] = 255  # blue in BGR
-    (crop,) = crops_of(image, np.array([[-5, -5, 10, 50]], np.float32))
+    (crop,) = crops_to_embed(image, np.array([[-5, -5, 10, 50]], np.float32))
     assert crop.shape == (20, 10, 3)
     assert (crop[..., 2] == 255).all() and (crop[..., 0] == 0).all()
-    (tiny,) = crops_of(image, np.array([[29.5, 19.5, 29.6, 19.6]], np.float32))
+    (tiny,) = crops_to_embed(image, np.array([[29.5, 19.5, 29.6, 19.6]], np.float32))
     assert tiny.shape[0] >= 1 and tiny.shape[1] >= 1
 
 
@@ -118,7 +119,7 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
 
     mot = MotSink(tmp_path)
     events = EventLog(tmp_path / "events.jsonl")
-    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), embed, resolver, outputs=Outputs(mot=mot, events=events))
+    loop = CameraApp([src], _Boxes([[10, 10, 60, 150]]), crop_features(embed), resolver, sinks=[mot, events])
     stats = loop.run(max_frames=12)
     src.close()
     gallery.close()
@@ -126,6 +127,29 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
     assert stats.frames == 12
     assert set(rows.ids.tolist()) == {1}
     assert rows.frame.min() == 3  # confirmed after 3 hits: written from then, not from the identity decision on
+
+
+def test_held_rows_never_give_an_identity_twice_in_a_frame(tmp_path):
+    """A track that takes the identity of a lost track of its camera keeps its held rows only for
+    the frames where the lost track did not have it yet (MOT ids are unique per frame)."""
+    from dgnet_edge.apps.camera.live.record import FrameResult
+    from dgnet_edge.apps.camera.live.sources import Frame
+    from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
+
+    def track(track_id, x, state=CONFIRMED, det_index=0):
+        return Track(track_id=track_id, box=np.array([x, 10, x + 20, 60], np.float32), state=state, score=0.9,
+                     det_index=det_index)
+
+    mot = MotSink(tmp_path)
+    mot.start(["cam1"])
+    image = np.zeros((100, 200, 3), np.uint8)
+    for index, tracks, identities in [(1, [track(1, 10), track(2, 100)], {1: 35}),
+                                      (2, [track(1, 12, LOST, -1), track(2, 102)], {2: 35})]:
+        mot.write(FrameResult("cam1", Frame("cam1", index, image, index / 10), tracks=tracks, identities=identities))
+    mot.close()
+    rows = read_mot(tmp_path / "cam1.txt")
+    assert rows.frame.tolist() == [1, 2] and rows.ids.tolist() == [35, 35]
+    assert rows.boxes[0].tolist() == [10, 10, 20, 50]  # frame 1: the track that had the identity then
 
 
 @pytest.mark.parametrize(
@@ -225,7 +249,7 @@ def test_a_sign_is_tracked_but_never_enrolled_and_the_walker_is(tmp_path):
     mot = MotSink(tmp_path)
     with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
         resolver = IdentityResolver(gallery, threshold=0.8, static_after_s=2.0)
-        app = CameraApp([source], _SignAndWalker(), _colour_features, resolver, outputs=Outputs(mot=mot, events=EventLog(events)))
+        app = CameraApp([source], _SignAndWalker(), crop_features(_colour_features), resolver, sinks=[mot, EventLog(events)])
         app.run()
         source.close()
         assert len(gallery) == 1
@@ -256,8 +280,8 @@ def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
 
         def run_app():  # the gallery's SQLite connection belongs to the thread that runs the loop
             with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
-                holder["app"] = CameraApp([source], _ColourBlobs(), _colour_features,
-                                          IdentityResolver(gallery, threshold=0.8), outputs=Outputs(events=EventLog(events)))
+                holder["app"] = CameraApp([source], _ColourBlobs(), crop_features(_colour_features),
+                                          IdentityResolver(gallery, threshold=0.8), sinks=[EventLog(events)])
                 ready.set()
                 holder["app"].run()
 
@@ -322,10 +346,10 @@ def test_display_keys_select_pause_enrol_and_quit(monkeypatch):
     """The --show window's keys, with OpenCV's window calls replaced (no display here)."""
     import cv2
 
-    from dgnet_edge.apps.camera.display import Display
-    from dgnet_edge.apps.camera.outputs import Label
-    from dgnet_edge.apps.camera.sources import Frame
-    from dgnet_edge.apps.camera.tracker import Track
+    from dgnet_edge.apps.camera.live.display import Display
+    from dgnet_edge.apps.camera.live.outputs import Label
+    from dgnet_edge.apps.camera.live.sources import Frame
+    from dgnet_edge.apps.camera.live.tracking.tracker import Track
 
     keys, callbacks, shown = [], {}, []
     monkeypatch.setattr(cv2, "namedWindow", lambda name, flags=0: None)
@@ -333,19 +357,19 @@ def test_display_keys_select_pause_enrol_and_quit(monkeypatch):
     monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(name))
     monkeypatch.setattr(cv2, "waitKey", lambda delay=0: keys.pop(0) if keys else -1)
     enrolled = []
-    display = Display(lambda frame, labels: frame.image, lambda camera, track: enrolled.append((camera, track.track_id)))
+    display = Display(lambda camera, track: enrolled.append((camera, track.track_id)))
     frame = Frame("cam1", 1, np.zeros((100, 100, 3), np.uint8), 0.0)
     track = Track(track_id=7, box=np.array([10, 10, 50, 90], np.float32), state="confirmed", score=0.9, det_index=0)
     labels = [Label(track.box, "t7", -7, 7)]
 
-    assert display(frame, [track], labels) is True and shown == ["cam1"]
+    assert display.show(frame, [track], labels) is True and shown == ["cam1"]
     keys[:] = [ord("e")]  # enrol with nothing selected: nothing happens
-    assert display(frame, [track], labels) is True and enrolled == []
+    assert display.show(frame, [track], labels) is True and enrolled == []
     callbacks["cam1"](cv2.EVENT_LBUTTONDOWN, 20, 30, 0, None)  # click inside the box
     assert display.selected == ("cam1", 7)
     keys[:] = [ord("e")]
-    assert display(frame, [track], labels) is True and enrolled == [("cam1", 7)]
+    assert display.show(frame, [track], labels) is True and enrolled == [("cam1", 7)]
     keys[:] = [ord("p"), -1, ord("p")]  # pause: frames wait until p again
-    assert display(frame, [track], labels) is True and keys == [] and not display.paused
+    assert display.show(frame, [track], labels) is True and keys == [] and not display.paused
     keys[:] = [ord("q")]
-    assert display(frame, [track], labels) is False
+    assert display.show(frame, [track], labels) is False

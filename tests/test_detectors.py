@@ -8,16 +8,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dgnet_edge.apps.camera.detectors import (
+from dgnet_edge.apps.camera.live.detectors import (
     HogDetector,
     Letterbox,
     MotionDetector,
     letterbox,
-    nms,
     open_detector,
     output_layout,
 )
-from dgnet_edge.apps.camera.sources import Frame
+from dgnet_edge.apps.camera.live.sources import Frame
+from dgnet_edge.boxes import nms
 from dgnet_edge.errors import DetectorError, UsageError
 
 H, W = 480, 640  # frames; the fixed-size models below take 320x320, so scale 0.5, 40 px bars top and bottom

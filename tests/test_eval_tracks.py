@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import FORMAT, VERSION, load_site
 from dgnet_edge.data.video.mot import MotRows, write_mot
+from dgnet_edge.data.video.world import FORMAT, VERSION, load_site
 from dgnet_edge.errors import DatasetError
 from dgnet_edge.eval.tracking import evaluate_tracks, read_predictions
 

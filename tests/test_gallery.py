@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
-from dgnet_edge.apps.camera.gallery_export import export_gallery
-from dgnet_edge.apps.camera.identities import IdentityResolver
-from dgnet_edge.apps.camera.threshold import (
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Track
+from dgnet_edge.apps.camera.measure.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
 )
-from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_export import export_gallery
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
 from dgnet_edge.errors import DgnetEdgeError, ExportError, InputPathError, OutputPathError, UsageError
 
@@ -29,11 +30,11 @@ D = 16
 
 
 def unit(rng, n=None, d=D):
-    return normalise(rng.normal(size=(d,) if n is None else (n, d)))
+    return l2_normalise(rng.normal(size=(d,) if n is None else (n, d)))
 
 
 def near(feature, rng, noise=0.05):
-    return normalise(feature + noise * rng.normal(size=feature.shape))
+    return l2_normalise(feature + noise * rng.normal(size=feature.shape))
 
 
 def crop_image(seed=0):
@@ -168,7 +169,7 @@ def test_match_takes_the_best_template_across_cameras_with_kind_weights(tmp_path
         assert all(s > 0.9 for _, s in result)
         assert g.match(unit(rng, 3) * 0 + people[0] * -1, threshold=0.8)[0][0] is None
         # a synthetic template counts half: the real one of another person wins on a tie
-        tie = normalise(people[0] + people[1])
+        tie = l2_normalise(people[0] + people[1])
         x = g.enrol(people[0] * 0 + tie)
         g.add_template(ids[0], tie, kind="synthetic", source="synthetic:1")
         assert g.match(tie, 0.5)[0] == (x, pytest.approx(1.0, abs=1e-5))
@@ -251,7 +252,7 @@ def test_export_writes_json_and_crops_and_replaces_only_an_export(gallery, tmp_p
 CHILD = """
 import sys
 import numpy as np
-from dgnet_edge.apps.camera.gallery import Gallery
+from dgnet_edge.apps.camera.storage.gallery import Gallery
 rng = np.random.default_rng(int(sys.argv[2]))
 with Gallery(sys.argv[1], 64, max_templates=3) as g:
     while True:
@@ -326,22 +327,22 @@ def test_a_person_gets_a_new_identity_then_keeps_it_on_another_camera(gallery):
     resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, template_interval_s=100, enrol_min_motion=0)
     image = np.zeros((48, 64, 3), np.uint8)
     t1 = track(1, person)
-    assert resolver.update("cam1", 0.0, [t1], image) == []  # waits for a confident feature
-    assert resolver.update("cam1", 0.1, [t1], image) == []
-    events = resolver.update("cam1", 0.2, [t1], image)
-    assert [e["event"] for e in events] == ["new_identity", "enter"]
-    identity = events[0]["identity"]
-    assert t1.identity == identity and gallery.templates(identity)[0].source == "track:cam1:1"
+    assert resolver.update("cam1", 0.0, [t1], image).events == []  # waits for a confident feature
+    assert resolver.update("cam1", 0.1, [t1], image).events == []
+    events = resolver.update("cam1", 0.2, [t1], image).events
+    assert [e.kind for e in events] == ["new_identity", "enter"]
+    identity = events[0].identity
+    assert resolver.identity_of("cam1", t1.track_id) == identity and gallery.templates(identity)[0].source == "track:cam1:1"
     assert gallery.templates(identity)[0].has_thumbnail
-    events = resolver.update("cam1", 5.0, [])  # gone from the tracker's list: left
-    assert [e["event"] for e in events] == ["leave"] and events[0]["first"] == 0.2
+    events = resolver.update("cam1", 5.0, []).events  # gone from the tracker's list: left
+    assert [e.kind for e in events] == ["leave"] and events[0].first == 0.2
     t9 = track(9, near(person, rng))
-    events = resolver.update("cam2", 7.0, [t9])
-    assert [e["event"] for e in events] == ["reidentified", "enter"]  # confident: no wait
-    assert events[0]["identity"] == identity and events[0]["previous_camera"] == "cam1"
-    assert events[0]["previous_time"] == 0.2 and t9.identity == identity
-    assert resolver.update("cam2", 7.1, [track(9, person)]) == []
-    assert [e["event"] for e in resolver.close()] == ["leave"]
+    events = resolver.update("cam2", 7.0, [t9]).events
+    assert [e.kind for e in events] == ["reidentified", "enter"]  # confident: no wait
+    assert events[0].identity == identity and events[0].previous_camera == "cam1"
+    assert events[0].previous_time == 0.2 and resolver.identity_of("cam2", t9.track_id) == identity
+    assert resolver.update("cam2", 7.1, [track(9, person)]).events == []
+    assert [e.kind for e in resolver.close()] == ["leave"]
     assert [s.camera for s in gallery.sightings(identity)] == ["cam1", "cam2"]
 
 
@@ -350,16 +351,16 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
     person = unit(rng)
     a = gallery.enrol(person)
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=4, confident_margin=0.3, enrol_min_motion=0)
-    unsure = normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
+    unsure = l2_normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
     score = float(unsure @ person)
     assert 0.5 <= score < 0.8
-    assert resolver.update("cam1", 0.0, [track(1, unsure, state=TENTATIVE)]) == []
+    assert resolver.update("cam1", 0.0, [track(1, unsure, state=TENTATIVE)]).events == []
     for i in range(3):
-        assert resolver.update("cam1", float(i), [track(1, unsure)]) == []
-    events = resolver.update("cam1", 4.0, [track(1, unsure)])
-    assert events[0]["event"] == "reidentified" and events[0]["identity"] == a
+        assert resolver.update("cam1", float(i), [track(1, unsure)]).events == []
+    events = resolver.update("cam1", 4.0, [track(1, unsure)]).events
+    assert events[0].kind == "reidentified" and events[0].identity == a
     # no fresh detection this frame: not counted as a look
-    assert resolver.update("cam1", 5.0, [track(1, unsure), track(2, unit(rng), since=1)]) == []
+    assert resolver.update("cam1", 5.0, [track(1, unsure), track(2, unit(rng), since=1)]).events == []
 
 
 def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_optimal(gallery):
@@ -367,24 +368,24 @@ def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_o
     a, b = gallery.enrol(e[0]), gallery.enrol(e[1])
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, enrol_min_motion=0)
     # greedy in track order would give track 1 identity a (0.72 > 0.69) and leave track 2 without one
-    t1, t2 = track(1, normalise(1.05 * e[0] + e[1])), track(2, normalise(e[0] + 0.3 * e[1]))
-    events = resolver.update("cam1", 0.0, [t1, t2])
-    assert (t1.identity, t2.identity) == (b, a)
-    assert sorted(e["event"] for e in events) == ["enter", "enter", "reidentified", "reidentified"]
+    t1, t2 = track(1, l2_normalise(1.05 * e[0] + e[1])), track(2, l2_normalise(e[0] + 0.3 * e[1]))
+    events = resolver.update("cam1", 0.0, [t1, t2]).events
+    assert (resolver.identity_of("cam1", t1.track_id), resolver.identity_of("cam1", t2.track_id)) == (b, a)
+    assert sorted(e.kind for e in events) == ["enter", "enter", "reidentified", "reidentified"]
     # a third track that looks like a, while a is on a live track here, becomes someone new ...
-    t3 = track(3, normalise(e[0] + 0.2 * e[2]))
-    events = resolver.update("cam1", 1.0, [t1, t2, t3])
-    assert t3.identity not in (a, b) and events[0]["event"] == "new_identity"
+    t3 = track(3, l2_normalise(e[0] + 0.2 * e[2]))
+    events = resolver.update("cam1", 1.0, [t1, t2, t3]).events
+    assert resolver.identity_of("cam1", t3.track_id) not in (a, b) and events[0].kind == "new_identity"
     # ... but on another camera it is a
     t7 = track(7, e[0])
     resolver.update("cam2", 1.0, [t7])
-    assert t7.identity == a
+    assert resolver.identity_of("cam2", t7.track_id) == a
     # a new track takes the identity of a lost track of its camera, which then leaves
     t2.state = LOST
-    t4 = track(4, normalise(e[0] + 0.3 * e[1]))
-    events = resolver.update("cam1", 2.0, [t1, t2, t3, t4])
-    assert t4.identity == a and t2.identity is None
-    assert [(e["event"], e["track"]) for e in events] == [("leave", 2), ("reidentified", 4), ("enter", 4)]
+    t4 = track(4, l2_normalise(e[0] + 0.3 * e[1]))
+    events = resolver.update("cam1", 2.0, [t1, t2, t3, t4]).events
+    assert resolver.identity_of("cam1", t4.track_id) == a and resolver.identity_of("cam1", t2.track_id) is None
+    assert [(e.kind, e.track) for e in events] == [("leave", 2), ("reidentified", 4), ("enter", 4)]
 
 
 def test_templates_are_rate_limited_and_diverse(gallery):
@@ -394,10 +395,10 @@ def test_templates_are_rate_limited_and_diverse(gallery):
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, template_interval_s=1.0, novelty=0.05)
     t = track(1, person)
     resolver.update("cam1", 0.0, [t])
-    assert t.identity == a
+    assert resolver.identity_of("cam1", t.track_id) == a
     resolver.update("cam1", 2.0, [t])  # a copy of the enrolment template: not kept
     assert gallery.identity(a).templates == 1
-    other_view = normalise(person + 0.6 * unit(rng))
+    other_view = l2_normalise(person + 0.6 * unit(rng))
     t.feature = other_view
     resolver.update("cam1", 2.5, [t])  # too soon after the last look
     assert gallery.identity(a).templates == 1
@@ -417,12 +418,12 @@ def test_an_identity_deleted_while_held_is_asked_for_again(tmp_path):
         resolver = IdentityResolver(g, threshold=0.5, decide_after=1, template_interval_s=0.0, enrol_min_motion=0)
         t = track(1, person)
         resolver.update("cam1", 0.0, [t])
-        assert t.identity == a
+        assert resolver.identity_of("cam1", t.track_id) == a
         cli_side.delete(a)
         resolver.update("cam1", 1.0, [t])
-        assert t.identity is None
-        events = resolver.update("cam1", 2.0, [t])
-        assert events[0]["event"] == "new_identity" and t.identity != a
+        assert resolver.identity_of("cam1", t.track_id) is None
+        events = resolver.update("cam1", 2.0, [t]).events
+        assert events[0].kind == "new_identity" and resolver.identity_of("cam1", t.track_id) != a
 
 
 def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(gallery):
@@ -436,29 +437,29 @@ def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(galler
         jitter = rng.uniform(-1, 1, 4).astype(np.float32)
         still.box = np.asarray((100, 50, 130, 130), np.float32) + jitter
         moving.box = np.asarray((2 + 3 * i, 2, 32 + 3 * i, 82), np.float32)  # 80 px tall, 45 px a second
-        events += resolver.update("cam1", i / 15, [still, moving])
-    made = [e for e in events if e["event"] == "new_identity"]
-    assert [e["track"] for e in made] == [2] and len(gallery) == 1
-    assert still.identity is None and moving.identity == made[0]["identity"]
-    assert made[0]["time"] < 0.5  # enrolled as soon as it has walked a quarter of its height
+        events += resolver.update("cam1", i / 15, [still, moving]).events
+    made = [e for e in events if e.kind == "new_identity"]
+    assert [e.track for e in made] == [2] and len(gallery) == 1
+    assert resolver.identity_of("cam1", still.track_id) is None and resolver.identity_of("cam1", moving.track_id) == made[0].identity
+    assert made[0].time < 0.5  # enrolled as soon as it has walked a quarter of its height
     # a still track takes a gallery identity only on a confident score, never by waiting
-    unsure = normalise(walker + 0.9 * unit(rng))
+    unsure = l2_normalise(walker + 0.9 * unit(rng))
     assert 0.7 <= float(unsure @ walker) < 0.8
     same = track(3, unsure, box=(100, 50, 130, 130))
     for i in range(150):
         resolver.update("cam2", 30 + i / 15, [same])
-    assert same.identity is None
+    assert resolver.identity_of("cam2", same.track_id) is None
     # ... and when it walks away, it is decided like any other track
     for i in range(20):
         same.box = np.asarray((100 + 4 * i, 50, 130 + 4 * i, 130), np.float32)
         resolver.update("cam2", 40 + i / 15, [same])
-    assert same.identity == made[0]["identity"]
+    assert resolver.identity_of("cam2", same.track_id) == made[0].identity
     # walking towards the camera (the box grows, its centre barely moves) counts as moving
     towards = track(4, unit(rng), box=(200, 100, 220, 140))
     for i in range(30):
         towards.box = np.asarray((200 - i / 2, 100 - i, 220 + i / 2, 140 + i), np.float32)
         resolver.update("cam3", 50 + i / 15, [towards])
-    assert towards.identity is not None and towards.identity != made[0]["identity"]
+    assert resolver.identity_of("cam3", towards.track_id) is not None and resolver.identity_of("cam3", towards.track_id) != made[0].identity
 
 
 def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):
@@ -468,8 +469,8 @@ def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):
     a = gallery.enrol(person)
     resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3)
     t = track(1, person)
-    events = resolver.update("cam1", 0.0, [t])
-    assert [e["event"] for e in events] == ["reidentified", "enter"] and t.identity == a
+    events = resolver.update("cam1", 0.0, [t]).events
+    assert [e.kind for e in events] == ["reidentified", "enter"] and resolver.identity_of("cam1", t.track_id) == a
 
 
 def test_static_rule_parameters_are_checked(gallery):
@@ -483,10 +484,10 @@ def test_enrol_track_names_the_person(gallery):
     t = track(1, unit(rng))
     resolver.update("cam1", 0.0, [t])
     events = resolver.enrol_track("cam1", 0.0, t, "carol")
-    assert events[0]["event"] == "new_identity" and events[0]["name"] == "carol"
-    assert gallery.identity(t.identity).name == "carol"
+    assert events[0].kind == "new_identity" and events[0].name == "carol"
+    assert gallery.identity(resolver.identity_of("cam1", t.track_id)).name == "carol"
     resolver.enrol_track("cam1", 1.0, t, "caroline")
-    assert gallery.identity(t.identity).name == "caroline" and len(gallery) == 1
+    assert gallery.identity(resolver.identity_of("cam1", t.track_id)).name == "caroline" and len(gallery) == 1
 
 
 # -- threshold ------------------------------------------------------------------------------------

@@ -4,11 +4,11 @@ import cv2
 import pytest
 import torch
 
-from dgnet_edge.checkpoint import load_dgnet, load_reid_net
 from dgnet_edge.cli.main import main
 from dgnet_edge.config import load_config
 from dgnet_edge.errors import CheckpointError
 from dgnet_edge.models import build_dgnet, build_reid_net
+from dgnet_edge.models.factory import load_dgnet, load_reid_net
 from dgnet_edge.models.official import appearance_to_official, discriminator_to_official, generator_to_official, teacher_to_official
 from dgnet_edge.training.dgnet_trainer import DGNetTrainer
 

@@ -17,10 +17,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ EVALUATED_ANNOTATIONS = ["dgnet_edge/cli"]
 TRAINING_MODULES = ("dgnet_edge.models", "dgnet_edge.training", "dgnet_edge.export.graphs",
                     "dgnet_edge.export.onnx_export", "dgnet_edge.export.pipeline", "dgnet_edge.calib.generator",
                     "dgnet_edge.calib.pipeline",
-                    "dgnet_edge.checkpoint", "dgnet_edge.device", "dgnet_edge.swap_grid", "dgnet_edge.official_import",
+                    "dgnet_edge.checkpoint", "dgnet_edge.weights", "dgnet_edge.device", "dgnet_edge.swap_grid", "dgnet_edge.official_import",
                     "dgnet_edge.config", "dgnet_edge.visualize", "dgnet_edge.data.augment", "dgnet_edge.data.train_set",
                     "dgnet_edge.apps.quickstart", "dgnet_edge.runtime.torch_runner")
 # Where each installed package's sources live in this tree (pyproject's package-dir).
@@ -64,7 +64,7 @@ def deployment_files() -> list[str]:
 
 def test_the_deployment_side_needs_no_more_than_python_3_8():
     files = deployment_files()
-    assert "apps/camera/app.py" in files and "dgnet_edge/training/trainer.py" not in files
+    assert "apps/camera/live/app.py" in files and "dgnet_edge/training/trainer.py" not in files
     plain = vermin(*files)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     evaluated = vermin("--eval-annotations", *EVALUATED_ANNOTATIONS)

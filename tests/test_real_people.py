@@ -97,7 +97,7 @@ def test_bench_real_without_the_cached_video_names_the_command(capsys):
 def real_cache(tmp_path_factory):
     """A cache with vtest.avi, the MobileNetV2 weights and the ssdlite detector: the machine's own
     when it holds all three, else one filled here (downloads; minutes)."""
-    from dgnet_edge.apps.camera.ssdlite import cached_model, fetch_ssdlite
+    from dgnet_edge.apps.camera.live.ssdlite import cached_model, fetch_ssdlite
     from dgnet_edge.cache import cache_root
     from dgnet_edge.data.vtest import cached_video, fetch_vtest
     from dgnet_edge.models.mobilenetv2 import fetch_weights, weights_path

@@ -344,7 +344,7 @@ print("\\n".join(names))
     imported = set(result.stdout.split())
     assert {"dgnet_edge.runtime.torch_runner", "dgnet_edge.runtime.tensorrt", "dgnet_edge.apps.quickstart",
             "dgnet_edge.apps.report.worker", "dgnet_edge.apps.report.pipeline", "dgnet_edge.apps.report.speed",
-            "dgnet_edge.apps.camera.app", "dgnet_edge.apps.camera.run", "dgnet_edge.apps.camera.gallery"} <= imported
+            "dgnet_edge.apps.camera.live.app", "dgnet_edge.apps.camera.live.run", "dgnet_edge.apps.camera.storage.gallery"} <= imported
     importlib.import_module("dgnet_edge.apps.report")
 
 

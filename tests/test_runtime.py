@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from dgnet_edge.checkpoint import load_dgnet
 from dgnet_edge.errors import BackendUnavailableError, ExportError, UsageError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.models import ReidEmbedder
+from dgnet_edge.models.factory import load_dgnet
 from dgnet_edge.runtime.embedder import Embedder, Generator, prepare_crops
 from dgnet_edge.runtime.select import open_runner
 

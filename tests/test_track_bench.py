@@ -7,17 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera.track_bench import (
+from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
+from dgnet_edge.apps.camera.measure.track_bench import (
     FrameImages,
     bench_cameras,
     compare_trackers,
     format_comparison,
     track_camera,
 )
-from dgnet_edge.apps.camera.tracker import TrackerParams
-from dgnet_edge.data.video.bench import load_site, write_bench
 from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.data.video.site import VideoSpec
+from dgnet_edge.data.video.world import load_site, write_bench
 from dgnet_edge.errors import UsageError
 
 TINY = VideoSpec(cameras=2, seconds=4.0, fps=10.0, width=320, height=240, seed=3)

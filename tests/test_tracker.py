@@ -5,16 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgnet_edge.apps.camera import matching
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
-from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.tracking import matching
+from dgnet_edge.apps.camera.live.tracking.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Tracker, TrackerParams
 
 DIM = 16
 
 
 def box_at(x: float, y: float = 150.0, w: float = 40.0, h: float = 100.0) -> list[float]:
     return [x - w / 2, y - h / 2, x + w / 2, y + h / 2]
+
+
+def step(tracker: Tracker, dets: Detections, embed) -> list:
+    """One frame in the tracker's two phases: it asks for the features it needs, ``embed`` gives them."""
+    wanted = tracker.predict(dets)
+    return tracker.update(embed(wanted) if len(wanted) else None)
 
 
 class Scene:
@@ -38,7 +44,7 @@ class Scene:
             return f / np.linalg.norm(f, axis=1, keepdims=True)
 
         dets = Detections.from_xyxy([box_at(x) for _, x in people], [0.9] * len(people))
-        tracks = self.tracker.update(dets, embed)
+        tracks = step(self.tracker, dets, embed)
         return {who[t.det_index]: t.track_id for t in tracks if t.state == CONFIRMED and t.det_index >= 0}
 
 
@@ -166,12 +172,12 @@ def test_empty_frames():
     def never(indices):
         raise AssertionError("embed called on an empty frame")
 
-    assert tracker.update(Detections.empty(), never) == []
+    assert step(tracker, Detections.empty(), never) == []
     scene = Scene(TrackerParams())
     for f in range(5):
         scene.step([(0, 100.0 + 3 * f)])
     calls = len(scene.calls)
-    tracks = scene.tracker.update(Detections.empty(), lambda i: pytest.fail("embed called"))
+    tracks = step(scene.tracker, Detections.empty(), lambda i: pytest.fail("embed called"))
     assert [t.state for t in tracks] == [LOST] and tracks[0].det_index == -1
     assert len(scene.calls) == calls
 
@@ -181,10 +187,10 @@ def test_lost_tracks_expire_and_are_reported_once():
     for f in range(6):
         scene.step([(0, 100.0 + 3 * f)])
     scene.step([(0, 400.0)])  # a tentative track for a one-frame false positive
-    scene.tracker.update(Detections.empty(), lambda i: pytest.fail("embed called"))
+    step(scene.tracker, Detections.empty(), lambda i: pytest.fail("embed called"))
     removed_at = []
     for k in range(20):
-        tracks = scene.tracker.update(Detections.empty(), lambda i: pytest.fail("embed called"))
+        tracks = step(scene.tracker, Detections.empty(), lambda i: pytest.fail("embed called"))
         if scene.tracker.removed:
             removed_at.append((k, [t.track_id for t in scene.tracker.removed]))
             assert tracks == []
@@ -210,7 +216,7 @@ def test_lost_track_returns_by_appearance_but_not_far_away():
 def test_tracker_rejects_wrong_number_of_features():
     tracker = Tracker(TrackerParams())
     with pytest.raises(ValueError, match="features"):
-        tracker.update(Detections.from_xyxy([box_at(100.0)]), lambda i: np.zeros((2, DIM), np.float32))
+        step(tracker, Detections.from_xyxy([box_at(100.0)]), lambda i: np.zeros((2, DIM), np.float32))
 
 
 def test_a_person_who_turns_back_while_hidden_keeps_the_id():

@@ -7,9 +7,10 @@ import pytest
 import torch
 from conftest import tiny_overrides
 
-from dgnet_edge.checkpoint import load_checkpoint, load_reid_net, save_checkpoint
+from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
 from dgnet_edge.config import load_config
 from dgnet_edge.errors import CheckpointError, DeviceError
+from dgnet_edge.models.factory import load_reid_net
 from dgnet_edge.training import trainer as trainer_module
 from dgnet_edge.training.id_trainer import IdTrainer, train_id
 from dgnet_edge.training.trainer import resume_config

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgnet_edge.data.video.bench import load_site, write_bench
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
 from dgnet_edge.data.video.site import VideoSpec, plan_site
+from dgnet_edge.data.video.world import load_site, write_bench
 from dgnet_edge.errors import DatasetError, OutputPathError
 
 SMALL = VideoSpec(cameras=3, seconds=6.0, fps=2.0, width=320, height=240, seed=5)
@@ -185,7 +185,7 @@ def test_killed_render_leaves_no_complete_bench(tmp_path, workers):
     started = tmp_path / "started"
     code = (
         "from pathlib import Path\n"
-        "from dgnet_edge.data.video.bench import write_bench\n"
+        "from dgnet_edge.data.video.world import write_bench\n"
         "from dgnet_edge.data.video.site import VideoSpec\n"
         "spec = VideoSpec(cameras=2, seconds=30, fps=5, width=320, height=240)\n"
         f"write_bench({str(root)!r}, spec, workers={workers}, progress=lambda d, t: Path({str(started)!r}).touch())\n"

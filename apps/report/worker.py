@@ -100,9 +100,9 @@ def _import_runtime(backend: str) -> tuple[float, str | None]:
 
 def _torch_embedder(job: RowJob, manifest: Any) -> Any:
     """The export's source checkpoint as a torch eager embedder behind the deployment API."""
-    from dgnet_edge.checkpoint import load_reid_net
     from dgnet_edge.device import resolve_device
     from dgnet_edge.models import ReidEmbedder
+    from dgnet_edge.models.factory import load_reid_net
     from dgnet_edge.runtime.embedder import Embedder
     from dgnet_edge.runtime.torch_runner import TorchRunner
 
@@ -116,9 +116,9 @@ def _torch_embedder(job: RowJob, manifest: Any) -> Any:
 
 
 def _torch_generator(job: RowJob, manifest: Any) -> Any:
-    from dgnet_edge.checkpoint import load_dgnet
     from dgnet_edge.device import resolve_device
     from dgnet_edge.export.graphs import DecoderGraph, StructureGraph
+    from dgnet_edge.models.factory import load_dgnet
     from dgnet_edge.runtime.embedder import Generator
     from dgnet_edge.runtime.torch_runner import TorchRunner
 

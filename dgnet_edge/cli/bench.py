@@ -134,8 +134,8 @@ def initial_checkpoint(
     Latency, memory and MAC counts do not depend on the weights, so `bench speed` can measure the
     paper's ResNet-50 DG-Net at 256x128 without training it; its accuracy is meaningless.
     """
-    from dgnet_edge.checkpoint import save_initial_checkpoint
     from dgnet_edge.config import load_config
+    from dgnet_edge.models.factory import save_initial_checkpoint
     from dgnet_edge.paths import prepare_output_file
 
     cfg = load_config(config, list(overrides or []))

@@ -3,7 +3,7 @@
     dgnet-edge data video data/video
     dgnet-edge bench camera data/video --export runs/quickstart/export --soak 10000
 
-A thin layer over :func:`dgnet_edge.apps.camera.bench.run_camera_bench`: the tables go to stdout
+A thin layer over :func:`dgnet_edge.apps.camera.measure.camera_bench.run_camera_bench`: the tables go to stdout
 (``--json`` for machines), the tracks of every tracker to ``--out``; exit 1 when a target is missed.
 """
 
@@ -31,8 +31,8 @@ def camera(
     json_output: JsonOpt = False,
 ) -> None:
     """Per-camera IDF1/HOTA and multi-camera IDF1 of the app, the app without appearance, and ByteTrack; speed; memory."""
-    from dgnet_edge.apps.camera.bench import format_bench, run_camera_bench
-    from dgnet_edge.data.video.bench import load_site
+    from dgnet_edge.apps.camera.measure.camera_bench import format_bench, run_camera_bench
+    from dgnet_edge.data.video.world import load_site
 
     load_site(require_dir(bench_dir, "video bench"))
     require_dir(export_dir, "export folder")

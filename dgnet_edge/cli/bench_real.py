@@ -4,7 +4,7 @@
     dgnet-edge data mobilenet             # once: the ImageNet MobileNetV2 baseline's weights
     dgnet-edge bench real --export runs/quickstart/export
 
-A thin layer over :func:`dgnet_edge.apps.real_people.measure_real_set`: rank-1 and ROC AUC of each
+A thin layer over :func:`dgnet_edge.apps.camera.measure.real_people.measure_real_set`: rank-1 and ROC AUC of each
 method on the hand-labelled crops of vtest.avi frames 0-399; the table to stdout (``--json`` for
 machines).
 """
@@ -34,7 +34,7 @@ def real(
     """Rank-1 and ROC AUC on real people: the export's embedder, HSV histograms and ImageNet MobileNetV2."""
     import importlib.util
 
-    from dgnet_edge.apps.real_people import format_report, measure_real_set
+    from dgnet_edge.apps.camera.measure.real_people import format_report, measure_real_set
     from dgnet_edge.data.vtest import require_video
 
     if export_dir is not None:

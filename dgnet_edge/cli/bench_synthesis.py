@@ -3,11 +3,11 @@
     dgnet-edge bench synthesis data/synth --export runs/quickstart/export -k 8
     dgnet-edge bench synthesis data/synth --export runs/quickstart/export --picture docs/synthetic_views.png
 
-A thin layer over :func:`dgnet_edge.apps.camera.oneshot.one_shot_cross_camera`: rank-1 and mAP of
+A thin layer over :func:`dgnet_edge.apps.camera.measure.oneshot.one_shot_cross_camera`: rank-1 and mAP of
 each identity enrolled from one image with its real template alone, with K synthetic views, and with
 K plain augmentations (the control); the table to stdout (``--json`` for machines). ``--picture``
 also writes one identity's enrolment image, structure sources, synthetic views and real images from
-the other cameras (:func:`~dgnet_edge.apps.camera.oneshot.views_picture`).
+the other cameras (:func:`~dgnet_edge.apps.camera.measure.oneshot.views_picture`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.paths import prepare_output_file, require_dir
 
@@ -26,10 +27,10 @@ from dgnet_edge.paths import prepare_output_file, require_dir
 def synthesis(
     world: Annotated[Path, typer.Argument(help="A Market-layout world (dgnet-edge data synth DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="DG-Net export folder (embedder and generator parts).")],
-    k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = 8,
-    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = 0.8,
-    per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = 32,
-    backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
+    k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = SYNTHETIC_VIEWS,
+    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = SYNTHETIC_WEIGHT,
+    per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = BANK_PER_CAMERA,
+    backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the enrolment cameras and the augmentations.")] = 0,
     picture: Annotated[Optional[Path], typer.Option("--picture", help="Also write a PNG of one identity's synthetic views.")] = None,
@@ -40,8 +41,8 @@ def synthesis(
     """Rank-1/mAP of one-shot cross-camera re-id: real template alone, + K synthetic views, + K augmentations."""
     from rich.progress import Progress
 
-    from dgnet_edge.apps.camera.oneshot import format_report, one_shot_cross_camera
-    from dgnet_edge.apps.camera.synthesis import require_generator
+    from dgnet_edge.apps.camera.measure.oneshot import format_report, one_shot_cross_camera
+    from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
     require_dir(world, "world")
     require_dir(export_dir, "export folder")
@@ -66,7 +67,7 @@ def synthesis(
 def write_views_picture(world: Path, export_dir: Path, path: Path, **options) -> None:
     import cv2
 
-    from dgnet_edge.apps.camera.oneshot import views_example, views_picture
+    from dgnet_edge.apps.camera.measure.oneshot import views_example, views_picture
     from dgnet_edge.atomic import write_atomic
 
     image = views_picture(views_example(world, export_dir, **options))

@@ -12,7 +12,7 @@ from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
 if TYPE_CHECKING:
-    from dgnet_edge.data.video.bench import BenchSummary
+    from dgnet_edge.data.video.world import BenchSummary
 
 
 # The defaults repeat VideoSpec's so that `--help` shows them without importing the renderer.
@@ -40,8 +40,8 @@ def video(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from dgnet_edge.data.video.bench import check_target, write_bench
     from dgnet_edge.data.video.site import VideoSpec
+    from dgnet_edge.data.video.world import check_target, write_bench
     from dgnet_edge.errors import UsageError
     from dgnet_edge.paths import prepare_output_file
 

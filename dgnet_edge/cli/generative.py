@@ -44,10 +44,10 @@ def synth(
     steps: Annotated[int, typer.Option("--steps", min=2, help="Steps of the interpolation strip.")] = 8,
 ) -> None:
     """Render the swap grid (row = appearance of image i, column = structure of image j)."""
-    from dgnet_edge.checkpoint import load_dgnet
     from dgnet_edge.data.images import load_images
     from dgnet_edge.data.registry import build_dataset
     from dgnet_edge.errors import UsageError
+    from dgnet_edge.models.factory import load_dgnet
     from dgnet_edge.paths import prepare_output_file
     from dgnet_edge.swap_grid import interpolation_strip, swap_grid
     from dgnet_edge.visualize import save_png

@@ -56,6 +56,16 @@ def _precision(value: str) -> str:
     return value
 
 
+def _backend(value: str) -> str:
+    """Callback of --backend: the deployment side runs the export's ONNX models or TensorRT engines,
+    never torch (it does not import it), so only the runtime's choices are offered."""
+    from dgnet_edge.runtime.select import BACKENDS
+
+    if value not in BACKENDS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
 def _existing_dir(value: Optional[Path]) -> Optional[Path]:
     from dgnet_edge.paths import require_dir
 
@@ -77,6 +87,7 @@ PrecisionOpt = Annotated[
     typer.Option("--precision", callback=_precision,
                  help="auto | fp32 | fp16 | int8; ONNX Runtime also runs int8-qdq (the TensorRT Q/DQ model)."),
 ]
+BackendOpt = Annotated[str, typer.Option("--backend", callback=_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 ExportDirArg = Annotated[

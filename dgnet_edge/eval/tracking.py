@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dgnet_edge.data.video.bench import Site, load_site
 from dgnet_edge.data.video.mot import MotRows, read_mot
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.errors import DatasetError
 
 MIN_VISIBILITY = 0.25

@@ -12,7 +12,7 @@ from dgnet_edge.models.discriminator import (
     gradient_penalty,
 )
 from dgnet_edge.models.embedder import ReidEmbedder
-from dgnet_edge.models.factory import PRESETS, build_dgnet, build_reid_net, create_model
+from dgnet_edge.models.factory import PRESETS, build_dgnet, build_reid_net, create_model, load_dgnet, load_reid_net
 from dgnet_edge.models.layers import ASPP, MLP, AdaIN, ConvBlock, LayerNorm, ResBlock, init_weights
 from dgnet_edge.models.official import (
     OfficialImport,
@@ -67,8 +67,10 @@ __all__ = [
     "generator_to_official",
     "gradient_penalty",
     "init_weights",
+    "load_dgnet",
     "load_official_dgnet",
     "load_official_teacher",
+    "load_reid_net",
     "read_official",
     "teacher_from_official",
     "teacher_to_official",

@@ -1,12 +1,20 @@
-"""Building the networks from a config (the ``from_config`` adapters) or a named preset."""
+"""Building the networks from a config (the ``from_config`` adapters) or a named preset, and from a
+checkpoint (its config and weights)."""
 
 from __future__ import annotations
 
-from dgnet_edge.config import Config, NetConfig
-from dgnet_edge.errors import ConfigError
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
+from dgnet_edge.config import Config, NetConfig, config_from_dict
+from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models.dgnet import DGNet
 from dgnet_edge.models.reid import PARTS, ReidNet
 from dgnet_edge.models.resnet import build_resnet
+from dgnet_edge.weights import check_finite_weights
 
 # Named presets: the paper's networks and the small CPU ones.
 PRESETS: dict[str, NetConfig] = {
@@ -69,3 +77,53 @@ def build_dgnet(cfg: Config, num_classes: int) -> DGNet:
         dis_init=dis.init,
         structure_input=gen.structure_input,
     )
+
+
+# Which network of a checkpoint carries the re-id feature, per stage.
+FEATURE_NETWORK = {"teacher": ("teacher", "teacher"), "baseline": ("appearance", "appearance"), "dgnet": ("appearance", "appearance")}
+
+
+def load_reid_net(path: str | Path):
+    """The re-id network of a checkpoint (teacher, or E_a for baseline and DG-Net runs), in eval
+    mode, with the run's config: ``(net, config, kind)``."""
+    state = load_checkpoint(path, kinds=tuple(FEATURE_NETWORK))
+    cfg = config_from_dict(state["config"], f"{path} (config)")
+    model_key, section = FEATURE_NETWORK[state["kind"]]
+    check_finite_weights(path, {model_key: state["models"].get(model_key, {})})
+    net = build_reid_net(getattr(cfg, section), state["num_classes"], appearance_code=section == "appearance")
+    try:
+        net.load_state_dict(state["models"][model_key])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the network its config describes ({e})") from None
+    return net.eval(), cfg, state["kind"]
+
+
+def load_dgnet(path: str | Path):
+    """All four DG-Net parts of a ``dgnet`` checkpoint, in eval mode, with the run's config:
+    ``(model, config)``."""
+    state = load_checkpoint(path, kinds=("dgnet",))
+    cfg = config_from_dict(state["config"], f"{path} (config)")
+    check_finite_weights(path, state["models"])
+    model = build_dgnet(cfg, state["num_classes"])
+    try:
+        for name, part_state in state["models"].items():
+            getattr(model, name).load_state_dict(part_state)
+    except (AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the networks its config describes ({e})") from None
+    return model.eval(), cfg
+
+
+def save_initial_checkpoint(path: str | Path, cfg: Any, kind: str, num_classes: int, seed: int = 0) -> Path:
+    """A checkpoint of ``cfg``'s networks at their initial (random) weights, as a run of stage
+    ``kind`` would hold them: what latency and memory benchmarks need, since neither depends on
+    the weight values. It carries ``step`` 0 and no optimizer state, so it cannot be resumed."""
+    if kind not in FEATURE_NETWORK:
+        raise CheckpointError(f"unknown stage {kind!r}; expected one of: {', '.join(FEATURE_NETWORK)}")
+    torch.manual_seed(seed)
+    if kind == "dgnet":
+        model = build_dgnet(cfg, num_classes)
+        models = {name: getattr(model, name).state_dict() for name in ("appearance", "structure", "decoder", "discriminator")}
+    else:
+        model_key, section = FEATURE_NETWORK[kind]
+        models = {model_key: build_reid_net(getattr(cfg, section), num_classes, appearance_code=section == "appearance").state_dict()}
+    return save_checkpoint(path, {"kind": kind, "config": cfg.to_dict(), "num_classes": num_classes, "step": 0, "models": models})

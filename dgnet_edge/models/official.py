@@ -62,10 +62,10 @@ from typing import NamedTuple
 
 import torch
 
-from dgnet_edge.checkpoint import load_weights_file
 from dgnet_edge.errors import CheckpointError
 from dgnet_edge.models.dgnet import DGNet
 from dgnet_edge.models.reid import ReidNet
+from dgnet_edge.weights import load_weights_file
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dgnet_edge.checkpoint import load_weights_file
 from dgnet_edge.errors import CheckpointError
+from dgnet_edge.weights import load_weights_file
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Choosing a backend and a model file of an export folder for one role.
+"""Choosing a backend and a model file of an export folder for one role, or a runner for one model
+file (the camera app's detectors).
 
 ``backend``:
   ``auto``         a TensorRT engine when one is usable here (TensorRT and pycuda installed, a GPU,
@@ -27,6 +28,7 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime")
 ORT_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-cpu": "int8-cpu", "int8-qdq": "int8-qdq"}
 TRT_PRECISIONS = ("int8", "fp16", "fp32")
 PRECISIONS = ("auto", *ORT_PRECISIONS)  # what any backend may be asked for
+ENGINE_SUFFIXES = (".engine", ".trt", ".plan")  # TensorRT engine files; anything else is ONNX
 
 
 def check_precision(precision: str) -> str:
@@ -92,3 +94,12 @@ def open_runner(
             log.info("using ONNX Runtime: %s", e)
     return onnxruntime_runner(folder, manifest, role, "auto" if precision not in ORT_PRECISIONS else precision, device, memory_arena,
                               spinning)
+
+
+def open_file_runner(path: Path, device: str = "auto", threads: int | None = None) -> Runner:
+    """An inactive runner for one model file: a TensorRT engine (by its suffix) or an ONNX file."""
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        from dgnet_edge.runtime.tensorrt import EngineFromPath, TensorRTRunner
+
+        return TensorRTRunner(EngineFromPath(path), name=f"tensorrt {path.name}")
+    return OnnxRuntimeRunner(SessionFromOnnx(path, device=device, threads=threads), name=f"onnxruntime {path.name}")

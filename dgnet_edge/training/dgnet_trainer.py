@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from dgnet_edge.checkpoint import load_checkpoint, load_reid_net
+from dgnet_edge.checkpoint import load_checkpoint
 from dgnet_edge.config import Config, config_from_dict
 from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models import DGNet, ReidNet, build_dgnet, discriminator_loss, generator_loss
+from dgnet_edge.models.factory import load_reid_net
 from dgnet_edge.training.id_trainer import amp_setup
 from dgnet_edge.training.sample_grid import save_sample_grid
 from dgnet_edge.training.schedule import step_lr_factor

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dgnet_edge.boxes import clip_boxes, tlwh_to_xyxy, xyxy_to_tlwh
 from dgnet_edge.data.video.mot import MotRows
 
 
@@ -78,17 +79,9 @@ def make_detections(
     false_boxes = np.stack([fx, np.maximum(0.0, fy), fw, fh], axis=1)
     false_scores = np.clip(rng.normal(0.45, 0.12, n_false), 0.05, 0.95)
 
-    boxes = _clip(np.concatenate([true_boxes, false_boxes]), width, height)
+    boxes = xyxy_to_tlwh(clip_boxes(tlwh_to_xyxy(np.concatenate([true_boxes, false_boxes])), width, height))
     frame = np.concatenate([gt.frame[kept], false_frames])
     scores = np.concatenate([true_scores, false_scores])
     good = (boxes[:, 2] >= 2) & (boxes[:, 3] >= 2)
     dets = MotRows.of(frame[good], np.full(int(good.sum()), -1), boxes[good], scores[good], np.full(int(good.sum()), -1.0))
     return dets, FaultCounts(n, int(n - kept.sum()), n_false, frames)
-
-
-def _clip(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    x0 = np.clip(boxes[:, 0], 0, width)
-    y0 = np.clip(boxes[:, 1], 0, height)
-    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
-    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
-    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from dgnet_edge.atomic import write_atomic
-from dgnet_edge.data.video.bench import Site, load_site
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.errors import DatasetError
 
 

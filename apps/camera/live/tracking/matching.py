@@ -1,4 +1,4 @@
-"""Box overlaps and the optimal assignment the tracker matches with."""
+"""The optimal assignment the tracker and the identity resolver match with."""
 
 from __future__ import annotations
 
@@ -9,38 +9,6 @@ try:
     import lap
 except ImportError:  # lap is optional; scipy solves the same padded problem
     lap = None
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x1y1x2y2 boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    inter = _intersection(a, b)
-    area_a = _area(a)[:, None]
-    area_b = _area(b)[None, :]
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def covered_fraction(boxes: np.ndarray) -> np.ndarray:
-    """(N,) largest fraction of each box's area that one other box of the same set covers."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) < 2:
-        return np.zeros(len(boxes))
-    inter = _intersection(boxes, boxes)
-    np.fill_diagonal(inter, 0.0)
-    return inter.max(axis=1) / np.maximum(_area(boxes), 1e-12)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    return wh[..., 0] * wh[..., 1]
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

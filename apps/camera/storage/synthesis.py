@@ -1,7 +1,7 @@
 """Synthesis at enrolment: a new person rendered in the structures the cameras saw, as extra templates.
 
 When someone is enrolled, DG-Net's decoder renders their appearance code in K structure codes of the
-bank (:mod:`~dgnet_edge.apps.camera.structure_bank`), chosen across cameras; the embedder embeds the
+bank (:mod:`~dgnet_edge.apps.camera.storage.structure_bank`), chosen across cameras; the embedder embeds the
 rendered views and they join the gallery as ``synthetic`` templates (source
 ``synthetic:<camera>:<structure id>``), so that the person is recognised in poses and cameras not
 seen at enrolment. The gallery weighs synthetic templates in matching (``Gallery.kind_weights``).
@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery
-from dgnet_edge.apps.camera.identities import crop
-from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.structure_bank import StructureBank
-from dgnet_edge.apps.camera.tracker import CONFIRMED, Track
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, BANK_TRACK_INTERVAL_S, SYNTHETIC_VIEWS
+from dgnet_edge.apps.camera.live.outputs import Sink
+from dgnet_edge.apps.camera.live.record import FrameResult, NewIdentity
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
+from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder, Generator
@@ -98,7 +100,7 @@ class Synthesiser:
         embed_lock: held around embedder calls when the embedder is shared with another thread.
     """
 
-    def __init__(self, generator: Generator, embedder: Embedder, bank: StructureBank, k: int = 8,
+    def __init__(self, generator: Generator, embedder: Embedder, bank: StructureBank, k: int = SYNTHETIC_VIEWS,
                  embed_lock: threading.Lock | None = None):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -176,7 +178,7 @@ class SynthesisWorker:
             (a log line says so), since a burst of new people should not delay the latest ones.
     """
 
-    def __init__(self, gallery_path: str | Path, generator: Generator, embedder: Embedder, *, k: int = 8,
+    def __init__(self, gallery_path: str | Path, generator: Generator, embedder: Embedder, *, k: int = SYNTHETIC_VIEWS,
                  queue_size: int = 8, embed_lock: threading.Lock | None = None):
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -313,13 +315,14 @@ class BankFeeder:
         self._flushed = clock.perf_counter()
 
 
-class EnrolmentSynthesis:
-    """The camera app's synthesis: the loop's hook (``CameraApp(on_identities=...)``) feeds the bank and
-    queues each new identity's crop for the worker; :attr:`embed` is the embedder for the loop, shared
-    with the worker under one lock (a TensorRT context serves one thread at a time)."""
+class EnrolmentSynthesis(Sink):
+    """The camera app's synthesis, a sink of the loop: it feeds the bank and queues each new
+    identity's crop (:class:`~dgnet_edge.apps.camera.live.record.NewIdentity`) for the worker;
+    :attr:`embed` is the embedder for the loop, shared with the worker under one lock (a TensorRT
+    context serves one thread at a time)."""
 
-    def __init__(self, generator: Generator, embedder: Embedder, gallery: Gallery, *, k: int = 8,
-                 queue_size: int = 8, per_camera: int = 32, track_interval_s: float = 10.0):
+    def __init__(self, generator: Generator, embedder: Embedder, gallery: Gallery, *, k: int = SYNTHETIC_VIEWS,
+                 queue_size: int = 8, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
         self.generator = generator
         self._lock = threading.Lock()
         self._embedder = embedder
@@ -335,34 +338,31 @@ class EnrolmentSynthesis:
         with self._lock:
             return self._embedder.embed(crops)
 
-    def __call__(self, frame: Frame, tracks: list[Track], events: list[dict]) -> None:
-        by_id = {t.track_id: t for t in tracks}
-        for event in events:
-            if event.get("event") != "new_identity" or event.get("camera") != frame.camera:
-                continue
-            track = by_id.get(event["track"])
-            piece = None if track is None else crop(frame.image, track.box)
-            if piece is not None:
-                self.worker.submit(event["identity"], piece[..., ::-1], frame.camera, frame.time)
-        self.feeder.feed(frame.camera, frame.time, frame.image, tracks)
+    def write(self, result: FrameResult) -> None:
+        for event in result.events:
+            if isinstance(event, NewIdentity) and event.crop is not None:
+                self.worker.submit(event.identity, event.crop[..., ::-1], event.camera, event.time)
+        if result.frame is not None:
+            self.feeder.feed(result.camera, result.frame.time, result.frame.image, result.tracks)
 
-    def close(self) -> None:
+    def close(self) -> list:
         """Finish the queued enrolments; the generator is closed (idempotent)."""
         if self._closed:
-            return
+            return []
         self._closed = True
         try:
             self.feeder.flush()
             self.worker.close()
         finally:
             self.generator.close()
+        return []
 
     def summary(self) -> dict[str, Any]:
         return {**self.worker.stats.as_dict(), "structures": self.bank.counts(),
                 "bank_feeding_s": round(self.feeder.seconds, 4)}
 
 
-def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: Gallery, *, k: int = 8,
+def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: Gallery, *, k: int = SYNTHETIC_VIEWS,
                     backend: str = "auto", precision: str = "auto", required: bool = False) -> EnrolmentSynthesis | None:
     """The demo's synthesis, or None (with a log line) when the export has no generator and synthesis
     was not asked for explicitly (``required``: :class:`SynthesisError` instead)."""

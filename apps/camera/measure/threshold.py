@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dgnet_edge.atomic import write_atomic
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ReidDataset
 from dgnet_edge.errors import ExportError, UsageError
 from dgnet_edge.runtime.colour import read_site_colour
@@ -53,11 +54,6 @@ class Calibration:
     rule: str = "max TPR - FMR"
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def calibrate_threshold(
     query_features: np.ndarray, query_pids: np.ndarray, query_camids: np.ndarray,
     gallery_features: np.ndarray, gallery_pids: np.ndarray, gallery_camids: np.ndarray,
@@ -65,7 +61,7 @@ def calibrate_threshold(
     """The threshold that best tells known from unknown people on this split (see the module docstring)."""
     q_pids, q_cams = np.asarray(query_pids), np.asarray(query_camids)
     g_pids, g_cams = np.asarray(gallery_pids), np.asarray(gallery_camids)
-    scores = _normalise(query_features) @ _normalise(gallery_features).T
+    scores = l2_normalise(query_features) @ l2_normalise(gallery_features).T
     same = q_pids[:, None] == g_pids[None]
     junk = (same & (q_cams[:, None] == g_cams[None])) | (g_pids[None] == -1)
     positive, negative = same & ~junk, ~same & ~junk

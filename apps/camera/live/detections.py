@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dgnet_edge.boxes import tlwh_to_xyxy
+
 
 @dataclass(frozen=True)
 class Detections:
@@ -39,9 +41,7 @@ class Detections:
     @classmethod
     def from_xywh(cls, boxes, scores=None) -> Detections:
         """From x, y (top left), width, height boxes, as MOTChallenge files hold them."""
-        xywh = np.asarray(boxes, np.float32).reshape(-1, 4)
-        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        return cls.from_xyxy(xyxy, scores)
+        return cls.from_xyxy(tlwh_to_xyxy(np.asarray(boxes, np.float32)), scores)
 
     def select(self, keep) -> Detections:
         """The detections picked by a boolean mask or an index array, in that order."""

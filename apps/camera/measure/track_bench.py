@@ -1,10 +1,11 @@
-"""Tracking accuracy on a video bench: the camera app's tracker with appearance, the same tracker
-with appearance off (IoU + Kalman), and ByteTrack, each fed the bench's public detections.
+"""Tracking accuracy on a video bench: the camera app without a gallery (its tracker with
+appearance), the same app with appearance off (IoU + Kalman), and ByteTrack, each fed the bench's
+public detections.
 
-Every tracker writes one MOTChallenge results file per camera (``OUT/<tracker>/<camera>.txt``),
-which :func:`dgnet_edge.eval.tracking.evaluate_tracks` scores against the bench's ground truth.
-A track appears in the results from the frame it is confirmed on, with its detection's box, as
-the camera app would write it online.
+Every tracker writes one MOTChallenge results file per camera (``OUT/<tracker>/<camera>.txt``,
+per-camera track ids), which :func:`dgnet_edge.eval.tracking.evaluate_tracks` scores against the
+bench's ground truth. A track appears in the results from the frame it is confirmed on, with its
+detection's box, as the camera app writes it online.
 
 ByteTrack is ``supervision``'s ``sv.ByteTrack`` (MIT; releases before 0.30, the ``dev`` extra),
 at its default settings with ``frame_rate`` set to the bench's.
@@ -18,16 +19,20 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
-from dgnet_edge.apps.camera.app import crops_of
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.tracker import CONFIRMED, Tracker, TrackerParams
-from dgnet_edge.data.video.bench import Site, load_site
+from dgnet_edge.apps.camera.live.app import CameraApp, Features, crop_features
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import open_detector
+from dgnet_edge.apps.camera.live.outputs import Sink
+from dgnet_edge.apps.camera.live.record import FrameResult
+from dgnet_edge.apps.camera.live.sources import open_source
+from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
+from dgnet_edge.boxes import xyxy_to_tlwh
 from dgnet_edge.data.video.mot import MotRows, read_mot, write_mot
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, UsageError
 from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks
 
@@ -93,9 +98,8 @@ class Timing:
     """Where one tracker's time went on one camera."""
 
     frames: int = 0
-    tracker_s: float = 0.0  # in the tracker's update, embedding excluded
-    embed_s: float = 0.0  # cropping and embedding, for the tracker's embed calls
-    decode_s: float = 0.0  # decoding the frames the embed calls needed (a camera app has them anyway)
+    tracker_s: float = 0.0  # in the tracker's two phases, embedding excluded
+    embed_s: float = 0.0  # cropping and embedding the detections the tracker asked for
     embed_calls: int = 0
     embedded: int = 0  # detections embedded
     detections: int = 0
@@ -113,64 +117,54 @@ class Timing:
         return self.frames / total if total > 0 else float("inf")
 
 
-FeatureFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (BGR frame, boxes) -> features
+class _Rows(Sink):
+    """The camera app's rows as the tracker sees them: each confirmed track matched to a detection,
+    under its per-camera track id, from the frame it is confirmed on."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.ids: list[int] = []
+        self.boxes: list[np.ndarray] = []
+        self.scores: list[float] = []
+
+    def write(self, result: FrameResult) -> None:
+        for t in result.tracks:
+            if result.frame is not None and t.is_confirmed() and t.det_index >= 0:
+                self.frames.append(result.frame.index)
+                self.ids.append(t.track_id)
+                self.boxes.append(t.box)
+                self.scores.append(t.score)
 
 
 def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = None,
-                 features: FeatureFn | None = None) -> tuple[MotRows, Timing]:
-    """Run one tracker over one camera's public detections; the results and the time it took."""
-    dets_rows = read_mot(camera.folder / "det" / "det.txt")
+                 features: Features | None = None) -> tuple[MotRows, Timing]:
+    """Run one tracker over one camera's public detections; the results and the time it took.
+
+    ``appearance`` and ``iou`` run the camera app itself without a gallery (every frame of the
+    camera folder, its public detections), with and without ``features``.
+    """
     if kind == "bytetrack":
-        return _track_bytetrack(camera, dets_rows)
+        return _track_bytetrack(camera, read_mot(camera.folder / "det" / "det.txt"))
     if kind not in ("appearance", "iou"):
         raise UsageError(f"tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
-    params = params or TrackerParams()
-    params = dataclasses.replace(params, appearance=kind == "appearance")
+    params = dataclasses.replace(params or TrackerParams(), appearance=kind == "appearance")
     if params.appearance and features is None:
         raise UsageError("the appearance tracker needs features: open an embedder on an export (--export)")
-    tracker = Tracker(params, fps=camera.fps)
-    images = FrameImages(camera) if params.appearance else None
-    timing = Timing()
-    out_frames, out_ids, out_boxes, out_scores = [], [], [], []
-    try:
-        for index in range(1, camera.frames + 1):
-            rows = dets_rows.at(index)
-            dets = Detections.from_xywh(rows.boxes, rows.scores)
-            spent = [0.0]
-
-            def embed(indices: np.ndarray) -> np.ndarray:
-                t0 = time.perf_counter()
-                image = images.get(index)
-                t1 = time.perf_counter()
-                out = features(image, dets.boxes[indices])
-                t2 = time.perf_counter()
-                spent[0] += t2 - t0
-                timing.decode_s += t1 - t0
-                timing.embed_s += t2 - t1
-                timing.embed_calls += 1
-                timing.embedded += len(indices)
-                return out
-
-            t0 = time.perf_counter()
-            tracks = tracker.update(dets, embed)
-            timing.tracker_s += time.perf_counter() - t0 - spent[0]
-            timing.frames += 1
-            timing.detections += len(dets)
-            for t in tracks:
-                if t.state == CONFIRMED and t.det_index >= 0:
-                    out_frames.append(index)
-                    out_ids.append(t.track_id)
-                    out_boxes.append(t.box)
-                    out_scores.append(t.score)
-    finally:
-        if images is not None:
-            images.close()
-    return _rows(out_frames, out_ids, out_boxes, out_scores), timing
+    rows = _Rows()
+    with open_source(str(camera.folder)) as source:
+        detector = open_detector("public", str(camera.folder))
+        try:
+            app = CameraApp([source], detector, features if params.appearance else None, None, params, [rows])
+            stats = app.run().cameras[source.name]
+        finally:
+            detector.close()
+    timing = Timing(frames=stats.frames, tracker_s=stats.tracking_s, embed_s=stats.embedding_s,
+                    embed_calls=stats.embed_calls, embedded=stats.embedded, detections=stats.detections)
+    return _rows(rows.frames, rows.ids, rows.boxes, rows.scores), timing
 
 
 def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], scores: list[float]) -> MotRows:
-    xyxy = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    xywh = xyxy_to_tlwh(np.asarray(boxes_xyxy, np.float32))
     return MotRows.of(np.asarray(frames), np.asarray(ids), xywh, np.asarray(scores))
 
 
@@ -204,13 +198,20 @@ def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, 
     return _rows(out_frames, out_ids, out_boxes, out_scores), timing
 
 
-def embedder_features(embedder) -> FeatureFn:
-    """Features of detections from an :class:`~dgnet_edge.runtime.embedder.Embedder`, on RGB crops."""
+def mean_metric(result: TrackingResult, key: str) -> float:
+    """A per-camera metric averaged over the cameras."""
+    return float(np.mean([getattr(m, key) for m in result.per_camera.values()]))
 
-    def features(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        return embedder.embed(crops_of(image, boxes))
 
-    return features
+def metrics_table(results: Sequence[tuple[str, TrackingResult]]) -> list[str]:
+    """Markdown rows: per camera and mean IDF1, HOTA, MOTA and ID switches of each named result."""
+    lines = ["| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
+    for name, result in results:
+        for camera, m in result.per_camera.items():
+            lines.append(f"| {name} | {camera} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
+        idf1, hota, mota, sw = (mean_metric(result, k) for k in ("idf1", "hota", "mota", "id_switches"))
+        lines.append(f"| {name} | **mean** | **{idf1:.1f}** | **{hota:.1f}** | **{mota:.1f}** | **{sw:.1f}** |")
+    return lines
 
 
 @dataclass
@@ -225,8 +226,7 @@ class BenchRun:
     @property
     def mean(self) -> dict[str, float]:
         """Per-camera metrics averaged over the cameras (IDF1, HOTA, MOTA, ID switches)."""
-        cams = list(self.result.per_camera.values())
-        return {key: float(np.mean([getattr(m, key) for m in cams])) for key in ("idf1", "hota", "mota", "id_switches")}
+        return {key: mean_metric(self.result, key) for key in ("idf1", "hota", "mota", "id_switches")}
 
     @property
     def total(self) -> Timing:
@@ -269,7 +269,7 @@ def compare_trackers(bench_dir: str | Path, out_dir: str | Path, kinds: Sequence
     runs = []
     try:
         for kind in kinds:
-            features = embedder_features(embedder) if kind == "appearance" else None
+            features = crop_features(embedder.embed) if kind == "appearance" else None
             folder = Path(out_dir) / kind
             rows, timing = {}, {}
             for camera in bench_cameras(site):
@@ -284,13 +284,7 @@ def compare_trackers(bench_dir: str | Path, out_dir: str | Path, kinds: Sequence
 
 def format_comparison(runs: Sequence[BenchRun]) -> str:
     """A Markdown table: per camera and mean IDF1, HOTA, MOTA, ID switches; multi-camera IDF1; speed."""
-    lines = ["| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
-    for run in runs:
-        for name, m in run.result.per_camera.items():
-            lines.append(f"| {run.kind} | {name} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
-        mean = run.mean
-        lines.append(f"| {run.kind} | **mean** | **{mean['idf1']:.1f}** | **{mean['hota']:.1f}** | "
-                     f"**{mean['mota']:.1f}** | **{mean['id_switches']:.1f}** |")
+    lines = metrics_table([(run.kind, run.result) for run in runs])
     lines += ["", "| tracker | multi-camera IDF1 (per-camera ids) | tracker frames/s | with re-id frames/s | detections embedded |",
               "|---|---:|---:|---:|---:|"]
     for run in runs:

@@ -4,23 +4,17 @@ The app's frame loop, per camera and frame::
 
     resolver = IdentityResolver(gallery, threshold)
     ...
-    tracks = tracker.update(detections, embed)
-    events = resolver.update(frame.camera, frame.time, tracks, frame.image)
+    identities, events = resolver.update(frame.camera, frame.time, tracks, frame.image)
     ...
     events += resolver.close()          # at the end: every open track leaves
 
-A track missing from ``tracks`` (the tracker returns every live one, lost ones too) has left; so
-has one passed to ``close_track`` (e.g. from ``tracker.removed``). ``enrol_track`` names the person
-on a track (the app's enrol key).
+A track missing from ``tracks`` (the tracker returns every live one, lost ones too) has left.
+``enrol_track`` names the person on a track (the app's enrol key).
 
-``update`` sets ``track.identity`` on the tracks it decides and returns events as plain dicts
-(one JSON line each)::
-
-    {"event": "new_identity", "time", "camera", "track", "identity", "name"}
-    {"event": "reidentified", "time", "camera", "track", "identity", "name", "score",
-     "previous_camera", "previous_time"}        # previous_*: the identity's last sighting, or None
-    {"event": "enter", "time", "camera", "track", "identity", "name"}
-    {"event": "leave", "time", "camera", "track", "identity", "name", "first"}
+``update`` returns the identities of the camera's tracks (track id -> gallery identity; the
+resolver is the one place that holds them) and the events (:mod:`..record`): ``NewIdentity``
+(with the crop the gallery keeps as its thumbnail), ``Reidentified`` (with the score and the
+identity's last sighting), ``Enter`` and ``Leave``.
 
 How a track gets its identity: a confirmed track with a fresh feature and no identity is pending.
 Pending tracks of one camera are matched to gallery identities together by an optimal one-to-one
@@ -51,13 +45,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery, GalleryError, normalise
-from dgnet_edge.apps.camera.matching import assign
-from dgnet_edge.apps.camera.tracker import CONFIRMED, LOST, Track
+from dgnet_edge.apps.camera.live.record import Enter, Event, Leave, NewIdentity, Reidentified
+from dgnet_edge.apps.camera.live.tracking.matching import assign
+from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
+from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.boxes import crop, l2_normalise
 
 
 @dataclass
@@ -95,17 +91,11 @@ class _TrackState:
             self.moved = True
 
 
-def crop(image: np.ndarray | None, box: np.ndarray) -> np.ndarray | None:
-    """The part of ``image`` inside an x1y1x2y2 ``box`` (clipped to the image), or None if empty."""
-    if image is None:
-        return None
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    x1, x2 = max(0, x1), min(w, x2)
-    y1, y2 = max(0, y1), min(h, y2)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return image[y1:y2, x1:x2]
+class Resolved(NamedTuple):
+    """What :meth:`IdentityResolver.update` decided for one frame of one camera."""
+
+    identities: Dict[int, int]  # track id -> gallery identity, for the camera's tracks that have one
+    events: List[Event]
 
 
 def _fresh(track: Track) -> bool:
@@ -163,7 +153,7 @@ class IdentityResolver:
         self._states: dict[str, dict[int, _TrackState]] = {}
 
     # -- the frame loop ----------------------------------------------------------------------------
-    def update(self, camera: str, time: float, tracks: list[Track], image: np.ndarray | None = None) -> list[dict]:
+    def update(self, camera: str, time: float, tracks: list[Track], image: np.ndarray | None = None) -> Resolved:
         """Decide identities for this frame's pending tracks of ``camera``; record templates and sightings.
 
         ``image`` (BGR) gives the template thumbnails; without it templates are stored without one.
@@ -183,7 +173,6 @@ class IdentityResolver:
                 if track.time_since_update == 0:
                     state.last = time
                     state.observe(track.box, self.enrol_min_motion)
-                track.identity = state.identity  # the resolver's decision is the one that counts
                 if state.identity is None and track.state == CONFIRMED and _fresh(track) and not self.is_static(state, time):
                     state.pending += 1
                     pending.append(state)
@@ -193,7 +182,15 @@ class IdentityResolver:
                    and time - s.template_checked >= self.template_interval_s]
             self._add_templates(camera, time, due, image)
             self._flush_sightings(time, states.values())
-        return events
+        return Resolved(self.identities(camera), events)
+
+    def identities(self, camera: str) -> dict[int, int]:
+        """Track id -> gallery identity, for ``camera``'s tracks that have one."""
+        return {tid: s.identity for tid, s in self._states.get(camera, {}).items() if s.identity is not None}
+
+    def identity_of(self, camera: str, track_id: int) -> int | None:
+        state = self._states.get(camera, {}).get(track_id)
+        return None if state is None else state.identity
 
     def is_static(self, state: _TrackState, time: float) -> bool:
         """Whether the track has stayed put (under ``enrol_min_motion``) for ``static_after_s``."""
@@ -204,7 +201,7 @@ class IdentityResolver:
         has moved, or the static rule is off. A confident match needs no motion."""
         return state.moved or self.enrol_min_motion == 0
 
-    def close_track(self, camera: str, track: Track, time: float | None = None) -> list[dict]:
+    def close_track(self, camera: str, track: Track, time: float | None = None) -> list[Event]:
         """The tracker dropped ``track`` for good: its sighting ends at its last update ("leave")."""
         state = self._states.get(camera, {}).pop(track.track_id, None)
         if state is None or state.identity is None:
@@ -212,9 +209,9 @@ class IdentityResolver:
         end = state.last if time is None else time
         if state.sighting is not None:
             self.gallery.extend_sightings({state.sighting: end})
-        return [self._event("leave", end, camera, state, first=state.first)]
+        return [Leave(end, camera, state.track.track_id, state.identity, state.name, first=state.first)]
 
-    def close(self) -> list[dict]:
+    def close(self) -> list[Event]:
         """Every track still open leaves (end of the run)."""
         events = []
         for camera, states in self._states.items():
@@ -223,7 +220,7 @@ class IdentityResolver:
         return events
 
     def enrol_track(self, camera: str, time: float, track: Track, name: str,
-                    image: np.ndarray | None = None) -> list[dict]:
+                    image: np.ndarray | None = None) -> list[Event]:
         """Name the person on ``track`` (the app's enrol key): its identity is renamed, or, for a track
         with no identity yet, a new identity is made from its feature."""
         state = self._states.get(camera, {}).get(track.track_id)
@@ -235,12 +232,12 @@ class IdentityResolver:
             raise ValueError(f"track {track.track_id} of {camera} has no feature yet: wait until it has been embedded")
         if state is None:
             state = self._states.setdefault(camera, {})[track.track_id] = _TrackState(track, time, time)
-        return self._create(camera, time, state, normalise(track.feature[None])[0], image, name)
+        return self._create(camera, time, state, l2_normalise(track.feature[None])[0], image, name)
 
     # -- decisions ---------------------------------------------------------------------------------
-    def _decide(self, camera: str, time: float, pending: list[_TrackState], image: np.ndarray | None) -> list[dict]:
+    def _decide(self, camera: str, time: float, pending: list[_TrackState], image: np.ndarray | None) -> list[Event]:
         states = self._states[camera]
-        features = normalise(np.stack([s.track.feature for s in pending]))
+        features = l2_normalise(np.stack([s.track.feature for s in pending]))
         ids, scores = self.gallery.identity_scores(features)
         held = {s.identity: s for s in states.values() if s.identity is not None}
         offered = np.array([i not in held or held[i].track.state == LOST for i in ids], bool)
@@ -257,37 +254,36 @@ class IdentityResolver:
                     taken = held.get(identity)
                     if taken is not None:
                         events += self.close_track(camera, taken.track)
-                        taken.track.identity = None
                     events += self._take(camera, time, state, identity, score)
             elif state.pending >= self.decide_after and self._may_move_on(state):
                 events += self._create(camera, time, state, features[row], image)
         return events
 
-    def _take(self, camera: str, time: float, state: _TrackState, identity: int, score: float) -> list[dict]:
+    def _take(self, camera: str, time: float, state: _TrackState, identity: int, score: float) -> list[Event]:
         previous = self.gallery.last_sighting(identity)
         try:
             state.sighting = self.gallery.open_sighting(identity, camera, state.track.track_id, time)
         except GalleryError:  # deleted meanwhile by another process: stay pending
             return []
         self._hold(state, identity, time)
-        found = self._event("reidentified", time, camera, state, score=round(score, 4),
-                            previous_camera=previous.camera if previous else None,
-                            previous_time=previous.last if previous else None)
-        return [found, self._event("enter", time, camera, state)]
+        found = Reidentified(time, camera, state.track.track_id, identity, state.name, score=round(score, 4),
+                             previous_camera=previous.camera if previous else None,
+                             previous_time=previous.last if previous else None)
+        return [found, Enter(time, camera, state.track.track_id, identity, state.name)]
 
     def _create(self, camera: str, time: float, state: _TrackState, feature: np.ndarray,
-                image: np.ndarray | None, name: str | None = None) -> list[dict]:
+                image: np.ndarray | None, name: str | None = None) -> list[Event]:
         track_id = state.track.track_id
-        identity = self.gallery.enrol(feature, crop(image, state.track.box), name=name, camera=camera, time=time,
-                                      source=f"track:{camera}:{track_id}")
+        piece = crop(image, state.track.box)  # the one crop of a new person: thumbnail, and synthesis's input
+        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time, source=f"track:{camera}:{track_id}")
         state.sighting = self.gallery.open_sighting(identity, camera, track_id, time)
         self._hold(state, identity, time)
         state.template_checked = time
-        return [self._event("new_identity", time, camera, state), self._event("enter", time, camera, state)]
+        return [NewIdentity(time, camera, track_id, identity, state.name, crop=piece),
+                Enter(time, camera, track_id, identity, state.name)]
 
     def _hold(self, state: _TrackState, identity: int, time: float) -> None:
         state.identity = identity
-        state.track.identity = identity
         state.first = time
         state.flushed = time
         state.name = self._name(identity)
@@ -302,7 +298,7 @@ class IdentityResolver:
     def _add_templates(self, camera: str, time: float, states: list[_TrackState], image: np.ndarray | None) -> None:
         if not states:
             return
-        features = normalise(np.stack([s.track.feature for s in states]))
+        features = l2_normalise(np.stack([s.track.feature for s in states]))
         ids, scores = self.gallery.identity_scores(features)
         column = {int(i): c for c, i in enumerate(ids)}
         for row, state in enumerate(states):
@@ -325,7 +321,6 @@ class IdentityResolver:
         state.identity = None
         state.sighting = None
         state.pending = 0
-        state.track.identity = None
 
     def _flush_sightings(self, time: float, states: Iterable[_TrackState]) -> None:
         due = [s for s in states if s.sighting is not None and time - s.flushed >= self.sighting_flush_s]
@@ -333,7 +328,3 @@ class IdentityResolver:
             self.gallery.extend_sightings({s.sighting: s.last for s in due})
             for s in due:
                 s.flushed = time
-
-    def _event(self, kind: str, time: float, camera: str, state: _TrackState, **fields: Any) -> dict:
-        return {"event": kind, "time": time, "camera": camera, "track": state.track.track_id,
-                "identity": state.identity, "name": state.name, **fields}

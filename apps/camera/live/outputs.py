@@ -1,5 +1,7 @@
-"""What the camera app writes: annotated frames, annotated video per camera, MOT text per camera
-(the input of ``dgnet-edge eval-tracks``) and a JSONL event stream.
+"""The camera app's sinks: annotated video per camera, MOT text per camera (the input of
+``dgnet-edge eval-tracks``) and a JSONL event stream. Every sink takes each frame's
+:class:`~dgnet_edge.apps.camera.live.record.FrameResult` in :meth:`Sink.write` and writes its files
+in :meth:`Sink.close`.
 
 Video and MOT files are written to a temporary name and renamed when the run ends, so a killed
 run never leaves a half-written file under the final name (the next run into the same folder
@@ -16,14 +18,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from dgnet_edge.data.video.mot import MotRows, write_mot
 from dgnet_edge.staging import process_alive
 
+if TYPE_CHECKING:
+    from dgnet_edge.apps.camera.live.record import FrameResult
+
 log = logging.getLogger(__name__)
+TRACK_ID_OFFSET = 100_000  # MOT ids of per-camera tracks when there is no gallery: camera k -> k * offset + id
 TEMP_VIDEO = re.compile(r"^\.(.+)\.(\d+)\.tmp\.mp4$")  # .CAMERA.PID.tmp.mp4
 
 
@@ -69,8 +75,29 @@ def annotate(image: np.ndarray, labels: Sequence[Label], header: str) -> np.ndar
     return canvas
 
 
-class VideoSink:
+class Sink:
+    """Where the live path's results go. ``what`` names the files :meth:`close` returns; a sink that
+    ``draws`` gets each result's labels and header filled in."""
+
+    what = ""
+    draws = False
+
+    def start(self, cameras: Sequence[str]) -> None:
+        """The cameras of the run, in order, before the first frame."""
+
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list[Path]:
+        """Finish; the files written."""
+        return []
+
+
+class VideoSink(Sink):
     """An annotated video per camera, ``DIR/<camera>.mp4``, renamed into place on :meth:`close`."""
+
+    what = "annotated video"
+    draws = True
 
     def __init__(self, folder: Path, fps: float):
         self.folder = folder
@@ -81,7 +108,11 @@ class VideoSink:
         self._resized: set[str] = set()  # cameras warned about frames of another size
         remove_stale_videos(folder)
 
-    def write(self, camera: str, image: np.ndarray) -> None:
+    def write(self, result: FrameResult) -> None:
+        if result.frame is not None:
+            self.write_image(result.camera, annotate(result.frame.image, result.labels, result.header))
+
+    def write_image(self, camera: str, image: np.ndarray) -> None:
         import cv2
 
         writer = self._writers.get(camera)
@@ -125,24 +156,57 @@ def remove_stale_videos(folder: Path) -> list[Path]:
     return removed
 
 
-class MotSink:
-    """Tracks per camera in MOTChallenge text, ``DIR/<camera>.txt``, written on :meth:`close`."""
+class MotSink(Sink):
+    """Tracks per camera in MOTChallenge text, ``DIR/<camera>.txt``, written on :meth:`close`.
+
+    With a gallery, a track's rows are held back until it has an identity, then written under it
+    (so the files hold gallery identities that ``eval-tracks`` scores across cameras); a held row
+    in a frame where another track of the camera already had that identity (which the new track
+    took from it when it was lost) is dropped. Without a gallery, camera k's track t is written as
+    ``k * TRACK_ID_OFFSET + t``.
+    """
+
+    what = "tracks"
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._rows: dict[str, list[tuple[int, int, float, float, float, float, float]]] = {}
+        self._index: dict[str, int] = {}
+        self._held: dict[tuple[str, int], list[tuple[int, np.ndarray, float]]] = {}  # rows before an identity
 
-    def add_camera(self, camera: str) -> None:
-        self._rows.setdefault(camera, [])
+    def start(self, cameras: Sequence[str]) -> None:
+        for camera in cameras:
+            self._rows.setdefault(camera, [])
+            self._index.setdefault(camera, len(self._index) + 1)
 
-    def write(self, camera: str, frame: int, identity: int, box: np.ndarray, score: float = 1.0) -> None:
+    def write(self, result: FrameResult) -> None:
+        if result.frame is None:
+            return
+        camera, index, identities = result.camera, result.frame.index, result.identities
+        for track in result.ended:
+            self._held.pop((camera, track.track_id), None)
+        for track in result.tracks:
+            if not track.is_confirmed() or track.det_index < 0:
+                continue
+            if identities is None:
+                self._add(camera, index, self._index[camera] * TRACK_ID_OFFSET + track.track_id, track.box, track.score)
+            elif track.track_id not in identities:
+                self._held.setdefault((camera, track.track_id), []).append((index, track.box.copy(), float(track.score)))
+            else:
+                identity = identities[track.track_id]
+                for held_index, box, score in self._held.pop((camera, track.track_id), []):
+                    self._add(camera, held_index, identity, box, score)
+                self._add(camera, index, identity, track.box, track.score)
+
+    def _add(self, camera: str, frame: int, identity: int, box: np.ndarray, score: float) -> None:
         x1, y1, x2, y2 = (float(v) for v in box)
-        self._rows.setdefault(camera, []).append((frame, identity, x1, y1, x2 - x1, y2 - y1, score))
+        self._rows.setdefault(camera, []).append((frame, identity, x1, y1, x2 - x1, y2 - y1, float(score)))
 
     def close(self) -> list[Path]:
         written = []
         for camera, rows in self._rows.items():
-            rows.sort(key=lambda r: (r[0], r[1]))
+            rows.sort(key=lambda r: (r[0], r[1]))  # stable: of two rows of one identity in a frame, the one written live
+            rows = [r for k, r in enumerate(rows) if k == 0 or r[:2] != rows[k - 1][:2]]
             table = np.array(rows, np.float64).reshape(-1, 7)
             mot = MotRows(
                 frame=table[:, 0].astype(np.int32), ids=table[:, 1].astype(np.int64),
@@ -155,16 +219,20 @@ class MotSink:
         return written
 
 
-class EventLog:
+class EventLog(Sink):
     """Events as JSON lines, flushed one by one so that a follower sees each as it happens."""
+
+    what = "events"
 
     def __init__(self, path: Path):
         self.path = path
         self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def write(self, event: dict[str, Any]) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
-        self._file.flush()
+    def write(self, result: FrameResult) -> None:
+        for event in result.events:
+            self._file.write(json.dumps(event.as_dict(), separators=(",", ":")) + "\n")
+            self._file.flush()
 
-    def close(self) -> None:
+    def close(self) -> list[Path]:
         self._file.close()
+        return [self.path]

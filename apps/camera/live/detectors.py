@@ -3,8 +3,8 @@ detector converted to ONNX once by ``dgnet-edge detector fetch ssdlite``), ``yol
 or TensorRT models), ``hog`` (OpenCV's pretrained people detector), ``motion`` (background
 subtraction) and ``public`` (MOTChallenge det.txt, as trackers are benchmarked).
 
-Every detector takes a :class:`~dgnet_edge.apps.camera.sources.Frame` (BGR) and returns
-:class:`~dgnet_edge.apps.camera.detections.Detections` in frame pixels. Detectors that keep
+Every detector takes a :class:`~dgnet_edge.apps.camera.live.sources.Frame` (BGR) and returns
+:class:`~dgnet_edge.apps.camera.live.detections.Detections` in frame pixels. Detectors that keep
 state per camera (``motion``'s background model, ``public``'s files) key it by ``frame.camera``,
 so one detector serves every camera.
 """
@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.sources import Frame, import_cv2
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.sources import Frame, import_cv2
+from dgnet_edge.boxes import clip_boxes, cxcywh_to_xyxy, nms, tlwh_to_xyxy
 from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.errors import BackendUnavailableError, DatasetError, DetectorError, UsageError
+from dgnet_edge.runtime.select import ENGINE_SUFFIXES, open_file_runner
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,6 @@ PERSON = 0  # COCO class id of "person" in Ultralytics' exports
 YOLO_LAYOUTS = ("yolov5", "yolov8", "end2end")
 RESIZE_MODES = ("letterbox", "stretch")
 END2END_MAX_ROWS = 1000  # NMS-free exports give at most a few hundred rows (300); anchor grids give thousands
-ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 CLASS_OFFSET = 8192.0  # px between the classes' boxes during NMS: more than any input size
 
 
@@ -46,30 +47,7 @@ class Detector:
         """Release what the detector holds (a runtime session); the default holds nothing."""
 
 
-# -- box helpers ---------------------------------------------------------------------------------
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int = 300) -> np.ndarray:
-    """Greedy non-maximum suppression; indices of the kept boxes (x1, y1, x2, y2), best first."""
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    keep = []
-    while order.size and len(keep) < max_keep:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
-        inter = w * h
-        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, np.int64)
-
-
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
-    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
-    return boxes
-
-
+# -- fitting frames to the model input ----------------------------------------------------------
 @dataclass(frozen=True)
 class Letterbox:
     """How a frame was fitted into the model input: ``scale``, then ``left``/``top`` padding."""
@@ -131,11 +109,6 @@ def stretch(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Stret
     return resized, Stretch(width / w0, height / h0)
 
 
-def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    half = xywh[:, 2:4] / 2
-    return np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
-
-
 # -- yolo ----------------------------------------------------------------------------------------
 def output_layout(shape: tuple[int, ...]) -> str | None:
     """The YOLO layout of an output of ``shape``, or None when it is none of them.
@@ -175,24 +148,13 @@ def decode_yolo(output: np.ndarray, layout: str, conf: float, iou: float, classe
     if objectness is not None:
         scores = scores * objectness
     keep = (scores > conf) & np.isin(best, classes)
-    boxes, scores, labels = xywh_to_xyxy(pred[keep, :4]), scores[keep], best[keep]
+    boxes, scores, labels = cxcywh_to_xyxy(pred[keep, :4]), scores[keep], best[keep]
     if len(scores) > 30 * max_det:  # NMS cost grows with the candidates: keep the best ones
         top = np.argsort(-scores, kind="stable")[: 30 * max_det]
         boxes, scores, labels = boxes[top], scores[top], labels[top]
     # one NMS for all classes: each class is moved to its own region, so classes never suppress each other
     kept = nms(boxes + (labels * CLASS_OFFSET)[:, None], scores, iou, max_det)
     return boxes[kept], scores[kept]
-
-
-def open_model_runner(path: Path, device: str = "auto", threads: int | None = None) -> Any:
-    """An inactive runner for an ONNX file (ONNX Runtime) or a TensorRT engine file."""
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        from dgnet_edge.runtime.tensorrt import EngineFromPath, TensorRTRunner
-
-        return TensorRTRunner(EngineFromPath(path), name=f"tensorrt {path.name}")
-    from dgnet_edge.runtime.onnxrt import OnnxRuntimeRunner, SessionFromOnnx
-
-    return OnnxRuntimeRunner(SessionFromOnnx(path, device=device, threads=threads), name=f"onnxruntime {path.name}")
 
 
 class YoloDetector(Detector):
@@ -225,7 +187,7 @@ class YoloDetector(Detector):
             raise UsageError(f"resize {resize!r}: expected one of {', '.join(RESIZE_MODES)}")
         self.resize = resize
         self.conf, self.iou, self.classes, self.max_det = float(conf), float(iou), tuple(int(c) for c in classes), int(max_det)
-        self.runner = open_model_runner(self.path, device, threads)
+        self.runner = open_file_runner(self.path, device, threads)
         try:
             self.runner.activate()
         except BackendUnavailableError as e:
@@ -293,7 +255,7 @@ class SsdliteDetector(YoloDetector):
 
     def __init__(self, path: str | Path | None = None, conf: float = 0.3, iou: float = 0.45, device: str = "auto",
                  threads: int | None = None, max_det: int = 100):
-        from dgnet_edge.apps.camera.ssdlite import require_model
+        from dgnet_edge.apps.camera.live.ssdlite import require_model
 
         model = require_model() if path is None else Path(path)
         if not model.is_file():
@@ -374,7 +336,7 @@ class HogDetector(Detector):
         if len(rects) == 0:
             return Detections.empty()
         xywh = np.asarray(rects, np.float32).reshape(-1, 4) * self.downscale
-        boxes = clip_boxes(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image.shape[1], image.shape[0])
+        boxes = clip_boxes(tlwh_to_xyxy(xywh), image.shape[1], image.shape[0])
         scores = (1.0 - np.exp(-np.clip(np.asarray(weights, np.float32).reshape(-1), 0, None))).astype(np.float32)
         keep = nms(boxes, scores, self.iou)
         keep = keep[scores[keep] >= self.min_score]

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import DgnetEdgeError, InputPathError, UsageError
 from dgnet_edge.paths import unwritable_reason
 
@@ -59,10 +61,6 @@ VERSION = 2
 KINDS = ("real", "synthetic")
 THUMBNAIL_HEIGHT = 128
 SQLITE_HEADER = b"SQLite format 3\x00"
-# Score multiplier of synthetic templates (real ones weigh 1): the highest weight at which K = 8
-# synthetic views did not lower one-shot cross-camera rank-1 on the synthetic world (README,
-# `dgnet-edge bench synthesis`); above it, blurred views of the wrong person start to win.
-SYNTHETIC_WEIGHT = 0.8
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another program to release the write lock
 MAX_NAME = 200  # characters in a person's name
 SQLITE_MAX_INT = 2**63 - 1  # no row id lies beyond
@@ -153,13 +151,6 @@ class Sighting:
     track: int
     first: float
     last: float
-
-
-def normalise(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32); a zero row stays zero."""
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=-1, keepdims=True)
-    return features / np.maximum(norms, 1e-12)
 
 
 def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> bytes:
@@ -499,7 +490,7 @@ class Gallery:
             features = features[None]
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise ValueError(f"features must be (N, {self.feature_dim}), got shape {features.shape}")
-        return normalise(features)
+        return l2_normalise(features)
 
     # -- writes ------------------------------------------------------------------------------------
     def enrol(

@@ -1,13 +1,15 @@
-"""Putting the camera app together from its options: sources, detector, embedder, gallery, outputs.
+"""Putting the camera app together from its options: sources, detector, embedder, gallery, sinks.
 
-:func:`run_demo` is what ``dgnet-edge demo`` calls; everything it opens is closed again whatever
-ends the run (end of the files, ``--max-frames``, the quit key, Ctrl-C, an error), and the outputs
-written so far are kept.
+:func:`build_app` is the one builder: ``dgnet-edge demo`` (:func:`run_demo`), the camera bench's
+rows, its soak and its app-only rows all run what it builds. Everything it opens is closed again
+whatever ends the run (end of the files, ``--max-frames``, the quit key, Ctrl-C, an error), and
+the outputs written so far are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -15,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgnet_edge.apps.camera.app import CameraApp, Outputs
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT
-from dgnet_edge.apps.camera.outputs import EventLog, MotSink, VideoSink
-from dgnet_edge.apps.camera.sources import Frame, Source, open_source
-from dgnet_edge.apps.camera.tracker import TrackerParams
+from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
+from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, Sink, VideoSink
+from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
+from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
 from dgnet_edge.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's options, checked by the CLI; ``export_dir`` None tracks without appearance."""
+    """The app's options, checked by the CLI, with every default in one place. ``export_dir`` None
+    tracks without appearance; ``gallery`` None (with an export) tracks with appearance per camera,
+    without identities; ``loop`` replays file sources (and their public detections) without end."""
 
     sources: list[str]
     detector: str = "auto"
@@ -37,19 +41,20 @@ class DemoConfig:
     export_dir: Path | None = None
     backend: str = "auto"
     precision: str = "auto"
-    gallery: Path = Path("gallery.db")
+    gallery: Path | None = Path("gallery.db")
     threshold: float | None = None
-    reid_every: int = 10
+    reid_every: int = REID_EVERY
     show: bool = False
     save: Path | None = None
     save_txt: Path | None = None
     events: Path | None = None
     max_frames: int | None = None
     synthesise: bool | None = None  # None: when the export has generator parts
-    synthetic_views: int = 8
+    synthetic_views: int = SYNTHETIC_VIEWS
     synthetic_weight: float = SYNTHETIC_WEIGHT
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
+    loop: bool = False
 
 
 def bench_camera_dirs(sources: list[Source]) -> dict[str, Path]:
@@ -81,7 +86,7 @@ class PerCameraDetector(Detector):
 def default_detector() -> Detector:
     """The detector ``auto`` gives a camera without public detections: ssdlite when the cache holds
     it (``dgnet-edge detector fetch ssdlite``), else HOG (no download)."""
-    from dgnet_edge.apps.camera.ssdlite import cached_model, fetch_hint
+    from dgnet_edge.apps.camera.live.ssdlite import cached_model, fetch_hint
 
     if cached_model() is not None:
         return open_detector("ssdlite")
@@ -158,11 +163,11 @@ def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
     """UsageError when an output file (events, a camera's video or tracks, the gallery) is a file
     the run reads: the gallery, a source, the detector's or the export's files."""
     inputs = _input_files(config, sources)
-    gallery = config.gallery.expanduser().resolve()
+    gallery = None if config.gallery is None else config.gallery.expanduser().resolve()
     if config.export_dir is not None and gallery in inputs:
         raise UsageError(f"--gallery {config.gallery} is {inputs[gallery]}: writing it would destroy an input; "
                          f"give the gallery another file")
-    if config.export_dir is not None or gallery.is_file():  # the gallery in use, or an existing one
+    if gallery is not None and (config.export_dir is not None or gallery.is_file()):  # the gallery in use, or an existing one
         inputs[gallery] = "the gallery"
     outputs: list[tuple[str, Path]] = [("--events", config.events)] if config.events is not None else []
     for s in sources:
@@ -183,7 +188,7 @@ def _opened_sources(config: DemoConfig) -> Iterator[list[Source]]:
     try:
         for text in config.sources:
             name, spec = split_name(text)
-            options = {"open_timeout_s": config.open_timeout_s, "read_timeout_s": config.read_timeout_s}
+            options = {"open_timeout_s": config.open_timeout_s, "read_timeout_s": config.read_timeout_s, "loop": config.loop}
             source = open_source(spec, name, **options)
             taken = {s.name for s in sources}
             if source.name in taken:
@@ -200,52 +205,74 @@ def _opened_sources(config: DemoConfig) -> Iterator[list[Source]]:
             s.close()
 
 
-def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Run the camera app with ``config``; returns a summary (frames, rate, events, files written)."""
-    with contextlib.ExitStack() as stack:
-        sources = stack.enter_context(_opened_sources(config))
-        check_outputs(config, sources)
-        empty = _empty_sources(sources, config.open_timeout_s)
-        detector = open_detector_for(config.detector, config.detector_arg, sources)
-        stack.callback(detector.close)
-        embed, resolver, synthesis = None, None, None
-        if config.export_dir is not None:
-            from dgnet_edge.apps.camera.gallery import Gallery
-            from dgnet_edge.apps.camera.identities import IdentityResolver
-            from dgnet_edge.apps.camera.threshold import resolve_threshold
-            from dgnet_edge.runtime.embedder import Embedder
+@dataclass
+class BuiltApp:
+    """A :class:`CameraApp` as :func:`build_app` assembled it, with the parts a summary reports on."""
 
-            threshold = resolve_threshold(config.export_dir, config.threshold)
-            embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
+    app: CameraApp
+    empty: set[str]  # cameras whose files hold no frame
+    resolver: Any = None
+    synthesis: Any = None
+
+
+def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
+    """The camera app ``config`` describes, its parts opened on ``stack`` (closed with it): what
+    ``dgnet-edge demo``, the camera bench, the soak and the app-only rows all run."""
+    sources = stack.enter_context(_opened_sources(config))
+    check_outputs(config, sources)
+    empty = _empty_sources(sources, config.open_timeout_s)
+    detector = open_detector_for(config.detector, config.detector_arg, sources)
+    stack.callback(detector.close)
+    if config.loop:
+        detector = Replayed(detector, {s.name: n for s, n in zip(sources, _frames_per_source(sources))})
+    embed, resolver, synthesis = None, None, None
+    sinks: list[Sink] = []
+    if config.export_dir is not None:
+        from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+        from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
+        from dgnet_edge.apps.camera.storage.gallery import Gallery
+        from dgnet_edge.runtime.embedder import Embedder
+
+        threshold = resolve_threshold(config.export_dir, config.threshold)
+        embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
+        embed = crop_features(embedder.embed)
+        if config.gallery is not None:
             gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim,
                                                   kind_weights={"synthetic": config.synthetic_weight}))
             resolver = IdentityResolver(gallery, threshold)
-            embed = embedder.embed
             if config.synthesise is not False:
-                from dgnet_edge.apps.camera.synthesis import start_synthesis
+                from dgnet_edge.apps.camera.storage.synthesis import start_synthesis
 
                 synthesis = start_synthesis(config.export_dir, embedder, gallery, k=config.synthetic_views,
                                             backend=config.backend, precision=config.precision,
                                             required=config.synthesise is True)
                 if synthesis is not None:
                     stack.callback(synthesis.close)
-                    embed = synthesis.embed  # one embedder, shared with the synthesis thread
-        fps = next((s.fps for s in sources if s.fps), 15.0)
-        outputs = Outputs(
-            video=VideoSink(config.save, fps) if config.save is not None else None,
-            mot=MotSink(config.save_txt) if config.save_txt is not None else None,
-            events=EventLog(config.events) if config.events is not None else None,
-        )
-        app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), outputs,
-                        on_identities=synthesis)
-        if config.show:
-            from dgnet_edge.apps.camera.display import Display
+                    embed = crop_features(synthesis.embed)  # one embedder, shared with the synthesis thread
+                    sinks.append(synthesis)
+    fps = next((s.fps for s in sources if s.fps), 15.0)
+    if config.save_txt is not None:
+        sinks.append(MotSink(config.save_txt))
+    if config.events is not None:
+        sinks.append(EventLog(config.events))
+    if config.save is not None:
+        sinks.append(VideoSink(config.save, fps))
+    app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), sinks)
+    if config.show:
+        from dgnet_edge.apps.camera.live.display import Display
 
-            display = Display(lambda frame, labels: app.render(app.cameras[frame.camera], frame, labels),
-                              lambda camera, track: app.enrol(camera, track))
-            stack.callback(display.close)
-            app.on_frame = display
-        total = _known_frames(sources)
+        display = Display(app.enrol, app.stop)
+        stack.callback(display.close)
+        app.sinks.append(display)
+    return BuiltApp(app, empty, resolver, synthesis)
+
+
+def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Run the camera app with ``config``; returns a summary (frames, rate, events, files written)."""
+    with contextlib.ExitStack() as stack:
+        built = build_app(config, stack)
+        app = built.app
+        total = None if config.loop else _known_frames(list(c.source for c in app.cameras.values()))
 
         def progress(frames: int) -> None:
             if on_progress is not None:
@@ -260,15 +287,28 @@ def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None)
         for name, cam in summary["cameras"].items():
             source = app.cameras[name].source
             cam.update(state=source.state, reconnects=source.reconnects)
-            if cam["frames"] == 0 and name not in empty:
+            if cam["frames"] == 0 and name not in built.empty:
                 log.warning("camera %s (%s) gave no frame during the run (%s)", name, source.spec, source.state)
-        if synthesis is not None:
-            synthesis.close()  # the queued enrolments are rendered before the summary counts them
-            summary["synthesis"] = synthesis.summary()
-        if resolver is not None:
-            summary["identities"] = len(resolver.gallery)
+        if built.synthesis is not None:
+            built.synthesis.close()  # the queued enrolments are rendered before the summary counts them
+            summary["synthesis"] = built.synthesis.summary()
+        if built.resolver is not None:
+            summary["identities"] = len(built.resolver.gallery)
         summary["written"] = {what: [str(p) for p in paths] for what, paths in app.written.items() if paths}
         return summary
+
+
+class Replayed(Detector):
+    """The detections of looped sources: frame ``k * N + i`` of a camera of ``N`` frames is frame ``i``."""
+
+    def __init__(self, detector: Detector, periods: dict[str, int]):
+        self.detector = detector
+        self.name = detector.name
+        self.periods = periods
+
+    def detect(self, frame: Frame) -> Detections:
+        period = self.periods.get(frame.camera) or frame.index
+        return self.detector.detect(dataclasses.replace(frame, index=(frame.index - 1) % period + 1))
 
 
 def _empty_sources(sources: list[Source], timeout_s: float) -> set[str]:
@@ -284,14 +324,18 @@ def _empty_sources(sources: list[Source], timeout_s: float) -> set[str]:
     return {s.name for s in empty}
 
 
-def _known_frames(sources: list[Source]) -> int | None:
-    """Frames to come from all sources when every one is a video bench camera folder, else None."""
-    from dgnet_edge.apps.camera.sources import read_seqinfo
+def _frames_per_source(sources: list[Source]) -> list[int | None]:
+    """Frames of each source that is a video bench camera folder (its seqinfo.ini), else None."""
+    from dgnet_edge.apps.camera.live.sources import read_seqinfo
 
-    total = 0
+    counts: list[int | None] = []
     for s in sources:
         info = Path(s.spec) / "seqinfo.ini"
-        if s.live or not info.is_file():
-            return None
-        total += int(read_seqinfo(info).get("seqLength", 0))
-    return total
+        counts.append(None if s.live or not info.is_file() else int(read_seqinfo(info).get("seqLength", 0)))
+    return counts
+
+
+def _known_frames(sources: list[Source]) -> int | None:
+    """Frames to come from all sources when every one is a video bench camera folder, else None."""
+    counts = _frames_per_source(sources)
+    return None if any(n is None for n in counts) else sum(counts)

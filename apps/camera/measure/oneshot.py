@@ -7,7 +7,7 @@ camera app's gallery scores it: the max over its templates of kind weight x cosi
 - ``real``: the enrolment template alone;
 - ``real + K synthetic``: plus K views rendered by DG-Net's decoder from the enrolment's appearance
   code in K structures chosen across cameras (:func:`spread_across_cameras`, the enrolment camera
-  last), as :class:`~dgnet_edge.apps.camera.synthesis.Synthesiser` does at enrolment;
+  last), as :class:`~dgnet_edge.apps.camera.storage.synthesis.Synthesiser` does at enrolment;
 - ``real + K augmented``: plus K plain augmentations of the enrolment image (horizontal flip,
   crop, colour jitter), the control: any gain of synthesis over it is due to the rendered structure.
 
@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import SYNTHETIC_WEIGHT, normalise
-from dgnet_edge.apps.camera.structure_bank import spread_across_cameras
-from dgnet_edge.apps.camera.synthesis import open_generator
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.storage.structure_bank import spread_across_cameras
+from dgnet_edge.apps.camera.storage.synthesis import open_generator
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ImageRecord
 from dgnet_edge.data.images import read_image, resize
 from dgnet_edge.data.market1501 import Market1501
@@ -136,9 +137,9 @@ def one_shot_cross_camera(
     world: str | Path,
     export_dir: str | Path,
     *,
-    k: int = 8,
+    k: int = SYNTHETIC_VIEWS,
     weight: float = SYNTHETIC_WEIGHT,
-    per_camera: int = 32,
+    per_camera: int = BANK_PER_CAMERA,
     backend: str = "auto",
     precision: str = "auto",
     seed: int = 0,
@@ -151,19 +152,19 @@ def one_shot_cross_camera(
     rng = np.random.default_rng(seed)  # the enrolment cameras, then the augmentations
     enrolled, queries, bank = _protocol(world, per_camera, rng)
     with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
-        query_features = normalise(embedder.embed([read_image(r.path) for r in queries]))
+        query_features = l2_normalise(embedder.embed([read_image(r.path) for r in queries]))
         bank_codes = generator.structure([read_image(r.path) for r in bank])
         real, synthetic, augmented, seconds = [], [], [], []
         for n, record in enumerate(enrolled):
             image = read_image(record.path)
             feature, appearance = embedder.embed_with_code([image])
-            real.append(normalise(feature))
+            real.append(l2_normalise(feature))
             started = clock.perf_counter()
             chosen = _structures_for(record, bank, k)
             views = generator.decode(bank_codes[chosen], np.repeat(appearance, len(chosen), axis=0))
-            synthetic.append(normalise(embedder.embed(views)))
+            synthetic.append(l2_normalise(embedder.embed(views)))
             seconds.append(clock.perf_counter() - started)
-            augmented.append(normalise(embedder.embed(augment(image, k, rng))))
+            augmented.append(l2_normalise(embedder.embed(augment(image, k, rng))))
             if on_identity is not None:
                 on_identity(n + 1, len(enrolled))
         used_backend = embedder.backend
@@ -199,7 +200,7 @@ class ViewsExample:
     others: list[np.ndarray]  # the identity's real images from its other cameras (at most K)
 
 
-def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 0, k: int = 8, per_camera: int = 32,
+def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 0, k: int = SYNTHETIC_VIEWS, per_camera: int = BANK_PER_CAMERA,
                   backend: str = "auto", precision: str = "auto", seed: int = 0) -> ViewsExample:
     """The ``identity``-th enrolled identity (by person id) of :func:`one_shot_cross_camera` with the
     same arguments: the same enrolment image, bank and choice of structures."""

@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.run import DemoConfig, run_demo
-from dgnet_edge.apps.camera.sources import Frame, open_source
-from dgnet_edge.apps.camera.track_bench import bench_cameras, track_camera
-from dgnet_edge.data.video.bench import Site, load_site
-from dgnet_edge.data.video.mot import write_mot
+from dgnet_edge.apps.camera.live.detectors import open_detector
+from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
+from dgnet_edge.apps.camera.live.sources import open_source
+from dgnet_edge.apps.camera.measure.track_bench import compare_trackers, mean_metric, metrics_table
+from dgnet_edge.data.video.world import Site, load_site
 from dgnet_edge.eval.tracking import TrackingResult, evaluate_tracks, read_predictions
 
 TRACKERS = ("ours", "ours-no-synthesis", "iou-kalman", "bytetrack")
@@ -47,7 +46,7 @@ class TrackerScore:
     fps: float | None = None
 
     def mean(self, key: str) -> float:
-        return float(np.mean([getattr(m, key) for m in self.result.per_camera.values()]))
+        return mean_metric(self.result, key)
 
 
 @dataclass
@@ -117,14 +116,10 @@ def run_app(site: Site, out_dir: Path, export_dir: Path | None, threshold: float
     return evaluate_tracks(read_predictions(folder / "tracks", site), site), summary
 
 
-def run_bytetrack(site: Site, out_dir: Path) -> TrackerScore:
-    folder = _fresh(out_dir)
-    rows, frames, seconds = {}, 0, 0.0
-    for camera in bench_cameras(site):
-        rows[camera.name], timing = track_camera(camera, "bytetrack")
-        write_mot(folder / f"{camera.name}.txt", rows[camera.name])
-        frames, seconds = frames + timing.frames, seconds + timing.tracker_s
-    return TrackerScore("bytetrack", evaluate_tracks(rows, site), frames / seconds if seconds else None)
+def run_bytetrack(bench_dir: str | Path, out_dir: Path) -> TrackerScore:
+    _fresh(out_dir / "bytetrack")
+    (run,) = compare_trackers(bench_dir, out_dir, kinds=("bytetrack",))
+    return TrackerScore("bytetrack", run.result, run.total.tracker_fps if run.total.tracker_s else None)
 
 
 def hog_ms_per_frame(site: Site, frames: int = 20) -> float:
@@ -158,7 +153,7 @@ def run_camera_bench(bench_dir: str | Path, export_dir: str | Path, out_dir: str
         report.scores.append(TrackerScore("ours-no-synthesis", alone, summary["fps"]))
     plain, summary = run_app(site, out_dir / "iou-kalman", None)
     report.scores.append(TrackerScore("iou-kalman", plain, summary["fps"]))
-    report.scores.append(run_bytetrack(site, out_dir / "bytetrack"))
+    report.scores.append(run_bytetrack(bench_dir, out_dir))
 
     folder = _fresh(out_dir / "motion")
     first = _camera_sources(site)[0]
@@ -181,59 +176,31 @@ def resident_mb() -> float:
         return 0.0
 
 
-class _Replayed(Detector):
-    """Public detections of a looped bench camera: frame ``k * N + i`` of the loop is frame ``i``."""
-
-    name = "public"
-
-    def __init__(self, detectors: dict[str, Detector], period: int):
-        self.detectors = detectors
-        self.period = period
-
-    def detect(self, frame: Frame) -> Any:
-        index = (frame.index - 1) % self.period + 1
-        return self.detectors[frame.camera].detect(dataclasses.replace(frame, index=index))
-
-
 def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: float | None = None,
          samples_wanted: int = 40) -> dict[str, Any]:
-    """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all.
+    """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all
+    (public detections, no synthesis).
 
     Resident memory is sampled ``samples_wanted`` times along the run; ``growth_pct`` compares the
     last sample with the first one taken after a warm-up of a tenth of the run (the embedder's
     and the gallery's buffers fill during the first frames).
     """
-    from dgnet_edge.apps.camera.app import CameraApp
-    from dgnet_edge.apps.camera.gallery import Gallery
-    from dgnet_edge.apps.camera.identities import IdentityResolver
-    from dgnet_edge.apps.camera.threshold import resolve_threshold
-    from dgnet_edge.runtime.embedder import Embedder
-
     folder = _fresh(out_dir)
-    sources = [open_source(spec, loop=True) for spec in _camera_sources(site)]
-    detector = _Replayed({name: open_detector("public", str(site.camera_dir(name))) for name in site.camera_names},
-                         site.frames)
     samples: list[tuple[int, float]] = []
     sample_every = max(1, frames // samples_wanted)
 
-    def sample(done: int) -> None:
+    def sample(done: int, *_: Any) -> None:
         if done % sample_every == 0:
             samples.append((done, resident_mb()))
 
-    try:
-        with Embedder.open(export_dir) as embedder, Gallery(folder / "gallery.db", feature_dim=embedder.feature_dim) as gallery:
-            resolver = IdentityResolver(gallery, resolve_threshold(export_dir, threshold))
-            app = CameraApp(sources, detector, embedder.embed, resolver)
-            stats = app.run(max_frames=frames, on_progress=sample)
-            identities = len(gallery)
-    finally:
-        for s in sources:
-            s.close()
+    summary = run_demo(DemoConfig(sources=_camera_sources(site), detector="public", export_dir=export_dir,
+                                  gallery=folder / "gallery.db", threshold=threshold, synthesise=False, loop=True,
+                                  max_frames=frames), on_progress=sample)
     warm = [mb for done, mb in samples if done >= frames // 10]
     first, last = warm[0], warm[-1]
-    return {"frames": stats.frames, "fps": round(stats.fps, 2), "rss_mb_after_warmup": round(first, 1),
+    return {"frames": summary["frames"], "fps": summary["fps"], "rss_mb_after_warmup": round(first, 1),
             "rss_mb_end": round(last, 1), "rss_mb_max": round(max(warm), 1),
-            "growth_pct": round(100 * (last - first) / first, 2), "identities": identities,
+            "growth_pct": round(100 * (last - first) / first, 2), "identities": summary["identities"],
             "samples": [(done, round(mb, 1)) for done, mb in samples]}
 
 
@@ -241,12 +208,7 @@ def format_bench(report: CameraBench) -> str:
     """Markdown tables: per-camera metrics of each tracker, the multi-camera IDF1, the targets."""
     lines = [f"Bench {report.bench}: {report.cameras} cameras x {report.frames_per_camera} frames of {report.frame_size}, "
              "public detections.", "",
-             "| tracker | camera | IDF1 | HOTA | MOTA | ID sw. |", "|---|---|---:|---:|---:|---:|"]
-    for score in report.scores:
-        for camera, m in score.result.per_camera.items():
-            lines.append(f"| {score.name} | {camera} | {m.idf1:.1f} | {m.hota:.1f} | {m.mota:.1f} | {m.id_switches} |")
-        lines.append(f"| {score.name} | **mean** | **{score.mean('idf1'):.1f}** | **{score.mean('hota'):.1f}** | "
-                     f"**{score.mean('mota'):.1f}** | **{score.mean('id_switches'):.1f}** |")
+             *metrics_table([(score.name, score.result) for score in report.scores])]
     lines += ["", "| tracker | multi-camera IDF1 (one identity mapping over all cameras) |", "|---|---:|"]
     lines += [f"| {s.name} | {s.result.multi_camera_idf1:.1f} |" for s in report.scores]
     speed = report.speed

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dgnet_edge.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+
 # 0.95 quantile of the chi-square distribution with 3 degrees of freedom (cx, cy, h).
 CHI2_95_3DOF = 7.8147
 _GATED = [0, 1, 3]  # cx, cy, h
@@ -23,18 +25,6 @@ _GATED = [0, 1, 3]  # cx, cy, h
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
 _H = np.eye(4, 8)
-
-
-def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return np.concatenate([boxes[:, :2] + wh / 2, wh], axis=1)
-
-
-def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    half = boxes[:, 2:] / 2
-    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
 
 
 def _scaled(wh: np.ndarray, weight: float) -> np.ndarray:

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dgnet_edge.apps.camera.gallery import Gallery
+from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.errors import OutputPathError
 from dgnet_edge.paths import prepare_output_dir, refuse_overwriting_inputs
 

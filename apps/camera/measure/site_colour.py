@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from dgnet_edge.apps.camera.threshold import read_threshold
+from dgnet_edge.apps.camera.measure.threshold import read_threshold
 from dgnet_edge.errors import DatasetError, ExportError
 from dgnet_edge.runtime.colour import STRIPES, SiteColour, choose_site_colour, colour_features
 from dgnet_edge.runtime.embedder import Embedder

@@ -12,13 +12,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from dgnet_edge.apps.camera.outputs import Label
-from dgnet_edge.apps.camera.sources import Frame
-from dgnet_edge.apps.camera.tracker import Track
+from dgnet_edge.apps.camera.live.outputs import Label, Sink, annotate
+from dgnet_edge.apps.camera.live.sources import Frame
+from dgnet_edge.apps.camera.live.tracking.tracker import Track
 from dgnet_edge.errors import UsageError
+
+if TYPE_CHECKING:
+    from dgnet_edge.apps.camera.live.record import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,15 @@ def resolve_show(show: bool | None) -> bool:
     return ok if show is None else show
 
 
-class Display:
-    """Shows each camera's annotated frames; its :meth:`__call__` is the app's ``on_frame`` hook."""
+class Display(Sink):
+    """A sink that shows each camera's annotated frames; ``enrol(camera, track)`` is called for the
+    enrol key, ``stop()`` for the quit key."""
 
-    def __init__(self, render: Callable[[Frame, list[Label]], np.ndarray],
-                 enrol: Callable[[str, Track], None]):
-        self._render = render
+    draws = True
+
+    def __init__(self, enrol: Callable[[str, Track], None], stop: Callable[[], None] = lambda: None):
         self._enrol = enrol
+        self._stop = stop
         self._windows: set[str] = set()
         self._tracks: dict[str, list[tuple[Track, Label]]] = {}
         self.selected: tuple[str, int] | None = None
@@ -70,7 +74,11 @@ class Display:
 
         return on_mouse
 
-    def __call__(self, frame: Frame, tracks: list[Track], labels: list[Label]) -> bool:
+    def write(self, result: FrameResult) -> None:
+        if result.frame is not None and not self.show(result.frame, result.tracks, result.labels, result.header):
+            self._stop()
+
+    def show(self, frame: Frame, tracks: list[Track], labels: list[Label], header: str = "") -> bool:
         """Draw ``frame``; False when the user quit."""
         import cv2
 
@@ -81,7 +89,7 @@ class Display:
             cv2.namedWindow(frame.camera, cv2.WINDOW_NORMAL)
             cv2.setMouseCallback(frame.camera, self._on_mouse(frame.camera))
             self._windows.add(frame.camera)
-        cv2.imshow(frame.camera, self._render(frame, labels))
+        cv2.imshow(frame.camera, annotate(frame.image, labels, header))
         while True:
             key = cv2.waitKey(0 if self.paused else 1) & 0xFF
             if key in (ord("q"), 27):
@@ -103,8 +111,9 @@ class Display:
                 self._enrol(camera, track)
                 return
 
-    def close(self) -> None:
+    def close(self) -> list:
         import cv2
 
         if self._windows:
             cv2.destroyAllWindows()
+        return []

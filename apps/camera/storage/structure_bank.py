@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dgnet_edge.apps.camera.gallery import Gallery, encode_thumbnail
+from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, BANK_TRACK_INTERVAL_S
+from dgnet_edge.apps.camera.storage.gallery import Gallery, encode_thumbnail
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class StructureBank:
         track_interval_s: least time, on the camera's clock, between two codes from one track.
     """
 
-    def __init__(self, gallery: Gallery, *, per_camera: int = 32, track_interval_s: float = 10.0):
+    def __init__(self, gallery: Gallery, *, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
         if per_camera < 1:
             raise ValueError(f"per_camera must be >= 1, got {per_camera}")
         self.gallery = gallery
@@ -95,7 +96,7 @@ class StructureBank:
             tracks: Sequence[int | None], time: float) -> list[int]:
         """Bank ``codes`` (N, C, H, W) seen by ``camera`` at ``time`` (``crops``: BGR thumbnails or
         None), dropping that camera's oldest beyond ``per_camera``; the ids of the new rows kept. The
-        tracks are admitted (:meth:`admit`)."""
+        caller admits the tracks (:meth:`admit`) when it encodes them, before they are banked."""
         if not (len(codes) == len(crops) == len(tracks)):
             raise ValueError(f"{len(codes)} codes, {len(crops)} crops and {len(tracks)} tracks: give one of each per row")
         if len(codes) == 0:
@@ -114,9 +115,6 @@ class StructureBank:
                        "(SELECT id FROM structures WHERE camera = ? ORDER BY time DESC, id DESC LIMIT ?)",
                        (camera, camera, self.per_camera))
             kept = {r[0] for r in db.execute("SELECT id FROM structures WHERE camera = ?", (camera,))}
-        for track in tracks:
-            if track is not None:
-                self.admit(camera, track, time)
         return [i for i in ids if i in kept]
 
     def counts(self) -> dict[str, int]:

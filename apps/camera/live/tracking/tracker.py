@@ -1,17 +1,19 @@
 """Per-camera multi-person tracker: Kalman motion, IoU and appearance association, re-id on demand.
 
-Each frame (ideas from SORT, DeepSORT, ByteTrack and BoT-SORT; the cameras are static, so there is
-no camera-motion compensation):
+Each frame has two phases (ideas from SORT, DeepSORT, ByteTrack and BoT-SORT; the cameras are
+static, so there is no camera-motion compensation)::
 
-1. Every track's box is predicted one frame ahead (:mod:`.kalman`).
-2. Appearance features are asked for, in one batched ``embed`` call, only for the high-score
-   detections that need them: those no confirmed or lost track clearly claims (they start or
+    wanted = tracker.predict(detections)     # indices of the detections that need features
+    tracks = tracker.update(features)        # features of those detections, (len(wanted), D)
+
+1. :meth:`Tracker.predict` moves every track's box one frame ahead (:mod:`.kalman`) and says which
+   detections need appearance features (the caller embeds them in one batch): those no confirmed or lost track clearly claims (they start or
    extend a tentative track, or may bring a lost track back), those that two tracks or two
    detections compete for, those that fit their one track poorly (IoU below ``sure_iou``), and,
    every ``refresh_every`` frames, the one detection of a confirmed track whose feature is due
    for a refresh. Slivers (narrower than ``min_feature_aspect`` of their height) are never
    embedded.
-3. Four optimal assignments (:func:`.matching.assign`), each over what the previous ones left:
+2. :meth:`Tracker.update` matches; four optimal assignments (:func:`.matching.assign`), each over what the previous ones left:
    a. high-score detections to confirmed and lost tracks. A pair's cost is ``1 - IoU``, or,
       when both sides have a feature, ``(1 - w) (1 - IoU) + w * cosine distance``; appearance
       only links boxes that overlap, and a detection seen clearly (not covered by another)
@@ -24,10 +26,10 @@ no camera-motion compensation):
       around where the person was last seen, since people stop and turn back while hidden), so
       that appearance never joins boxes far apart;
    d. tentative tracks to the high-score detections left, as in (a).
-4. Unmatched high-score detections start tentative tracks, which are confirmed after
-   ``confirm_hits`` consecutive matches and dropped at their first miss. A confirmed track that
-   misses is lost; after ``max_lost_s`` without a match it ends and is reported in
-   :attr:`Tracker.removed`.
+   Unmatched high-score detections start tentative tracks. A track's state changes on the track
+   (:class:`TrackState`, as in deep_sort): a tentative track is confirmed after ``confirm_hits``
+   consecutive matches and ends at its first miss; a confirmed track that misses is lost; after
+   ``max_lost_s`` without a match it ends and is reported in :attr:`Tracker.removed`.
 
 A track's feature is the L2-normalised exponential moving average of its detections' features,
 left unchanged when the detection is largely covered by another one (its crop then shows two
@@ -37,19 +39,27 @@ people).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from enum import Enum
 
 import numpy as np
 
-from dgnet_edge.apps.camera.detections import Detections
-from dgnet_edge.apps.camera.kalman import CHI2_95_3DOF, BoxKalman, boxes_of, xyxy_to_cxcywh
-from dgnet_edge.apps.camera.matching import assign, box_iou, covered_fraction
+from dgnet_edge.apps.camera.defaults import REID_EVERY
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.tracking.kalman import CHI2_95_3DOF, BoxKalman, boxes_of
+from dgnet_edge.apps.camera.live.tracking.matching import assign
+from dgnet_edge.boxes import box_iou, covered_fraction, l2_normalise, xyxy_to_cxcywh
 
-TENTATIVE = "tentative"
-CONFIRMED = "confirmed"
-LOST = "lost"
 
-Embed = Callable[[np.ndarray], np.ndarray]
+class TrackState(str, Enum):
+    """Where a track is in its life; a ``str`` so that states compare and print as their names."""
+
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    LOST = "lost"
+    ENDED = "ended"
+
+
+TENTATIVE, CONFIRMED, LOST, ENDED = TrackState.TENTATIVE, TrackState.CONFIRMED, TrackState.LOST, TrackState.ENDED
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class TrackerParams:
     gate_chi2: float = CHI2_95_3DOF
     ambiguity_iou: float = 0.1
     sure_iou: float = 0.6
-    refresh_every: int = 10
+    refresh_every: int = REID_EVERY
     feature_momentum: float = 0.9
     max_covered: float = 0.3
     max_lost_s: float = 3.0
@@ -115,28 +125,79 @@ class Track:
 
     ``box`` is the matched detection's box, or the predicted box when unmatched this frame;
     ``det_index`` indexes this frame's detections, -1 when unmatched. ``age`` counts frames since the
-    track started, ``hits`` its matches, ``time_since_update`` frames since its last match.
-    ``identity`` is not set by the tracker: it belongs to whoever names people across cameras.
+    track started, ``hits`` its matches, ``time_since_update`` frames since its last match. Who the
+    person is across cameras is not the track's business: the identity resolver keeps it.
     """
 
     track_id: int
     box: np.ndarray
-    state: str
+    state: TrackState
     score: float
     feature: np.ndarray | None = None
     hits: int = 1
     age: int = 1
     time_since_update: int = 0
     det_index: int = -1
-    identity: int | None = None
     mean: np.ndarray = field(default=None, repr=False)
     covariance: np.ndarray = field(default=None, repr=False)
     frames_since_feature: int = field(default=0, repr=False)
     seen: np.ndarray = field(default=None, repr=False)  # the last matched detection's box
 
+    def is_confirmed(self) -> bool:
+        return self.state == CONFIRMED
+
+    def predicted(self, mean: np.ndarray, covariance: np.ndarray, box: np.ndarray) -> None:
+        """The Kalman prediction for this frame: the track is unmatched until :meth:`matched`."""
+        self.mean, self.covariance, self.box = mean, covariance, box
+        self.age += 1
+        self.time_since_update += 1
+        self.frames_since_feature += 1
+        self.det_index = -1
+
+    def matched(self, mean: np.ndarray, covariance: np.ndarray, box: np.ndarray, score: float, det_index: int,
+                feature: np.ndarray | None, momentum: float, confirm_hits: int) -> None:
+        """Matched to detection ``det_index`` (``feature``: its feature, when it may update the
+        track's); a tentative track is confirmed after ``confirm_hits`` hits, a lost one at once."""
+        self.mean, self.covariance = mean, covariance
+        self.box = box.astype(np.float32)
+        self.seen = box.copy()
+        self.score = score
+        self.det_index = det_index
+        self.time_since_update = 0
+        self.hits += 1
+        if feature is not None:
+            if self.feature is None:
+                self.feature = feature.copy()
+            else:
+                f = momentum * self.feature + (1 - momentum) * feature
+                self.feature = (f / max(float(np.linalg.norm(f)), 1e-12)).astype(np.float32)
+            self.frames_since_feature = 0
+        if self.state != TENTATIVE or self.hits >= confirm_hits:
+            self.state = CONFIRMED
+
+    def missed(self, max_lost_frames: int) -> None:
+        """Not matched this frame: a tentative track ends, a followed one is lost, and ends after
+        ``max_lost_frames`` frames without a match."""
+        ended = self.state == TENTATIVE or self.time_since_update > max_lost_frames
+        self.state = ENDED if ended else LOST
+
+
+@dataclass
+class _Frame:
+    """What :meth:`Tracker.predict` worked out for :meth:`Tracker.update`."""
+
+    dets: Detections
+    boxes: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    iou: np.ndarray
+    in_gate: np.ndarray
+    clear: np.ndarray
+    wanted: np.ndarray
+
 
 class Tracker:
-    """Tracks people on one camera; call :meth:`update` once per frame, in order."""
+    """Tracks people on one camera; call :meth:`predict` then :meth:`update` once per frame, in order."""
 
     def __init__(self, params: TrackerParams | None = None, fps: float = 15.0, kalman: BoxKalman | None = None):
         if fps <= 0:
@@ -149,19 +210,16 @@ class Tracker:
         self.frame = 0
         self._next_id = 1
         self._removed: list[Track] = []
+        self._this: _Frame | None = None
 
     @property
     def removed(self) -> list[Track]:
         """Confirmed tracks that ended for good in the last :meth:`update`."""
         return list(self._removed)
 
-    def update(self, dets: Detections, embed: Embed) -> list[Track]:
-        """Advance one frame with this frame's detections; returns the live tracks (all states).
-
-        ``embed(indices)`` must return the (len(indices), D) L2-normalised features of
-        ``dets`` at those indices; it is called at most once, and not at all when no detection
-        needs re-id.
-        """
+    def predict(self, dets: Detections) -> np.ndarray:
+        """Start a frame with its detections: move the tracks one frame ahead; returns the indices
+        of the detections whose appearance features :meth:`update` needs (empty when none does)."""
         p = self.params
         self.frame += 1
         self._removed = []
@@ -190,16 +248,27 @@ class Tracker:
         clear[considered] = covered_fraction(boxes[considered]) <= p.max_covered
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         whole = width >= p.min_feature_aspect * height
+        wanted = self._needs_feature(high[whole[high]], iou, in_gate, scores, clear) if p.appearance else np.zeros(0, np.intp)
+        self._this = _Frame(dets, boxes, high, low, iou, in_gate, clear, wanted)
+        return wanted
 
-        features: dict[int, np.ndarray] = {}
-        if p.appearance:
-            wanted = self._needs_feature(high[whole[high]], iou, in_gate, scores, clear)
-            if len(wanted):
-                out = np.asarray(embed(wanted), np.float32)
-                if out.shape[0] != len(wanted):
-                    raise ValueError(f"embed returned {out.shape[0]} features for {len(wanted)} detections")
-                out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-                features = dict(zip(wanted.tolist(), out))
+    def update(self, features: np.ndarray | None = None) -> list[Track]:
+        """Finish the frame :meth:`predict` started: ``features`` are the (len(wanted), D) features
+        of the detections it asked for (None when it asked for none); returns the live tracks (all
+        states)."""
+        if self._this is None:
+            raise RuntimeError("Tracker.update needs Tracker.predict first, once per frame")
+        f, self._this = self._this, None
+        p, dets, boxes, scores = self.params, f.dets, f.boxes, f.dets.scores
+        high, low, iou, in_gate, clear, wanted = f.high, f.low, f.iou, f.in_gate, f.clear, f.wanted
+        by_det: dict[int, np.ndarray] = {}
+        if len(wanted):
+            out = np.zeros((0, 0), np.float32) if features is None else np.asarray(features, np.float32)
+            if out.shape[0] != len(wanted):
+                raise ValueError(f"{out.shape[0]} features given for the {len(wanted)} detections predict asked for")
+            by_det = dict(zip(wanted.tolist(), l2_normalise(out)))
+        features = by_det
+        tracks = self.tracks
 
         established = np.array([t.state != TENTATIVE for t in tracks], bool)
         rows_main = np.flatnonzero(established)
@@ -235,15 +304,17 @@ class Tracker:
         for row, track in enumerate(tracks):
             det = matched.get(row)
             if det is not None:
-                self._apply_match(track, det, boxes, scores, features.get(det), clear[det])
+                mean, cov = self.kalman.update(track.mean[None], track.covariance[None], boxes[det][None])
+                track.matched(mean[0], cov[0], boxes[det], float(scores[det]), det, features.get(det) if clear[det] else None,
+                              p.feature_momentum, p.confirm_hits)
                 survivors.append(track)
-            elif track.state == TENTATIVE:
                 continue
-            elif track.time_since_update > self.max_lost_frames:
-                self._removed.append(track)
-            else:
-                track.state = LOST
+            followed = track.state != TENTATIVE
+            track.missed(self.max_lost_frames)
+            if track.state != ENDED:
                 survivors.append(track)
+            elif followed:
+                self._removed.append(track)
 
         new = [int(d) for d in starters if scores[d] >= p.new_track_score]
         if new:
@@ -273,12 +344,7 @@ class Tracker:
         mean, cov = self.kalman.predict(mean, cov)
         predicted = boxes_of(mean)
         for k, t in enumerate(self.tracks):
-            t.mean, t.covariance = mean[k], cov[k]
-            t.box = predicted[k]
-            t.age += 1
-            t.time_since_update += 1
-            t.frames_since_feature += 1
-            t.det_index = -1
+            t.predicted(mean[k], cov[k], predicted[k])
 
     def _needs_feature(self, candidates: np.ndarray, iou: np.ndarray, in_gate: np.ndarray, scores: np.ndarray,
                        clear: np.ndarray) -> np.ndarray:
@@ -287,13 +353,13 @@ class Tracker:
         tracks = self.tracks
         if len(candidates) == 0:
             return np.zeros(0, np.intp)
-        states = np.array([t.state for t in tracks], dtype=object)  # also when empty: comparable with a state on numpy 1.x
-        established = states != TENTATIVE
+        established = np.array([t.state != TENTATIVE for t in tracks], bool)
+        followed = np.array([t.state != LOST for t in tracks], bool)
         known = established & np.array([t.feature is not None for t in tracks], bool)
         near = iou[:, candidates] > p.ambiguity_iou  # (T, C)
         # A lost track claims a detection only where the overlap alone could give it to it.
         strong = iou[:, candidates] > 1.0 - p.max_cost
-        claims = near & established[:, None] & (strong | (states != LOST)[:, None])
+        claims = near & established[:, None] & (strong | followed[:, None])
         per_det = claims.sum(axis=0)
         per_track = (iou > p.ambiguity_iou).sum(axis=1)
         wanted = []
@@ -350,27 +416,3 @@ class Tracker:
         if distance is not None:
             cost[block] = np.where(in_gate[np.ix_(rows, cols)][block], distance, np.inf)
         return cost
-
-    def _apply_match(self, track: Track, det: int, boxes: np.ndarray, scores: np.ndarray,
-                     feature: np.ndarray | None, clear: bool) -> None:
-        p = self.params
-        mean, cov = self.kalman.update(track.mean[None], track.covariance[None], boxes[det][None])
-        track.mean, track.covariance = mean[0], cov[0]
-        track.box = boxes[det].astype(np.float32)
-        track.seen = boxes[det].copy()
-        track.score = float(scores[det])
-        track.det_index = det
-        track.time_since_update = 0
-        track.hits += 1
-        if feature is not None and clear:
-            if track.feature is None:
-                track.feature = feature.copy()
-            else:
-                f = p.feature_momentum * track.feature + (1 - p.feature_momentum) * feature
-                track.feature = (f / max(float(np.linalg.norm(f)), 1e-12)).astype(np.float32)
-            track.frames_since_feature = 0
-        if track.state == TENTATIVE:
-            if track.hits >= p.confirm_hits:
-                track.state = CONFIRMED
-        else:
-            track.state = CONFIRMED

@@ -1,0 +1,1 @@
+"""The live path: source -> detector -> tracker -> embedder -> identities -> sinks, and the loop that runs it."""

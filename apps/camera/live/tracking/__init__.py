@@ -1,0 +1,1 @@
+"""Per-camera tracking (Kalman motion, assignment, appearance) and identities across cameras."""
