@@ -219,3 +219,24 @@ def verified_path(folder: str | Path, entry: ModelEntry | EngineEntry) -> Path:
     if sha256_of(path) != entry.sha256:
         raise ExportError(f"{path}: contents differ from the manifest (sha256 mismatch); re-export or rebuild it")
     return path
+
+
+def read_export_file(path: Path, fmt: str, version: int, what: str, hint: str) -> dict[str, Any] | None:
+    """The body of a versioned JSON file an export folder holds beside its manifest (a calibrated
+    threshold, a site's colour), None when there is none; an ExportError ending with ``hint`` when
+    it is unreadable or of another format. Faults in its fields are the caller's to report, with
+    :func:`unreadable_export_file`."""
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text())
+        if not isinstance(body, dict) or body.get("format") != fmt or body.get("version") != version:
+            found = (body.get("format"), body.get("version")) if isinstance(body, dict) else (type(body).__name__, None)
+            raise ValueError(f"format {found[0]!r} version {found[1]!r}")
+    except (OSError, ValueError) as e:
+        raise unreadable_export_file(path, what, hint, e) from None
+    return body
+
+
+def unreadable_export_file(path: Path, what: str, hint: str, error: Exception) -> ExportError:
+    return ExportError(f"{path} is not a readable {what} file ({error}): {hint}")

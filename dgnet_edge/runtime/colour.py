@@ -31,6 +31,7 @@ from dgnet_edge.data.images import resize
 from dgnet_edge.errors import ExportError
 from dgnet_edge.eval.histogram import SIZE, hsv_histograms
 from dgnet_edge.eval.pairs import MIN_GAP, roc_auc
+from dgnet_edge.manifest import read_export_file, unreadable_export_file
 
 SITE_COLOUR_FILE = "site_colour.json"
 FORMAT = "dgnet-edge-site-colour"
@@ -118,12 +119,11 @@ def write_site_colour(export_dir: str | Path, site: SiteColour, measured_on: dic
 def read_site_colour(export_dir: str | Path) -> Optional[SiteColour]:
     """The export's site colour, or None when it has none."""
     path = Path(export_dir) / SITE_COLOUR_FILE
-    if not path.is_file():
+    hint = "run `dgnet-edge gallery colour` again or delete it"
+    body = read_export_file(path, FORMAT, VERSION, "site colour", hint)
+    if body is None:
         return None
     try:
-        body = json.loads(path.read_text())
-        if body.get("format") != FORMAT or body.get("version") != VERSION:
-            raise ValueError(f"format {body.get('format')!r} version {body.get('version')!r}")
         weight, threshold, stripes = body["weight"], body["threshold"], body["stripes"]
         if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
             raise ValueError(f"weight {weight!r} is not in [0, 1]")
@@ -132,6 +132,5 @@ def read_site_colour(export_dir: str | Path) -> Optional[SiteColour]:
         if isinstance(stripes, bool) or not isinstance(stripes, int) or not 1 <= stripes <= SIZE[0]:
             raise ValueError(f"stripes {stripes!r} is not an integer in 1..{SIZE[0]}")
         return SiteColour(float(weight), float(threshold), stripes, body.get("evidence", {}))
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ExportError(f"{path} is not a readable site colour file ({e}): run `dgnet-edge gallery colour` again "
-                          "or delete it") from None
+    except (ValueError, KeyError) as e:
+        raise unreadable_export_file(path, "site colour", hint, e) from None

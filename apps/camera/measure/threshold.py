@@ -34,6 +34,7 @@ from dgnet_edge.atomic import write_atomic
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ReidDataset
 from dgnet_edge.errors import ExportError, UsageError
+from dgnet_edge.manifest import read_export_file, unreadable_export_file
 from dgnet_edge.runtime.colour import read_site_colour
 
 THRESHOLD_FILE = "reid_threshold.json"
@@ -126,20 +127,18 @@ def write_threshold(export_dir: str | Path, calibration: Calibration, used: dict
 def read_threshold(export_dir: str | Path) -> float | None:
     """The export's calibrated threshold, or None when it has none."""
     path = Path(export_dir) / THRESHOLD_FILE
-    if not path.is_file():
+    hint = "run `dgnet-edge gallery calibrate` again or pass --threshold"
+    body = read_export_file(path, FORMAT, VERSION, "threshold", hint)
+    if body is None:
         return None
     try:
-        body = json.loads(path.read_text())
-        if body.get("format") != FORMAT or body.get("version") != VERSION:
-            raise ValueError(f"format {body.get('format')!r} version {body.get('version')!r}")
         threshold = body["threshold"]
         # json reads NaN and Infinity; a NaN threshold would silently match nobody
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold {threshold!r} is not a cosine score in [-1, 1]")
         return float(threshold)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ExportError(f"{path} is not a readable threshold file ({e}): run `dgnet-edge gallery calibrate` "
-                          "again or pass --threshold") from None
+    except (ValueError, KeyError) as e:
+        raise unreadable_export_file(path, "threshold", hint, e) from None
 
 
 def resolve_threshold(export_dir: str | Path, override: float | None) -> float:
