@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dgnet_edge.apps.camera.measure.threshold import resolve_threshold, write_threshold
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import ExportError
 from dgnet_edge.runtime.colour import (
     MAX_WEIGHT,
@@ -18,7 +19,6 @@ from dgnet_edge.runtime.colour import (
     colour_features,
     fuse,
     read_site_colour,
-    unit,
     write_site_colour,
 )
 from dgnet_edge.runtime.embedder import Embedder
@@ -30,7 +30,7 @@ def test_the_fused_cosine_is_the_weighted_sum_of_both_cosines():
     f, h = rng.normal(size=(5, 16)), rng.random((5, 24))
     fused = fuse(f, h, 0.3)
     assert np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-5)
-    expected = 0.7 * unit(f) @ unit(f).T + 0.3 * unit(h) @ unit(h).T
+    expected = 0.7 * l2_normalise(f) @ l2_normalise(f).T + 0.3 * l2_normalise(h) @ l2_normalise(h).T
     assert np.allclose(fused @ fused.T, expected, atol=1e-5)
 
 
@@ -57,8 +57,8 @@ def test_colour_gets_weight_where_it_separates_people_and_none_where_it_is_noise
 def test_the_fused_threshold_keeps_the_model_thresholds_share_of_different_people_over_it():
     features, colours, tracks, frames = tracklets(True)
     site = choose_site_colour(features, colours, tracks, frames, model_threshold=0.2)
-    model = unit(features) @ unit(features).T
-    fused = (1 - site.weight) * model + site.weight * unit(colours) @ unit(colours).T
+    model = l2_normalise(features) @ l2_normalise(features).T
+    fused = (1 - site.weight) * model + site.weight * l2_normalise(colours) @ l2_normalise(colours).T
     apart = (frames[:, None] == frames[None]) & (tracks[:, None] != tracks[None]) & np.triu(np.ones_like(model, bool), 1)
     share = (model[apart] >= 0.2).mean()
     assert 0 < share < 1 and site.evidence["different_pairs_over_threshold"] == pytest.approx(share, abs=1e-4)
@@ -103,8 +103,8 @@ def test_the_embedder_carries_the_site_colour_and_the_app_takes_its_threshold(ex
 def site_video(tmp_path_factory):
     """One rendered camera, 20 s at 10 frames/s and 640x480 (people tall enough, tracks long enough
     for pairs 30 frames apart), as a video with its ground-truth tracks standing in for a tracker's."""
-    from dgnet_edge.data.video.world import write_bench
     from dgnet_edge.data.video.site import VideoSpec
+    from dgnet_edge.data.video.world import write_bench
 
     root = tmp_path_factory.mktemp("site") / "bench"
     write_bench(root, VideoSpec(cameras=1, seconds=20.0, fps=10.0, seed=5), frames=False, video=True, workers=1)

@@ -10,7 +10,6 @@ file out with ``dpkg-deb --fsys-tarfile``, checks its sha256 and keeps it in the
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -21,6 +20,8 @@ from typing import Optional
 from dgnet_edge.atomic import atomic_open
 from dgnet_edge.cache import cache_root
 from dgnet_edge.errors import FetchError
+from dgnet_edge.manifest import sha256_of
+from dgnet_edge.pinned import last_line
 
 PACKAGE = "opencv-doc"
 MEMBER = "usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -32,14 +33,6 @@ FETCH_COMMAND = "dgnet-edge data vtest"
 def video_path(cache: Optional[Path] = None) -> Path:
     """Where the cached video is (or would be) for the cache folder ``cache`` (default :func:`cache_root`)."""
     return (cache if cache is not None else cache_root()).expanduser() / "video" / "vtest.avi"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_video(cache: Optional[Path] = None) -> Optional[Path]:
@@ -63,8 +56,7 @@ def _run(command: list, cwd: Path, what: str) -> bytes:
                          f"copy vtest.avi from a Debian machine's {PACKAGE} package and give its path instead")
     done = subprocess.run(command, cwd=cwd, capture_output=True)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
-        raise FetchError(f"{what} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+        raise FetchError(f"{what} failed: {last_line(done.stderr.decode(errors='replace'))}")
     return done.stdout
 
 

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from dgnet_edge.atomic import write_atomic
+from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.images import resize
 from dgnet_edge.errors import ExportError
 from dgnet_edge.eval.histogram import SIZE, hsv_histograms
@@ -57,11 +58,6 @@ class SiteColour:
         return fuse(features, colour_features(crops, self.stripes), self.weight)
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def colour_features(crops: Sequence[np.ndarray], stripes: int = STRIPES) -> np.ndarray:
     """Unit-norm HSV histograms (``stripes`` horizontal bands) of RGB uint8 crops of any size."""
     if len(crops) == 0:
@@ -70,7 +66,7 @@ def colour_features(crops: Sequence[np.ndarray], stripes: int = STRIPES) -> np.n
 
 
 def fuse(features: np.ndarray, colours: np.ndarray, weight: float) -> np.ndarray:
-    return np.concatenate([np.sqrt(1.0 - weight) * unit(features), np.sqrt(weight) * unit(colours)], axis=1)
+    return np.concatenate([np.sqrt(1.0 - weight) * l2_normalise(features), np.sqrt(weight) * l2_normalise(colours)], axis=1)
 
 
 def tracklet_pairs(tracks: np.ndarray, frames: np.ndarray, min_gap: int = MIN_GAP) -> tuple:
@@ -91,7 +87,7 @@ def choose_site_colour(features: np.ndarray, colours: np.ndarray, tracks: np.nda
     if same.sum() < 10 or apart.sum() < 10:
         raise ExportError(f"too few tracklet pairs to weigh colour ({int(same.sum())} same-person, {int(apart.sum())} "
                           "different-person; 10 of each at least): give a longer video or more people")
-    model, colour = unit(features) @ unit(features).T, unit(colours) @ unit(colours).T
+    model, colour = l2_normalise(features) @ l2_normalise(features).T, l2_normalise(colours) @ l2_normalise(colours).T
     pairs = same | apart
     aucs: List[float] = [roc_auc((1 - w) * model[pairs] + w * colour[pairs], same[pairs]) for w in GRID]
     allowed = [i for i, w in enumerate(GRID) if w <= max_weight]

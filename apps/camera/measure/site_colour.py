@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from dgnet_edge.apps.camera.measure.threshold import read_threshold
+from dgnet_edge.boxes import MIN_CROP, crop, tlwh_to_xyxy
+from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.errors import DatasetError, ExportError
 from dgnet_edge.runtime.colour import STRIPES, SiteColour, choose_site_colour, colour_features
 from dgnet_edge.runtime.embedder import Embedder
@@ -22,43 +24,33 @@ from dgnet_edge.runtime.embedder import Embedder
 MIN_HEIGHT = 50  # pixels: smaller people are too small to weigh anything by
 
 
-def read_mot_tracks(path: Path) -> np.ndarray:
-    """(N, 6) rows of 0-based frame, track, x1, y1, x2, y2 from a MOT text file (1-based frames, x, y, w, h)."""
-    try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2, usecols=range(6))
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"{path}: not a MOT text file ({e})") from None
-    if len(rows) == 0:
-        raise DatasetError(f"{path}: no tracks in it")
-    frames, tracks, x, y, w, h = rows.T
-    return np.stack([frames - 1, tracks, x, y, x + w, y + h], axis=1)
-
-
-def tracklet_crops(video: Path, rows: np.ndarray, every: int = 5, max_frame: Optional[int] = None,
+def tracklet_crops(video: Path, tracks_file: Path, every: int = 5, max_frame: Optional[int] = None,
                    min_height: int = MIN_HEIGHT) -> Tuple[List[np.ndarray], np.ndarray, np.ndarray]:
-    """RGB crops of the track rows on every ``every``-th frame (up to ``max_frame``), with their tracks and frames."""
-    rows = rows[(rows[:, 0] % every == 0) & (rows[:, 5] - rows[:, 3] >= min_height)]
+    """RGB crops of the tracks in a MOT file on every ``every``-th frame (0-based, up to
+    ``max_frame``), with their track ids and frames."""
+    rows = read_mot(tracks_file)
+    if len(rows) == 0:
+        raise DatasetError(f"{tracks_file}: no tracks in it")
+    frame = rows.frame - 1  # MOT frames count from 1
+    keep = (frame % every == 0) & (rows.boxes[:, 3] >= min_height)
     if max_frame is not None:
-        rows = rows[rows[:, 0] <= max_frame]
+        keep &= frame <= max_frame
+    rows, frame = rows.select(keep), frame[keep]
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise DatasetError(f"{video}: cannot open the video")
     crops, tracks, frames = [], [], []
     try:
-        index, last = 0, int(rows[:, 0].max()) if len(rows) else -1
-        while index <= last:
+        for index in range(int(frame.max()) + 1 if len(frame) else 0):
             ok, image = capture.read()
             if not ok:
                 break
-            h, w = image.shape[:2]
-            for _, track, x1, y1, x2, y2 in rows[rows[:, 0] == index]:
-                x1, y1 = int(max(0, x1)), int(max(0, y1))
-                x2, y2 = int(min(w, round(x2))), int(min(h, round(y2)))
-                if x2 - x1 >= 8 and y2 - y1 >= min_height:
-                    crops.append(np.ascontiguousarray(image[y1:y2, x1:x2, ::-1]))
+            for track, box in zip(rows.ids[frame == index], tlwh_to_xyxy(rows.boxes[frame == index])):
+                part = crop(image, box)
+                if part is not None and part.shape[0] >= min_height and part.shape[1] >= MIN_CROP:
+                    crops.append(np.ascontiguousarray(part[:, :, ::-1]))
                     tracks.append(int(track))
                     frames.append(index)
-            index += 1
     finally:
         capture.release()
     return crops, np.array(tracks, np.int64), np.array(frames, np.int64)
@@ -71,7 +63,7 @@ def weigh_site_colour(export_dir: Path, video: Path, tracks_file: Path, *, every
     if model_threshold is None:
         raise ExportError(f"export {export_dir} has no reid_threshold.json: run `dgnet-edge gallery calibrate "
                           f"{export_dir} --data DIR` first (the site's threshold is set from it)")
-    crops, tracks, frames = tracklet_crops(video, read_mot_tracks(tracks_file), every, max_frame)
+    crops, tracks, frames = tracklet_crops(video, tracks_file, every, max_frame)
     with Embedder.open(export_dir, backend=backend, precision=precision, site_colour=False) as embedder:
         features = embedder.embed(crops)
         runner = embedder.runner.name
