@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.cli.options import JsonOpt, PrecisionOpt
+from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt
 from dgnet_edge.cli.output import out, print_json
 from dgnet_edge.paths import require_dir, require_file
 
@@ -27,7 +27,7 @@ def real(
     video: Annotated[Optional[Path], typer.Option("--video", help="vtest.avi (default: the cached one, see `dgnet-edge data vtest`).")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Labels CSV (frame,x1,y1,x2,y2,person; frames 0-399); default: the shipped set.")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder holding the video and the MobileNetV2 weights (default: $DGNET_EDGE_CACHE, else ~/.cache/dgnet-edge).")] = None,
-    backend: Annotated[str, typer.Option(help="auto | onnxruntime | tensorrt.")] = "auto",
+    backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
     json_output: JsonOpt = False,
 ) -> None:
