@@ -249,15 +249,16 @@ def run_camera_app(video: Path, export_dir: Path, out_dir: Path) -> tuple[dict[s
     tracks scored against the ground truth; (run summary, TrackingResult)."""
     import shutil
 
-    from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
+    from dgnet_edge.apps.camera.config import CameraConfig
+    from dgnet_edge.apps.camera.live.run import run_demo
+    from dgnet_edge.apps.camera.measure.camera_bench import bench_config
     from dgnet_edge.data.video.world import load_site
     from dgnet_edge.eval.tracking import evaluate_tracks, read_predictions
 
     site = load_site(video)
     shutil.rmtree(out_dir, ignore_errors=True)
-    config = DemoConfig(sources=[str(site.camera_dir(name)) for name in site.camera_names], detector="public",
-                        export_dir=export_dir, gallery=out_dir / "gallery.db", save_txt=out_dir / "tracks",
-                        events=out_dir / "events.jsonl")
+    base = CameraConfig().replace(embedder={"export": str(export_dir)})
+    config = bench_config(site, base, out_dir, outputs={"save_txt": str(out_dir / "tracks"), "events": str(out_dir / "events.jsonl")})
     out_dir.mkdir(parents=True)
     summary = run_demo(config)
     return summary, evaluate_tracks(read_predictions(out_dir / "tracks", site), site)

@@ -13,8 +13,6 @@ paper's teacher on Market-1501).
 
 from __future__ import annotations
 
-import copy
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +21,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dgnet_edge.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from dgnet_edge.yaml_tree import apply_override, load_tree
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BASE_KEY = "_base_"
 
 
 class _Section(BaseModel):
@@ -250,60 +246,6 @@ def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = Non
     )
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if data is None:
-        log.warning("%s is empty: every field takes its default value", path)
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    return data
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        chain = " -> ".join(str(p) for p in (*seen, path))
-        raise ConfigError(f"{path}: _base_ chain loops: {chain}")
-    data = _read_yaml(path)
-    base_name = data.pop(BASE_KEY, None)
-    if base_name is None:
-        return data
-    base_path = resolve_config_path(base_name, relative_to=path.parent)
-    return _deep_merge(_load_tree(base_path, (*seen, path)), data)
-
-
-def apply_override(tree: dict[str, Any], override: str) -> None:
-    key, sep, raw = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {override!r}: expected KEY=VALUE with a dotted key, e.g. id_train.epochs=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {override!r}: value is not valid YAML: {e}") from None
-    node = tree
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
 def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
@@ -324,7 +266,7 @@ def config_from_dict(tree: dict[str, Any], source: str = "<dict>") -> Config:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read, merge, override, validate and freeze a config."""
     resolved = resolve_config_path(path)
-    tree = _load_tree(resolved)
+    tree = load_tree(resolved, lambda name, folder: resolve_config_path(name, relative_to=folder))
     for override in overrides:
         apply_override(tree, override)
     source = str(resolved) + (f" (with overrides {', '.join(overrides)})" if overrides else "")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dgnet_edge.apps.camera.config import CameraConfig
 from dgnet_edge.apps.camera.measure.camera_bench import format_bench, run_camera_bench
 from dgnet_edge.cli.main import main
 
@@ -16,7 +17,8 @@ def bench(tiny_bench):
 
 
 def test_bench_scores_every_tracker_and_measures_speed_and_memory(bench, tiny_dgnet_export, tmp_path):
-    report = run_camera_bench(bench, tiny_dgnet_export, tmp_path / "out", threshold=0.9, soak_frames=120)
+    base = CameraConfig().replace(embedder={"export": str(tiny_dgnet_export)}, identities={"threshold": 0.9})
+    report = run_camera_bench(bench, tmp_path / "out", base, soak_frames=120)
     # A DG-Net export: the app with synthetic views at enrolment, and without them.
     assert [s.name for s in report.scores] == ["ours", "ours-no-synthesis", "iou-kalman", "bytetrack"]
     assert report.speed["synthesis"]["done"] > 0

@@ -14,13 +14,12 @@ from dgnet_edge.apps.camera.live.detectors import Detector
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink
 from dgnet_edge.apps.camera.live.run import split_name
 from dgnet_edge.apps.camera.live.sources import open_source
-from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityParams, IdentityResolver
 from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.boxes import crops_to_embed
 from dgnet_edge.cli.main import main
 from dgnet_edge.data.video.mot import read_mot
 from dgnet_edge.data.video.world import load_site
-
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +111,7 @@ def test_loop_holds_rows_until_the_identity_is_known(bench, tmp_path):
     """Rows written before a track had its identity are written under that identity."""
     (src,) = [open_source(_sources(bench)[0])]
     gallery = Gallery(tmp_path / "g.db", feature_dim=4)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3, enrol_min_motion=0)  # a still box
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=3, enrol_min_motion=0))  # a still box
 
     def embed(crops):
         return np.tile(np.array([[1.0, 0, 0, 0]], np.float32), (len(crops), 1))
@@ -248,7 +247,7 @@ def test_a_sign_is_tracked_but_never_enrolled_and_the_walker_is(tmp_path):
     events = tmp_path / "events.jsonl"
     mot = MotSink(tmp_path)
     with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
-        resolver = IdentityResolver(gallery, threshold=0.8, static_after_s=2.0)
+        resolver = IdentityResolver(gallery, 0.8, IdentityParams(static_after_s=2.0))
         app = CameraApp([source], _SignAndWalker(), crop_features(_colour_features), resolver, sinks=[mot, EventLog(events)])
         app.run()
         source.close()
@@ -281,7 +280,7 @@ def test_identities_survive_a_dropped_rtsp_camera(tmp_path):
         def run_app():  # the gallery's SQLite connection belongs to the thread that runs the loop
             with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
                 holder["app"] = CameraApp([source], _ColourBlobs(), crop_features(_colour_features),
-                                          IdentityResolver(gallery, threshold=0.8), sinks=[EventLog(events)])
+                                          IdentityResolver(gallery, 0.8), sinks=[EventLog(events)])
                 ready.set()
                 holder["app"].run()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.tracking.identities import IdentityParams, IdentityResolver
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, TENTATIVE, Track
 from dgnet_edge.apps.camera.measure.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
@@ -324,7 +324,7 @@ def track(track_id, feature, state=CONFIRMED, box=(2, 2, 12, 30), since=0):
 def test_a_person_gets_a_new_identity_then_keeps_it_on_another_camera(gallery):
     rng = np.random.default_rng(8)
     person = unit(rng)
-    resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, template_interval_s=100, enrol_min_motion=0)
+    resolver = IdentityResolver(gallery, 0.7, IdentityParams(decide_after=3, template_interval_s=100, enrol_min_motion=0))
     image = np.zeros((48, 64, 3), np.uint8)
     t1 = track(1, person)
     assert resolver.update("cam1", 0.0, [t1], image).events == []  # waits for a confident feature
@@ -350,7 +350,7 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
     rng = np.random.default_rng(9)
     person = unit(rng)
     a = gallery.enrol(person)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=4, confident_margin=0.3, enrol_min_motion=0)
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=4, confident_margin=0.3, enrol_min_motion=0))
     unsure = l2_normalise(person + 1.1 * unit(rng))  # over the threshold, under threshold + margin
     score = float(unsure @ person)
     assert 0.5 <= score < 0.8
@@ -366,7 +366,7 @@ def test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named(ga
 def test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_optimal(gallery):
     e = np.eye(D, dtype=np.float32)
     a, b = gallery.enrol(e[0]), gallery.enrol(e[1])
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, enrol_min_motion=0)
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=1, enrol_min_motion=0))
     # greedy in track order would give track 1 identity a (0.72 > 0.69) and leave track 2 without one
     t1, t2 = track(1, l2_normalise(1.05 * e[0] + e[1])), track(2, l2_normalise(e[0] + 0.3 * e[1]))
     events = resolver.update("cam1", 0.0, [t1, t2]).events
@@ -392,7 +392,7 @@ def test_templates_are_rate_limited_and_diverse(gallery):
     rng = np.random.default_rng(10)
     person = unit(rng)
     a = gallery.enrol(person)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=1, template_interval_s=1.0, novelty=0.05)
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=1, template_interval_s=1.0, novelty=0.05))
     t = track(1, person)
     resolver.update("cam1", 0.0, [t])
     assert resolver.identity_of("cam1", t.track_id) == a
@@ -415,7 +415,7 @@ def test_an_identity_deleted_while_held_is_asked_for_again(tmp_path):
     with Gallery(path, D) as g, Gallery(path) as cli_side:
         person = unit(rng)
         a = g.enrol(person)
-        resolver = IdentityResolver(g, threshold=0.5, decide_after=1, template_interval_s=0.0, enrol_min_motion=0)
+        resolver = IdentityResolver(g, 0.5, IdentityParams(decide_after=1, template_interval_s=0.0, enrol_min_motion=0))
         t = track(1, person)
         resolver.update("cam1", 0.0, [t])
         assert resolver.identity_of("cam1", t.track_id) == a
@@ -430,7 +430,7 @@ def test_a_static_box_never_becomes_an_identity_and_a_walking_person_does(galler
     """A sign the detector takes for a person stays put: tracked, never enrolled nor matched."""
     rng = np.random.default_rng(13)
     sign, walker = unit(rng), unit(rng)
-    resolver = IdentityResolver(gallery, threshold=0.7, decide_after=3, enrol_min_motion=0.25, static_after_s=5.0)
+    resolver = IdentityResolver(gallery, 0.7, IdentityParams(decide_after=3, enrol_min_motion=0.25, static_after_s=5.0))
     still, moving = track(1, sign, box=(100, 50, 130, 130)), track(2, walker)
     events = []
     for i in range(300):  # 20 s at 15 frames/s; the sign's box jitters by a pixel
@@ -467,7 +467,7 @@ def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):
     rng = np.random.default_rng(14)
     person = unit(rng)
     a = gallery.enrol(person)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=3)
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=3))
     t = track(1, person)
     events = resolver.update("cam1", 0.0, [t]).events
     assert [e.kind for e in events] == ["reidentified", "enter"] and resolver.identity_of("cam1", t.track_id) == a
@@ -475,12 +475,12 @@ def test_a_still_person_is_recognised_before_the_static_rule_applies(gallery):
 
 def test_static_rule_parameters_are_checked(gallery):
     with pytest.raises(ValueError, match="enrol_min_motion"):
-        IdentityResolver(gallery, threshold=0.5, enrol_min_motion=-0.1)
+        IdentityResolver(gallery, 0.5, IdentityParams(enrol_min_motion=-0.1))
 
 
 def test_enrol_track_names_the_person(gallery):
     rng = np.random.default_rng(12)
-    resolver = IdentityResolver(gallery, threshold=0.5, decide_after=5)
+    resolver = IdentityResolver(gallery, 0.5, IdentityParams(decide_after=5))
     t = track(1, unit(rng))
     resolver.update("cam1", 0.0, [t])
     events = resolver.enrol_track("cam1", 0.0, t, "carol")

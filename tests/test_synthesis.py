@@ -342,20 +342,19 @@ def test_one_identity_s_views_and_their_picture(tiny_world, tiny_dgnet_export, t
 
 
 def test_the_synthetic_weight_has_one_default_everywhere(tmp_path):
-    import dataclasses
     import inspect
 
-    from dgnet_edge.apps.camera.live.run import DemoConfig
+    from dgnet_edge.apps.camera.config import CameraConfig
     from dgnet_edge.cli.bench_synthesis import synthesis
     from dgnet_edge.cli.demo import demo
 
     with Gallery(tmp_path / "g.db", D) as g:
         assert g.kind_weights == {"real": 1.0, "synthetic": gallery_module.SYNTHETIC_WEIGHT}
-    field = next(f for f in dataclasses.fields(DemoConfig) if f.name == "synthetic_weight")
-    assert field.default == gallery_module.SYNTHETIC_WEIGHT
+    assert CameraConfig().gallery.synthetic_weight == gallery_module.SYNTHETIC_WEIGHT
     assert inspect.signature(one_shot_cross_camera).parameters["weight"].default == gallery_module.SYNTHETIC_WEIGHT
-    for command, name in ((demo, "synthetic_weight"), (synthesis, "weight")):
-        assert inspect.signature(command).parameters[name].default == gallery_module.SYNTHETIC_WEIGHT
+    assert inspect.signature(synthesis).parameters["weight"].default == gallery_module.SYNTHETIC_WEIGHT
+    demo_option = inspect.signature(demo).parameters["synthetic_weight"].annotation.__metadata__[0]
+    assert demo_option.show_default == str(gallery_module.SYNTHETIC_WEIGHT)  # the config's default, shown in --help
 
 
 def test_synthesis_modules_never_import_torch():

@@ -15,108 +15,121 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import typer
 from typing_extensions import Annotated
 
-from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
-from dgnet_edge.cli.options import BackendOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
+from dgnet_edge.apps.camera.defaults import DETECTOR_HELP, OPEN_TIMEOUT_S, READ_TIMEOUT_S, REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.cli.options import BackendOpt, CameraConfigOpt, CameraSetOpt, JsonOpt, PrecisionOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir, prepare_output_file, require_dir
 
-DETECTOR_HELP = ("auto (per camera: a video bench folder's public detections, else ssdlite when fetched, else hog), "
-                 "ssdlite[:FILE.onnx] (a person SSD, fetched once: dgnet-edge detector fetch ssdlite), hog, motion, "
-                 "public[:DIR] (MOTChallenge det.txt; DIR: a bench folder, default each source's own) or "
-                 "yolo:FILE.onnx|FILE.engine")
+if TYPE_CHECKING:
+    from dgnet_edge.apps.camera.config import CameraConfig
 
 
 def parse_detector(text: str) -> Tuple[str, Optional[str]]:
-    """``"yolo:model.onnx"`` -> ("yolo", "model.onnx"); UsageError for an unknown kind."""
+    """``"yolo:model.onnx"`` -> ("yolo", "model.onnx"); UsageError for an unknown kind or a missing model."""
+    from dgnet_edge.apps.camera.config import DetectorConfig
+
     kind, _, arg = text.partition(":")
-    kind = kind.strip().lower()
-    if kind not in ("auto", "ssdlite", "hog", "motion", "public", "yolo"):
-        raise UsageError(f"--detector {text!r}: {DETECTOR_HELP}")
-    if kind == "yolo" and not arg:
-        raise UsageError("--detector yolo needs the model file: --detector yolo:FILE.onnx (or FILE.engine)")
-    if kind in ("auto", "hog", "motion") and arg:
-        raise UsageError(f"--detector {kind} takes no argument, got {text!r}")
-    if kind == "ssdlite" and text.endswith(":") and not arg:
+    if kind.strip().lower() == "ssdlite" and text.endswith(":") and not arg:
         raise UsageError("--detector ssdlite: give the model file after the colon (ssdlite:FILE.onnx), or nothing for the cached one")
-    return kind, arg or None
+    try:
+        detector = DetectorConfig(kind.strip().lower(), arg or None)
+    except ValueError as e:
+        raise UsageError(f"--detector {text!r}: {e}") from None
+    return detector.kind, detector.model
 
 
 def demo(
     source: Annotated[Optional[List[str]], typer.Option("--source", help="A camera: webcam index, video file, image folder, rtsp:// or http:// URL, GStreamer pipeline, or a video bench camera folder; NAME=SPEC names it (NAME: ASCII letters, digits, _ and -, starting with a letter). Repeatable.")] = None,
     jetson_csi: Annotated[Optional[List[int]], typer.Option("--jetson-csi", min=0, help="A Jetson CSI camera by sensor id (nvarguscamerasrc pipeline). Repeatable.")] = None,
     jetson_rtsp: Annotated[Optional[List[str]], typer.Option("--jetson-rtsp", help="An RTSP stream decoded by the Jetson's hardware decoder (nvv4l2decoder). Repeatable.")] = None,
+    config_file: CameraConfigOpt = None,
+    overrides: CameraSetOpt = None,
     export_dir: Annotated[Optional[Path], typer.Option("--export", "-e", help="Export folder of the re-id embedder (dgnet-edge export).")] = None,
-    detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
-    backend: BackendOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
+    detector: Annotated[Optional[str], typer.Option("--detector", "-d", help=DETECTOR_HELP, show_default="auto")] = None,
+    backend: BackendOpt = None,
+    precision: PrecisionOpt = None,
+    gallery: Annotated[Optional[Path], typer.Option("--gallery", "-g", show_default="gallery.db", help="SQLite gallery shared by the cameras and kept across runs.")] = None,
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
-    appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
-    reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = REID_EVERY,
+    appearance: Annotated[Optional[bool], typer.Option("--appearance/--no-appearance", show_default="appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = None,
+    reid_every: Annotated[Optional[int], typer.Option("--reid-every", min=0, show_default=str(REID_EVERY), help="Frames between feature refreshes of a confirmed track (0: never).")] = None,
     show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
     save_txt: Annotated[Optional[Path], typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
     events: Annotated[Optional[Path], typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
-    synthetic_views: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic views per new identity.")] = SYNTHETIC_VIEWS,
-    synthetic_weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic templates in matching (real ones: 1).")] = SYNTHETIC_WEIGHT,
-    open_timeout: Annotated[float, float_option("--open-timeout", min=0.1, help="Seconds to wait for a source to open.")] = 10.0,
-    read_timeout: Annotated[float, float_option("--read-timeout", min=0.1, help="Seconds without a frame before a live source counts as dropped and is reopened.")] = 5.0,
+    synthetic_views: Annotated[Optional[int], typer.Option("--synthetic-views", "-k", min=1, show_default=str(SYNTHETIC_VIEWS), help="Synthetic views per new identity.")] = None,
+    synthetic_weight: Annotated[Optional[float], float_option("--synthetic-weight", min=0.0, max=1.0, show_default=str(SYNTHETIC_WEIGHT), help="Score multiplier of synthetic templates in matching (real ones: 1).")] = None,
+    open_timeout: Annotated[Optional[float], float_option("--open-timeout", min=0.1, show_default=str(OPEN_TIMEOUT_S), help="Seconds to wait for a source to open.")] = None,
+    read_timeout: Annotated[Optional[float], float_option("--read-timeout", min=0.1, show_default=str(READ_TIMEOUT_S), help="Seconds without a frame before a live source counts as dropped and is reopened.")] = None,
     progress: ProgressOpt = True,
     json_output: JsonOpt = False,
 ) -> None:
     """Detect, track and re-identify people on one or more cameras with a persistent gallery."""
+    from dgnet_edge.apps.camera.config import load_camera_config
     from dgnet_edge.apps.camera.live.display import resolve_show
     from dgnet_edge.apps.camera.live.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
 
     specs = list(source or []) + [jetson_csi_pipeline(n) for n in jetson_csi or []] + [jetson_rtsp_pipeline(u) for u in jetson_rtsp or []]
-    if not specs:
+    kind, model = parse_detector(detector) if detector is not None else (None, None)
+    given = {
+        "sources.cameras": specs or None, "sources.open_timeout_s": open_timeout, "sources.read_timeout_s": read_timeout,
+        "detector.kind": kind, "embedder.export": export_dir, "embedder.backend": backend, "embedder.precision": precision,
+        "tracker.refresh_every": reid_every, "identities.threshold": threshold, "gallery.location": gallery,
+        "gallery.synthetic_weight": synthetic_weight, "synthesis.enabled": synthesise, "synthesis.views": synthetic_views,
+        "outputs.save": save, "outputs.save_txt": save_txt, "outputs.events": events, "outputs.show": show,
+        "outputs.max_frames": max_frames,
+    }
+    values = [(key, str(v) if isinstance(v, Path) else v) for key, v in given.items() if v is not None]
+    if kind is not None:
+        values.append(("detector.model", model))
+    if appearance is False:
+        values.append(("embedder.export", None))
+    config = load_camera_config(config_file, values, overrides or ())
+    check_demo_config(config, appearance_off=appearance is False)
+    config = config.replace(outputs={"show": resolve_show(config.outputs.show)})
+    from dgnet_edge.apps.camera.live.run import run_demo
+
+    with _progress(progress and not config.outputs.show) as on_progress:
+        summary = run_demo(config, on_progress=on_progress)
+    _print_summary(summary, json_output)
+
+
+def check_demo_config(config: CameraConfig, appearance_off: bool) -> None:
+    """UsageError for a config the app cannot run, before any source is opened; output folders are made."""
+    if not config.sources.cameras:
         raise UsageError("give at least one camera: --source (webcam index, file, folder, URL, pipeline), --jetson-csi or --jetson-rtsp")
-    kind, arg = parse_detector(detector)
-    if kind == "ssdlite" and arg is None:  # before any source is opened: say how to fetch it
+    if config.detector.kind == "ssdlite" and config.detector.model is None:  # say how to fetch it
         from dgnet_edge.apps.camera.live.ssdlite import require_model
 
         require_model()
-    if appearance and export_dir is None:
+    export = config.embedder.export
+    if export is None and not appearance_off:
         raise UsageError("--export is needed for re-id (the embedder's export folder); or track without it: --no-appearance")
-    if export_dir is not None:
-        require_dir(export_dir, "export folder")
-        if synthesise and appearance:
+    if export is None and config.identities.threshold is not None:
+        raise UsageError("--threshold needs appearance: drop --no-appearance")
+    if export is None and config.synthesis.enabled:
+        raise UsageError("--synthesise needs appearance (the gallery): drop --no-appearance")
+    if export is not None:
+        require_dir(Path(export), "export folder")
+        if config.synthesis.enabled:
             from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
-            require_generator(export_dir)
-    if not appearance and threshold is not None:
-        raise UsageError("--threshold needs appearance: drop --no-appearance")
-    if not appearance and synthesise:
-        raise UsageError("--synthesise needs appearance (the gallery): drop --no-appearance")
-    show = resolve_show(show)
-    if appearance:
-        prepare_output_file(gallery, "gallery")
-    for folder, what in ((save, "--save folder"), (save_txt, "--save-txt folder")):
+            require_generator(Path(export))
+        if config.gallery.location is not None:
+            prepare_output_file(Path(config.gallery.location), "gallery")
+    out = config.outputs
+    for folder, what in ((out.save, "--save folder"), (out.save_txt, "--save-txt folder")):
         if folder is not None:
-            prepare_output_dir(folder, what)
-    if events is not None:
-        prepare_output_file(events, "--events file")
-
-    from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
-
-    config = DemoConfig(
-        sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,
-        backend=backend, precision=precision, gallery=gallery, threshold=threshold, reid_every=reid_every,
-        show=show, save=save, save_txt=save_txt, events=events, max_frames=max_frames, synthesise=synthesise,
-        synthetic_views=synthetic_views, synthetic_weight=synthetic_weight,
-        open_timeout_s=open_timeout, read_timeout_s=read_timeout,
-    )
-    with _progress(progress and not show) as on_progress:
-        summary = run_demo(config, on_progress=on_progress)
-    _print_summary(summary, json_output)
+            prepare_output_dir(Path(folder), what)
+    if out.events is not None:
+        prepare_output_file(Path(out.events), "--events file")
 
 
 @contextlib.contextmanager

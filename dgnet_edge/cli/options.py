@@ -47,21 +47,21 @@ def float_option(*param_decls: str, min: Optional[float] = None, max: Optional[f
     return typer.Option(*param_decls, min=min, max=max, parser=_finite_float(min, max), **kwargs)
 
 
-def _precision(value: str) -> str:
+def _precision(value: Optional[str]) -> Optional[str]:
     """Callback of --precision: a value no backend has is a usage error, before any work."""
     from dgnet_edge.runtime.select import PRECISIONS
 
-    if value not in PRECISIONS:
+    if value is not None and value not in PRECISIONS:
         raise typer.BadParameter(f"expected one of {', '.join(PRECISIONS)}, got {value!r}")
     return value
 
 
-def _backend(value: str) -> str:
+def _backend(value: Optional[str]) -> Optional[str]:
     """Callback of --backend: the deployment side runs the export's ONNX models or TensorRT engines,
     never torch (it does not import it), so only the runtime's choices are offered."""
     from dgnet_edge.runtime.select import BACKENDS
 
-    if value not in BACKENDS:
+    if value is not None and value not in BACKENDS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
     return value
 
@@ -80,14 +80,22 @@ OverridesOpt = Annotated[
     Optional[List[str]],
     typer.Option("--set", "-s", help="Override a config value, e.g. --set id_train.epochs=3 (repeatable)."),
 ]
+CameraConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML camera config: sections sources, detector, embedder, tracker, identities, gallery, synthesis, outputs (README, 'The camera config'); `_base_: FILE` inherits one. The other options go over it."),
+]
+CameraSetOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--set", "-s", help="Set one camera config key, e.g. --set tracker.max_lost_s=5 (repeatable; applied last)."),
+]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the config's output_dir).")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: the config's).")]
 PrecisionOpt = Annotated[
-    str,
+    Optional[str],
     typer.Option("--precision", callback=_precision,
                  help="auto | fp32 | fp16 | int8; ONNX Runtime also runs int8-qdq (the TensorRT Q/DQ model)."),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", callback=_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", callback=_backend, help="Embedder backend: auto | tensorrt | onnxruntime.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 ExportDirArg = Annotated[

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from dgnet_edge.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from dgnet_edge.config import Config, apply_override, config_from_dict
+from dgnet_edge.config import Config, config_from_dict
+from dgnet_edge.yaml_tree import apply_override
 from dgnet_edge.data.augment import BatchAugment
 from dgnet_edge.data.registry import build_dataset
 from dgnet_edge.data.train_set import TrainImages

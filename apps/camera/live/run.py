@@ -17,44 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.config import CameraConfig
 from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
 from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, Sink, VideoSink
 from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
-from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
 from dgnet_edge.errors import SourceError, UsageError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The app's options, checked by the CLI, with every default in one place. ``export_dir`` None
-    tracks without appearance; ``gallery`` None (with an export) tracks with appearance per camera,
-    without identities; ``loop`` replays file sources (and their public detections) without end."""
-
-    sources: list[str]
-    detector: str = "auto"
-    detector_arg: str | None = None
-    export_dir: Path | None = None
-    backend: str = "auto"
-    precision: str = "auto"
-    gallery: Path | None = Path("gallery.db")
-    threshold: float | None = None
-    reid_every: int = REID_EVERY
-    show: bool = False
-    save: Path | None = None
-    save_txt: Path | None = None
-    events: Path | None = None
-    max_frames: int | None = None
-    synthesise: bool | None = None  # None: when the export has generator parts
-    synthetic_views: int = SYNTHETIC_VIEWS
-    synthetic_weight: float = SYNTHETIC_WEIGHT
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    loop: bool = False
 
 
 def bench_camera_dirs(sources: list[Source]) -> dict[str, Path]:
@@ -135,7 +106,7 @@ def split_name(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def _input_files(config: DemoConfig, sources: list[Source]) -> dict[Path, str]:
+def _input_files(config: CameraConfig, sources: list[Source]) -> dict[Path, str]:
     """The files the run reads (resolved path -> what it is), for refusing outputs that would overwrite them."""
     files: dict[Path, str] = {}
 
@@ -149,32 +120,34 @@ def _input_files(config: DemoConfig, sources: list[Source]) -> dict[Path, str]:
         if path.is_dir():
             for part in ("seqinfo.ini", "det/det.txt", "gt/gt.txt", f"../{path.name}.mp4"):
                 add(path / part, f"the source of camera {s.name}")
-    if config.detector_arg is not None:
-        root = Path(config.detector_arg).expanduser()
+    if config.detector.model is not None:
+        root = Path(config.detector.model).expanduser()
         for path in [root, root / "det" / "det.txt", *root.glob("*/det/det.txt")] if root.is_dir() else [root]:
             add(path, "the detector's input")
-    if config.export_dir is not None:
-        for path in config.export_dir.rglob("*"):
+    if config.embedder.export is not None:
+        for path in Path(config.embedder.export).rglob("*"):
             add(path, "a file of the export")
     return files
 
 
-def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
+def check_outputs(config: CameraConfig, sources: list[Source]) -> None:
     """UsageError when an output file (events, a camera's video or tracks, the gallery) is a file
     the run reads: the gallery, a source, the detector's or the export's files."""
     inputs = _input_files(config, sources)
-    gallery = None if config.gallery is None else config.gallery.expanduser().resolve()
-    if config.export_dir is not None and gallery in inputs:
-        raise UsageError(f"--gallery {config.gallery} is {inputs[gallery]}: writing it would destroy an input; "
+    out = config.outputs
+    location = config.gallery.location
+    gallery = None if location is None else Path(location).expanduser().resolve()
+    if config.embedder.export is not None and gallery in inputs:
+        raise UsageError(f"--gallery {location} is {inputs[gallery]}: writing it would destroy an input; "
                          f"give the gallery another file")
-    if gallery is not None and (config.export_dir is not None or gallery.is_file()):  # the gallery in use, or an existing one
+    if gallery is not None and (config.embedder.export is not None or gallery.is_file()):  # the gallery in use, or an existing one
         inputs[gallery] = "the gallery"
-    outputs: list[tuple[str, Path]] = [("--events", config.events)] if config.events is not None else []
+    outputs: list[tuple[str, Path]] = [("--events", Path(out.events))] if out.events is not None else []
     for s in sources:
-        if config.save is not None:
-            outputs.append(("--save", config.save / f"{s.name}.mp4"))
-        if config.save_txt is not None:
-            outputs.append(("--save-txt", config.save_txt / f"{s.name}.txt"))
+        if out.save is not None:
+            outputs.append(("--save", Path(out.save) / f"{s.name}.mp4"))
+        if out.save_txt is not None:
+            outputs.append(("--save-txt", Path(out.save_txt) / f"{s.name}.txt"))
     for option, path in outputs:
         what = inputs.get(path.expanduser().resolve())
         if what is not None:
@@ -182,13 +155,14 @@ def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
 
 
 @contextlib.contextmanager
-def _opened_sources(config: DemoConfig) -> Iterator[list[Source]]:
+def _opened_sources(config: CameraConfig) -> Iterator[list[Source]]:
     """The sources, opened in order; a camera name already taken gets a ``-2``, ``-3``... suffix."""
     sources: list[Source] = []
     try:
-        for text in config.sources:
+        for text in config.sources.cameras:
             name, spec = split_name(text)
-            options = {"open_timeout_s": config.open_timeout_s, "read_timeout_s": config.read_timeout_s, "loop": config.loop}
+            options = dataclasses.asdict(config.sources)
+            del options["cameras"]
             source = open_source(spec, name, **options)
             taken = {s.name for s in sources}
             if source.name in taken:
@@ -215,50 +189,51 @@ class BuiltApp:
     synthesis: Any = None
 
 
-def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
+def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
     """The camera app ``config`` describes, its parts opened on ``stack`` (closed with it): what
     ``dgnet-edge demo``, the camera bench, the soak and the app-only rows all run."""
     sources = stack.enter_context(_opened_sources(config))
     check_outputs(config, sources)
-    empty = _empty_sources(sources, config.open_timeout_s)
-    detector = open_detector_for(config.detector, config.detector_arg, sources)
+    empty = _empty_sources(sources, config.sources.open_timeout_s)
+    detector = open_detector_for(config.detector.kind, config.detector.model, sources)
     stack.callback(detector.close)
-    if config.loop:
+    if config.sources.loop:
         detector = Replayed(detector, {s.name: n for s, n in zip(sources, _frames_per_source(sources))})
     embed, resolver, synthesis = None, None, None
     sinks: list[Sink] = []
-    if config.export_dir is not None:
+    out = config.outputs
+    if config.embedder.export is not None:
         from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
         from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
         from dgnet_edge.apps.camera.storage.gallery import Gallery
         from dgnet_edge.runtime.embedder import Embedder
 
-        threshold = resolve_threshold(config.export_dir, config.threshold)
-        embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
+        export, backend, precision = Path(config.embedder.export), config.embedder.backend, config.embedder.precision
+        threshold = resolve_threshold(export, config.identities.threshold)
+        embedder = stack.enter_context(Embedder.open(export, backend, precision))
         embed = crop_features(embedder.embed)
-        if config.gallery is not None:
-            gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim,
-                                                  kind_weights={"synthetic": config.synthetic_weight}))
-            resolver = IdentityResolver(gallery, threshold)
-            if config.synthesise is not False:
+        if config.gallery.location is not None:
+            gallery = stack.enter_context(Gallery(Path(config.gallery.location), feature_dim=embedder.feature_dim,
+                                                  kind_weights={"synthetic": config.gallery.synthetic_weight}))
+            resolver = IdentityResolver(gallery, threshold, config.identities)
+            if config.synthesis.enabled is not False:
                 from dgnet_edge.apps.camera.storage.synthesis import start_synthesis
 
-                synthesis = start_synthesis(config.export_dir, embedder, gallery, k=config.synthetic_views,
-                                            backend=config.backend, precision=config.precision,
-                                            required=config.synthesise is True)
+                synthesis = start_synthesis(export, embedder, gallery, config.synthesis, backend=backend, precision=precision)
                 if synthesis is not None:
                     stack.callback(synthesis.close)
                     embed = crop_features(synthesis.embed)  # one embedder, shared with the synthesis thread
                     sinks.append(synthesis)
     fps = next((s.fps for s in sources if s.fps), 15.0)
-    if config.save_txt is not None:
-        sinks.append(MotSink(config.save_txt))
-    if config.events is not None:
-        sinks.append(EventLog(config.events))
-    if config.save is not None:
-        sinks.append(VideoSink(config.save, fps))
-    app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), sinks)
-    if config.show:
+    if out.save_txt is not None:
+        sinks.append(MotSink(Path(out.save_txt)))
+    if out.events is not None:
+        sinks.append(EventLog(Path(out.events)))
+    if out.save is not None:
+        sinks.append(VideoSink(Path(out.save), fps))
+    config.save([out.save, out.save_txt])
+    app = CameraApp(sources, detector, embed, resolver, config.tracker, sinks)
+    if out.show:
         from dgnet_edge.apps.camera.live.display import Display
 
         display = Display(app.enrol, app.stop)
@@ -267,19 +242,19 @@ def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
     return BuiltApp(app, empty, resolver, synthesis)
 
 
-def run_demo(config: DemoConfig, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+def run_demo(config: CameraConfig, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Run the camera app with ``config``; returns a summary (frames, rate, events, files written)."""
     with contextlib.ExitStack() as stack:
         built = build_app(config, stack)
         app = built.app
-        total = None if config.loop else _known_frames(list(c.source for c in app.cameras.values()))
+        total = None if config.sources.loop else _known_frames(list(c.source for c in app.cameras.values()))
 
         def progress(frames: int) -> None:
             if on_progress is not None:
                 on_progress(frames, total, app.stats.frames / max(1e-9, app.elapsed()))
 
         try:
-            stats = app.run(config.max_frames, on_progress=progress)
+            stats = app.run(config.outputs.max_frames, on_progress=progress)
         except KeyboardInterrupt:
             log.warning("interrupted: outputs written up to the last frame")
             stats = app.stats

@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from dgnet_edge.apps.camera.defaults import OPEN_TIMEOUT_S, READ_TIMEOUT_S
 from dgnet_edge.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -553,7 +554,7 @@ def is_url(spec: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec) is not None and spec.split("://", 1)[0].lower() in URL_SCHEMES
 
 
-def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = 10, read_timeout_s: float = 5,
+def open_source(spec: str, name: str | None = None, *, open_timeout_s: float = OPEN_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S,
                 reconnect: bool = True, loop: bool = False) -> Source:
     """Open ``spec`` and start reading it; SourceError naming the spec when it cannot be opened.
 

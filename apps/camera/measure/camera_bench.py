@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from dgnet_edge.apps.camera.live.detectors import open_detector
-from dgnet_edge.apps.camera.live.run import DemoConfig, run_demo
+from dgnet_edge.apps.camera.config import CameraConfig, OutputsConfig
+from dgnet_edge.apps.camera.live.run import run_demo
 from dgnet_edge.apps.camera.live.sources import open_source
 from dgnet_edge.apps.camera.measure.track_bench import compare_trackers, mean_metric, metrics_table
 from dgnet_edge.data.video.world import Site, load_site
@@ -105,14 +106,18 @@ def _camera_sources(site: Site) -> list[str]:
     return [str(site.camera_dir(name)) for name in site.camera_names]
 
 
-def run_app(site: Site, out_dir: Path, export_dir: Path | None, threshold: float | None = None,
-            synthesise: bool | None = None) -> tuple[TrackingResult, dict[str, Any]]:
+def bench_config(site: Site, base: CameraConfig, folder: Path, **sections: dict[str, Any]) -> CameraConfig:
+    """``base`` (the export, threshold and settings under test) on every camera of the bench with its
+    public detections, the gallery in ``folder``; ``sections`` change keys of the config's sections."""
+    config = base.replace(sources={"cameras": _camera_sources(site), "loop": False}, detector={"kind": "public", "model": None},
+                          gallery={"location": str(folder / "gallery.db")}, outputs=dataclasses.asdict(OutputsConfig(show=False)))
+    return config.replace(**sections)
+
+
+def run_app(site: Site, out_dir: Path, base: CameraConfig, **sections: dict[str, Any]) -> tuple[TrackingResult, dict[str, Any]]:
     """The demo on every camera with public detections; its tracks scored, and its run summary."""
     folder = _fresh(out_dir)
-    config = DemoConfig(sources=_camera_sources(site), detector="public", export_dir=export_dir,
-                        gallery=folder / "gallery.db", threshold=threshold, save_txt=folder / "tracks",
-                        synthesise=synthesise)
-    summary = run_demo(config)
+    summary = run_demo(bench_config(site, base, folder, outputs={"save_txt": str(folder / "tracks")}, **sections))
     return evaluate_tracks(read_predictions(folder / "tracks", site), site), summary
 
 
@@ -137,32 +142,30 @@ def hog_ms_per_frame(site: Site, frames: int = 20) -> float:
     return 1000 * float(np.median(times))
 
 
-def run_camera_bench(bench_dir: str | Path, export_dir: str | Path, out_dir: str | Path,
-                     threshold: float | None = None, soak_frames: int = 0) -> CameraBench:
-    """Accuracy of the three trackers, the app's speed, and (``soak_frames`` > 0) a soak run."""
+def run_camera_bench(bench_dir: str | Path, out_dir: str | Path, base: CameraConfig, soak_frames: int = 0) -> CameraBench:
+    """Accuracy of the three trackers, the app's speed, and (``soak_frames`` > 0) a soak run; the app
+    rows run ``base`` (its export, threshold and settings) on the bench's cameras and detections."""
     site = load_site(bench_dir)
-    out_dir, export_dir = Path(out_dir), Path(export_dir)
+    out_dir = Path(out_dir)
     report = CameraBench(str(bench_dir), len(site.camera_names), site.frames, f"{site.width}x{site.height}")
-    ours, summary = run_app(site, out_dir / "ours", export_dir, threshold)
+    ours, summary = run_app(site, out_dir / "ours", base)
     report.scores.append(TrackerScore("ours", ours, summary["fps"]))
     report.speed["app_fps"] = summary["fps"]
     report.speed["app_embedded_per_frame"] = sum(c["embedded"] for c in summary["cameras"].values()) / max(1, summary["frames"])
     if "synthesis" in summary:
         report.speed["synthesis"] = summary["synthesis"]
-        alone, summary = run_app(site, out_dir / "ours-no-synthesis", export_dir, threshold, synthesise=False)
+        alone, summary = run_app(site, out_dir / "ours-no-synthesis", base, synthesis={"enabled": False})
         report.scores.append(TrackerScore("ours-no-synthesis", alone, summary["fps"]))
-    plain, summary = run_app(site, out_dir / "iou-kalman", None)
+    plain, summary = run_app(site, out_dir / "iou-kalman", base, embedder={"export": None})
     report.scores.append(TrackerScore("iou-kalman", plain, summary["fps"]))
     report.scores.append(run_bytetrack(bench_dir, out_dir))
 
-    folder = _fresh(out_dir / "motion")
-    first = _camera_sources(site)[0]
-    motion = run_demo(DemoConfig(sources=[first], detector="motion", export_dir=export_dir,
-                                 gallery=folder / "gallery.db", threshold=threshold))
+    motion = run_demo(bench_config(site, base, _fresh(out_dir / "motion"), sources={"cameras": _camera_sources(site)[:1]},
+                                   detector={"kind": "motion"}))
     report.speed["motion_fps"] = motion["fps"]
     report.speed["hog_ms_per_frame"] = hog_ms_per_frame(site)
     if soak_frames:
-        report.soak = soak(site, export_dir, out_dir / "soak", soak_frames, threshold)
+        report.soak = soak(site, base, out_dir / "soak", soak_frames)
     return report
 
 
@@ -176,8 +179,7 @@ def resident_mb() -> float:
         return 0.0
 
 
-def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: float | None = None,
-         samples_wanted: int = 40) -> dict[str, Any]:
+def soak(site: Site, base: CameraConfig, out_dir: Path, frames: int, samples_wanted: int = 40) -> dict[str, Any]:
     """The app on every camera of the bench, replayed in a loop, for ``frames`` frames in all
     (public detections, no synthesis).
 
@@ -193,9 +195,9 @@ def soak(site: Site, export_dir: Path, out_dir: Path, frames: int, threshold: fl
         if done % sample_every == 0:
             samples.append((done, resident_mb()))
 
-    summary = run_demo(DemoConfig(sources=_camera_sources(site), detector="public", export_dir=export_dir,
-                                  gallery=folder / "gallery.db", threshold=threshold, synthesise=False, loop=True,
-                                  max_frames=frames), on_progress=sample)
+    config = bench_config(site, base, folder, sources={"loop": True}, synthesis={"enabled": False},
+                          outputs={"max_frames": frames})
+    summary = run_demo(config, on_progress=sample)
     warm = [mb for done, mb in samples if done >= frames // 10]
     first, last = warm[0], warm[-1]
     return {"frames": summary["frames"], "fps": summary["fps"], "rss_mb_after_warmup": round(first, 1),

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
 from dgnet_edge.manifest import load_manifest
 from dgnet_edge.runtime.embedder import Embedder, Generator
+
+if TYPE_CHECKING:
+    from dgnet_edge.apps.camera.config import SynthesisConfig
 
 log = logging.getLogger(__name__)
 
@@ -362,12 +365,12 @@ class EnrolmentSynthesis(Sink):
                 "bank_feeding_s": round(self.feeder.seconds, 4)}
 
 
-def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: Gallery, *, k: int = SYNTHETIC_VIEWS,
-                    backend: str = "auto", precision: str = "auto", required: bool = False) -> EnrolmentSynthesis | None:
+def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: Gallery, params: SynthesisConfig, *,
+                    backend: str = "auto", precision: str = "auto") -> EnrolmentSynthesis | None:
     """The demo's synthesis, or None (with a log line) when the export has no generator and synthesis
-    was not asked for explicitly (``required``: :class:`SynthesisError` instead)."""
-    if not required and not has_generator(export_dir):
+    was not asked for explicitly (``params.enabled`` True: :class:`SynthesisError` instead)."""
+    if params.enabled is not True and not has_generator(export_dir):
         log.info("synthesis off: %s has no generator parts (a plain embedder export)", export_dir)
         return None
-    return EnrolmentSynthesis(open_generator(export_dir, backend, precision), embedder, gallery, k=k)
-
+    return EnrolmentSynthesis(open_generator(export_dir, backend, precision), embedder, gallery, k=params.views,
+                              queue_size=params.queue, per_camera=params.per_camera, track_interval_s=params.track_interval_s)

@@ -103,12 +103,11 @@ def _fresh(track: Track) -> bool:
     return track.feature is not None and track.time_since_update == 0
 
 
-class IdentityResolver:
-    """Identities for the tracks of every camera, from and into one :class:`Gallery`.
+@dataclass(frozen=True)
+class IdentityParams:
+    """How the resolver decides identities (the camera config's ``identities`` section).
 
-    Args:
-        gallery: the gallery (its feature size is the embedder's).
-        threshold: cosine score from which a track is taken to be a gallery identity.
+    Attributes:
         decide_after: frames with a fresh feature a pending track may wait for a confident score.
         confident_margin: a score this far over ``threshold`` decides at once.
         template_interval_s: least time between two templates from one track.
@@ -124,32 +123,34 @@ class IdentityResolver:
             match, until it moves.
     """
 
-    def __init__(
-        self,
-        gallery: Gallery,
-        threshold: float,
-        *,
-        decide_after: int = 3,
-        confident_margin: float = 0.1,
-        template_interval_s: float = 2.0,
-        novelty: float = 0.05,
-        sighting_flush_s: float = 5.0,
-        enrol_min_motion: float = 0.25,
-        static_after_s: float = 5.0,
-    ):
-        if decide_after < 1:
-            raise ValueError(f"decide_after must be >= 1, got {decide_after}")
-        if enrol_min_motion < 0 or static_after_s < 0:
-            raise ValueError(f"enrol_min_motion and static_after_s must be >= 0, got {enrol_min_motion}, {static_after_s}")
+    decide_after: int = 3
+    confident_margin: float = 0.1
+    template_interval_s: float = 2.0
+    novelty: float = 0.05
+    sighting_flush_s: float = 5.0
+    enrol_min_motion: float = 0.25
+    static_after_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.decide_after < 1:
+            raise ValueError(f"decide_after must be >= 1, got {self.decide_after}")
+        if self.enrol_min_motion < 0 or self.static_after_s < 0:
+            raise ValueError(f"enrol_min_motion and static_after_s must be >= 0, got {self.enrol_min_motion}, {self.static_after_s}")
+
+
+class IdentityResolver:
+    """Identities for the tracks of every camera, from and into one :class:`Gallery`.
+
+    Args:
+        gallery: the gallery (its feature size is the embedder's).
+        threshold: cosine score from which a track is taken to be a gallery identity.
+        params: how identities are decided (:class:`IdentityParams`).
+    """
+
+    def __init__(self, gallery: Gallery, threshold: float, params: IdentityParams | None = None):
         self.gallery = gallery
         self.threshold = threshold
-        self.decide_after = decide_after
-        self.confident_margin = confident_margin
-        self.template_interval_s = template_interval_s
-        self.novelty = novelty
-        self.sighting_flush_s = sighting_flush_s
-        self.enrol_min_motion = enrol_min_motion
-        self.static_after_s = static_after_s
+        self.params = params or IdentityParams()
         self._states: dict[str, dict[int, _TrackState]] = {}
 
     # -- the frame loop ----------------------------------------------------------------------------
@@ -172,14 +173,14 @@ class IdentityResolver:
                 state.track = track
                 if track.time_since_update == 0:
                     state.last = time
-                    state.observe(track.box, self.enrol_min_motion)
+                    state.observe(track.box, self.params.enrol_min_motion)
                 if state.identity is None and track.state == CONFIRMED and _fresh(track) and not self.is_static(state, time):
                     state.pending += 1
                     pending.append(state)
             if pending:
                 events += self._decide(camera, time, pending, image)
             due = [s for s in states.values() if s.identity is not None and _fresh(s.track)
-                   and time - s.template_checked >= self.template_interval_s]
+                   and time - s.template_checked >= self.params.template_interval_s]
             self._add_templates(camera, time, due, image)
             self._flush_sightings(time, states.values())
         return Resolved(self.identities(camera), events)
@@ -194,12 +195,12 @@ class IdentityResolver:
 
     def is_static(self, state: _TrackState, time: float) -> bool:
         """Whether the track has stayed put (under ``enrol_min_motion``) for ``static_after_s``."""
-        return self.enrol_min_motion > 0 and not state.moved and time - state.born >= self.static_after_s
+        return self.params.enrol_min_motion > 0 and not state.moved and time - state.born >= self.params.static_after_s
 
     def _may_move_on(self, state: _TrackState) -> bool:
         """Whether an unsure track may be decided by waiting (a new identity, or an unsure match): it
         has moved, or the static rule is off. A confident match needs no motion."""
-        return state.moved or self.enrol_min_motion == 0
+        return state.moved or self.params.enrol_min_motion == 0
 
     def close_track(self, camera: str, track: Track, time: float | None = None) -> list[Event]:
         """The tracker dropped ``track`` for good: its sighting ends at its last update ("leave")."""
@@ -249,13 +250,13 @@ class IdentityResolver:
             col = assigned.get(row)
             if col is not None:
                 score = float(scores[row, col])
-                if score >= self.threshold + self.confident_margin or (state.pending >= self.decide_after and self._may_move_on(state)):
+                if score >= self.threshold + self.params.confident_margin or (state.pending >= self.params.decide_after and self._may_move_on(state)):
                     identity = int(ids[col])
                     taken = held.get(identity)
                     if taken is not None:
                         events += self.close_track(camera, taken.track)
                     events += self._take(camera, time, state, identity, score)
-            elif state.pending >= self.decide_after and self._may_move_on(state):
+            elif state.pending >= self.params.decide_after and self._may_move_on(state):
                 events += self._create(camera, time, state, features[row], image)
         return events
 
@@ -308,7 +309,7 @@ class IdentityResolver:
                 continue
             state.template_checked = time
             score = scores[row, col]
-            if not self.threshold <= score <= 1.0 - self.novelty:
+            if not self.threshold <= score <= 1.0 - self.params.novelty:
                 continue
             try:
                 self.gallery.add_template(state.identity, features[row], crop(image, state.track.box), camera=camera,
@@ -323,7 +324,7 @@ class IdentityResolver:
         state.pending = 0
 
     def _flush_sightings(self, time: float, states: Iterable[_TrackState]) -> None:
-        due = [s for s in states if s.sighting is not None and time - s.flushed >= self.sighting_flush_s]
+        due = [s for s in states if s.sighting is not None and time - s.flushed >= self.params.sighting_flush_s]
         if due:
             self.gallery.extend_sightings({s.sighting: s.last for s in due})
             for s in due:
