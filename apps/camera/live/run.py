@@ -21,7 +21,9 @@ from dgnet_edge.apps.camera.defaults import REID_EVERY, SYNTHETIC_VIEWS, SYNTHET
 from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, Sink, VideoSink
+from dgnet_edge.apps.camera.live.mqtt_events import is_url
+from dgnet_edge.apps.camera.live.outputs import MotSink, Sink, VideoSink, open_event_sink
+from dgnet_edge.apps.camera.live.record import default_device
 from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
 from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
 from dgnet_edge.errors import SourceError, UsageError
@@ -33,7 +35,9 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     """The app's options, checked by the CLI, with every default in one place. ``export_dir`` None
     tracks without appearance; ``gallery`` None (with an export) tracks with appearance per camera,
-    without identities; ``loop`` replays file sources (and their public detections) without end."""
+    without identities; ``loop`` replays file sources (and their public detections) without end;
+    ``events`` is a JSON-lines file or an ``mqtt://`` URL, ``device`` names this device in the events
+    (None: the host name)."""
 
     sources: list[str]
     detector: str = "auto"
@@ -47,7 +51,8 @@ class DemoConfig:
     show: bool = False
     save: Path | None = None
     save_txt: Path | None = None
-    events: Path | None = None
+    events: str | None = None
+    device: str | None = None
     max_frames: int | None = None
     synthesise: bool | None = None  # None: when the export has generator parts
     synthetic_views: int = SYNTHETIC_VIEWS
@@ -169,7 +174,9 @@ def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
                          f"give the gallery another file")
     if gallery is not None and (config.export_dir is not None or gallery.is_file()):  # the gallery in use, or an existing one
         inputs[gallery] = "the gallery"
-    outputs: list[tuple[str, Path]] = [("--events", config.events)] if config.events is not None else []
+    outputs: list[tuple[str, Path]] = []
+    if config.events is not None and not is_url(config.events):
+        outputs.append(("--events", Path(config.events)))
     for s in sources:
         if config.save is not None:
             outputs.append(("--save", config.save / f"{s.name}.mp4"))
@@ -254,7 +261,7 @@ def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
     if config.save_txt is not None:
         sinks.append(MotSink(config.save_txt))
     if config.events is not None:
-        sinks.append(EventLog(config.events))
+        sinks.append(open_event_sink(config.events, config.device or default_device()))
     if config.save is not None:
         sinks.append(VideoSink(config.save, fps))
     app = CameraApp(sources, detector, embed, resolver, TrackerParams(refresh_every=config.reid_every), sinks)
