@@ -54,12 +54,14 @@ class Broker:
     """A mosquitto on 127.0.0.1 with its own config file and folder; ``persistence`` keeps retained
     messages and persistent sessions across :meth:`stop` and :meth:`start`, as a site's broker would."""
 
-    def __init__(self, folder: Path, persistence: bool = False, password_file: Path | None = None):
+    def __init__(self, folder: Path, persistence: bool = False, password_file: Path | None = None,
+                 tls: tuple[Path, Path, Path] | None = None):
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.persistence = persistence
         self.password_file = password_file
+        self.tls = tls  # CA, certificate and key files
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Broker:
@@ -69,6 +71,8 @@ class Broker:
         config = self.folder / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "user root", "max_queued_messages 100000",
                  f"persistence {'true' if self.persistence else 'false'}"]
+        if self.tls is not None:
+            lines += [f"{option} {path}" for option, path in zip(("cafile", "certfile", "keyfile"), self.tls)]
         if self.password_file is None:
             lines.append("allow_anonymous true")
         else:
@@ -344,7 +348,7 @@ def test_broker_restarted_mid_run_events_are_buffered_and_delivered_in_order(per
         took = write_enters(sink, range(21, 71))  # the broker is away
         assert max(took) < 0.5, f"a write waited {max(took):.3f} s for the broker"  # microseconds, bar a busy machine
         time.sleep(1.5)  # the sink tries (and fails) to reconnect meanwhile
-        assert sink.counts() == {"delivered": 20, "dropped": 0, "waiting": 50}
+        assert sink.counts()["delivered"] == 20 and sink.counts()["waiting"] == 50
         persistent_broker.start()
         assert wait_until(lambda: sink.counts()["delivered"] == 70), sink.counts()
         write_enters(sink, range(71, 81))
@@ -354,7 +358,7 @@ def test_broker_restarted_mid_run_events_are_buffered_and_delivered_in_order(per
         sub.close()
     assert seqs(sub.events()) == list(range(1, 81))  # none lost, in order
     assert [e["track"] for e in sub.events()] == [e["seq"] for e in sub.events()]
-    assert sink.counts() == {"delivered": 80, "dropped": 0, "waiting": 0}
+    assert sink.counts() == {"delivered": 80, "dropped": 0, "waiting": 0, "in_flight": 0}
     assert "lost the broker" in caplog.text and "connected to" in caplog.text
 
 
@@ -437,7 +441,7 @@ def test_events_in_flight_when_the_link_drops_are_sent_again_first(broker):
         assert wait_until(lambda: sink.counts()["delivered"] == 10), sink.counts()
         proxy.cut()
         write_enters(sink, range(11, 61))  # 20 go out and are lost, 30 wait for acknowledgements
-        assert wait_until(lambda: len(sink._sent) >= 20 and len(sink._queue) == 30, timeout=5)
+        assert wait_until(lambda: sink.counts()["in_flight"] == 20 and sink.counts()["waiting"] == 50, timeout=5), sink.counts()
         proxy.drop()
         write_enters(sink, range(61, 81))  # while the device is cut off
         proxy.restore()
@@ -461,7 +465,7 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(persistent_broker, caplo
         sink.start(["cam1"])
         took = write_enters(sink, range(1, 26))
         assert max(took) < 0.5
-        assert sink.counts() == {"delivered": 0, "dropped": 15, "waiting": 10}
+        assert sink.counts() == {"delivered": 0, "dropped": 15, "waiting": 10, "in_flight": 0}
         assert "cannot reach the broker" in caplog.text and "dropping the oldest" in caplog.text
         persistent_broker.start()
         assert wait_until(lambda: sink.counts()["delivered"] == 10), sink.counts()
@@ -485,7 +489,7 @@ def test_a_broker_that_never_answers_holds_up_neither_writes_nor_close():
         for _ in range(20):
             took += write_enters(sink, range(len(took) + 1, len(took) + 6))
             time.sleep(0.05)
-        assert max(took) < 0.5 and sink.counts() == {"delivered": 0, "dropped": 0, "waiting": 100}
+        assert max(took) < 0.5 and sink.counts() == {"delivered": 0, "dropped": 0, "waiting": 100, "in_flight": 0}
         t0 = time.monotonic()
         sink.close()
         assert time.monotonic() - t0 < 5.0
@@ -552,8 +556,39 @@ def test_credentials_reach_a_broker_that_requires_them(tmp_path, caplog):
         wrong.start(["cam1"])
         write_enters(wrong, range(1, 4))
         assert wait_until(lambda: "refused the connection" in caplog.text, timeout=10)
-        assert wrong.counts() == {"delivered": 0, "dropped": 0, "waiting": 3}
+        assert wrong.counts() == {"delivered": 0, "dropped": 0, "waiting": 3, "in_flight": 0}
         wrong.close()
+    finally:
+        b.stop()
+
+
+def test_tls_with_a_private_ca(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="dgnet_edge.apps.camera.live.mqtt_events")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        _unavailable("openssl is not installed")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=tmp_path)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem",
+        "-days", "2", "-extfile", "san.cnf")
+    b = Broker(tmp_path / "broker", tls=(tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key")).start()
+    try:
+        sink = MqttEvents(MqttTarget.parse(f"mqtts://127.0.0.1:{b.port}/{TOPIC}?cafile={tmp_path / 'ca.pem'}"), "edge-t")
+        sink.start(["cam1"])
+        write_enters(sink, range(1, 4))
+        assert wait_until(lambda: sink.counts()["delivered"] == 3), sink.counts()
+        sink.close()
+        untrusted = MqttEvents(MqttTarget.parse(f"mqtts://127.0.0.1:{b.port}/{TOPIC}"), "edge-u", drain_s=0.5)
+        untrusted.start(["cam1"])  # the system's CAs do not know the private one
+        write_enters(untrusted, range(1, 4))
+        assert wait_until(lambda: "certificate" in caplog.text, timeout=10), caplog.text
+        assert untrusted.counts()["delivered"] == 0
+        untrusted.close()
     finally:
         b.stop()
 

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time as clock
 import urllib.parse
@@ -143,7 +144,7 @@ class MqttEvents(Sink):
         self._mqtt = require_paho()
         self.target = target
         self.device = device
-        self.buffer, self.window, self.drain_s = buffer, window, drain_s
+        self.buffer, self.window, self.keepalive_s, self.drain_s = buffer, window, keepalive_s, drain_s
         self.events_topic = f"{target.topic}/events/{device}"
         self.status_topic = f"{target.topic}/status/{device}"
         self.started = round(clock.time(), 3)
@@ -160,15 +161,15 @@ class MqttEvents(Sink):
         self._status_due = False
         self._stopping = False
         self._problem = ""  # the last connection problem logged (each is logged once)
-        self._dropped_logged = 0
-        self._client = self._make_client(keepalive_s, backoff)
+        self._drop_told = False  # the first drop of an outage is logged (the count at reconnect and close)
+        self._client = self._make_client(backoff)
         self._sender = threading.Thread(target=self._send_loop, name=f"mqtt-events-{device}", daemon=True)
 
     # -- the frame loop's side -----------------------------------------------------------------------
     def start(self, cameras: Sequence[str]) -> None:
         """Start connecting (in paho's thread: the app goes on whether or not the broker answers)."""
         self.cameras = list(cameras)
-        self._client.connect_async(self.target.host, self.target.port, keepalive=self._keepalive)
+        self._client.connect_async(self.target.host, self.target.port, keepalive=self.keepalive_s)
         self._client.loop_start()
         self._sender.start()
 
@@ -181,11 +182,11 @@ class MqttEvents(Sink):
                 if len(self._queue) >= self.buffer:
                     self._queue.popleft()
                     self.dropped += 1
+                    if not self._drop_told:
+                        self._drop_told = True
+                        log.warning("events: the buffer of %d events is full (broker %s away): dropping the oldest",
+                                    self.buffer, self.target.url)
                 self._queue.append(payload)
-            if self.dropped and self._dropped_logged == 0:
-                log.warning("events: the buffer of %d events is full (broker %s away): dropping the oldest",
-                            self.buffer, self.target.url)
-                self._dropped_logged = self.dropped
             self._cond.notify_all()
 
     def close(self) -> list[Path]:
@@ -193,9 +194,9 @@ class MqttEvents(Sink):
         if not self._sender.is_alive():
             return []
         with self._cond:
-            self._cond.wait_for(lambda: not self._queue and "event" not in self._sent.values(), timeout=self.drain_s)
+            self._cond.wait_for(lambda: not self._queue and not self._in_flight(), timeout=self.drain_s)
             self._stopping = True
-            left = len(self._queue) + sum(kind == "event" for kind in self._sent.values())
+            left = len(self._queue) + self._in_flight()
             connected = self._connected
             self._cond.notify_all()
         self._sender.join()
@@ -215,17 +216,21 @@ class MqttEvents(Sink):
         return []
 
     def counts(self) -> dict[str, int]:
-        """Events delivered (acknowledged), dropped from a full buffer, and still buffered or unacknowledged."""
+        """Events delivered (acknowledged by the broker), dropped from a full buffer, and waiting: in
+        the buffer, or ``in_flight`` (with paho, not yet acknowledged)."""
         with self._cond:
-            waiting = len(self._queue) + sum(kind == "event" for kind in self._sent.values())
-            return {"delivered": self.delivered, "dropped": self.dropped, "waiting": waiting}
+            in_flight = self._in_flight()
+            return {"delivered": self.delivered, "dropped": self.dropped, "waiting": len(self._queue) + in_flight,
+                    "in_flight": in_flight}
+
+    def _in_flight(self) -> int:
+        return sum(kind == "event" for kind in self._sent.values())
 
     # -- paho ----------------------------------------------------------------------------------------
-    def _make_client(self, keepalive_s: int, backoff: tuple[int, int]) -> Any:
+    def _make_client(self, backoff: tuple[int, int]) -> Any:
         mqtt = self._mqtt
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dgnet-edge-{self.device}-{os.getpid()}",
                              clean_session=True)
-        self._keepalive = keepalive_s
         client.reconnect_delay_set(*backoff)
         client.max_inflight_messages_set(self.window)
         if self.target.username is not None:
@@ -259,9 +264,10 @@ class MqttEvents(Sink):
             return
         with self._cond:
             self._connected = True
-            self._resending = "event" in self._sent.values()  # paho sends these again, right after this callback
+            self._resending = self._in_flight() > 0  # paho sends these again, right after this callback
             self._status_due = True
-            waiting = len(self._queue) + sum(kind == "event" for kind in self._sent.values())
+            self._drop_told = False
+            waiting = len(self._queue) + self._in_flight()
             self._cond.notify_all()
         if self._problem:
             log.info("events: connected to %s again; %d events to send, %d dropped so far", self.target.url, waiting, self.dropped)
@@ -270,7 +276,8 @@ class MqttEvents(Sink):
         self._problem = ""
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        self._report(f"cannot reach the broker {self.target.url}")
+        error = sys.exc_info()[1]  # paho calls this while it handles the connect's OSError
+        self._report(f"cannot reach the broker {self.target.url}" + (f" ({error})" if error is not None else ""))
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._cond:
@@ -290,7 +297,7 @@ class MqttEvents(Sink):
     def _acked(self, kind: str | None) -> None:
         if kind == "event":
             self.delivered += 1
-        if "event" not in self._sent.values():
+        if not self._in_flight():
             self._resending = False
 
     # -- the sender thread: the one caller of paho's publish while the sink runs ---------------------
@@ -316,5 +323,4 @@ class MqttEvents(Sink):
     def _may_send(self) -> bool:
         if self._stopping or (self._connected and self._status_due):
             return True
-        in_flight = sum(kind == "event" for kind in self._sent.values())
-        return self._connected and not self._resending and bool(self._queue) and in_flight < self.window
+        return self._connected and not self._resending and bool(self._queue) and self._in_flight() < self.window
