@@ -536,6 +536,12 @@ def test_a_bad_device_name_is_a_usage_error(tmp_path, capsys):
     assert code == 2 and "--device" in err
 
 
+def test_without_paho_the_error_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)  # as if paho-mqtt were not installed
+    code, _, err = _demo(capsys, "--source", tmp_path / "x.mp4", "--no-appearance", "--events", "mqtt://127.0.0.1/site")
+    assert code == 1 and "pip install 'dgnet-edge[site]'" in err and "x.mp4" not in err
+
+
 def test_credentials_reach_a_broker_that_requires_them(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="dgnet_edge.apps.camera.live.mqtt_events")
     passwords = tmp_path / "passwords"

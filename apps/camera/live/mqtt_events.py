@@ -50,9 +50,9 @@ URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 INSTALL_HINT = "pip install 'dgnet-edge[site]' (or pip install 'paho-mqtt>=2')"
 
 
-def is_url(spec: str) -> bool:
+def is_url(spec: str | Path) -> bool:
     """Whether an ``--events`` value is a URL (``scheme://...``) rather than a file name."""
-    return bool(URL_LIKE.match(spec))
+    return isinstance(spec, str) and bool(URL_LIKE.match(spec))
 
 
 def require_paho() -> Any:

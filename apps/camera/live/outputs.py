@@ -243,11 +243,11 @@ class EventLog(Sink):
         return [self.path]
 
 
-def open_event_sink(spec: str, device: str) -> Sink:
+def open_event_sink(spec: str | Path, device: str) -> Sink:
     """The events sink ``--events SPEC`` names: an MQTT broker for an ``mqtt://`` or ``mqtts://`` URL
     (:mod:`.mqtt_events`), else a JSON-lines file. Both write the same messages."""
     from dgnet_edge.apps.camera.live import mqtt_events
 
     if mqtt_events.is_url(spec):
-        return mqtt_events.MqttEvents(mqtt_events.MqttTarget.parse(spec), device)
+        return mqtt_events.MqttEvents(mqtt_events.MqttTarget.parse(str(spec)), device)
     return EventLog(Path(spec), device)

@@ -51,7 +51,7 @@ class DemoConfig:
     show: bool = False
     save: Path | None = None
     save_txt: Path | None = None
-    events: str | None = None
+    events: str | Path | None = None
     device: str | None = None
     max_frames: int | None = None
     synthesise: bool | None = None  # None: when the export has generator parts
