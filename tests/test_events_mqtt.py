@@ -24,10 +24,14 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from conftest import TINY_BENCH
+from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
+from dgnet_edge.apps.camera.live.detections import Detections
+from dgnet_edge.apps.camera.live.detectors import Detector
 from dgnet_edge.apps.camera.live.mqtt_events import MqttEvents, MqttTarget
-from dgnet_edge.apps.camera.live.outputs import EventLog
+from dgnet_edge.apps.camera.live.outputs import EventLog, Sink
 from dgnet_edge.apps.camera.live.record import Enter, FrameResult, Leave, Merged, NewIdentity, Reidentified
 from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+from dgnet_edge.apps.camera.live.sources import open_source
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track
 from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.boxes import l2_normalise
@@ -605,7 +609,7 @@ def _track(track_id, feature):
                  feature=feature, time_since_update=0)
 
 
-def test_a_merge_made_while_the_app_runs_is_a_merged_event_and_the_track_follows(tmp_path):
+def test_the_resolver_follows_a_merge_and_forgets_a_deleted_identity(tmp_path):
     rng = np.random.default_rng(3)
     a, b, c = (l2_normalise(rng.normal(size=16)) for _ in range(3))
     with Gallery(tmp_path / "g.db", 16) as gallery, Gallery(tmp_path / "g.db") as cli_side:
@@ -625,3 +629,71 @@ def test_a_merge_made_while_the_app_runs_is_a_merged_event_and_the_track_follows
         events = resolver.close()
         assert [(e.kind, e.identity) for e in events] == [("leave", keep)]
         assert gallery.sightings(keep)[-1].last == 1.5  # the track's sighting went on under keep
+
+
+class _Figure(Detector):
+    """The box around the pixels far from the grey background: the one walking figure."""
+
+    def detect(self, frame):
+        ys, xs = np.nonzero(np.abs(frame.image.astype(np.int16) - 128).max(axis=2) > 50)
+        return Detections.from_xyxy([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9])
+
+
+def _colour_histograms(crops):
+    feats = np.stack([np.concatenate([np.histogram(c[..., k], bins=8, range=(0, 256))[0] for k in range(3)])
+                      for c in crops]).astype(np.float32)
+    return l2_normalise(feats)
+
+
+class _MergeOnce(Sink):
+    """`dgnet-edge gallery merge` from another connection, once the app's first track has an identity."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done: tuple[int, int] | None = None
+
+    def write(self, result):
+        enter = next((e for e in result.events if e.kind == "enter"), None)
+        if enter is not None and self.done is None:
+            with Gallery(self.path) as other_process:
+                keep = other_process.enrol(l2_normalise(np.ones(24, np.float32)), name="alice")
+                other_process.merge(keep, enter.identity)
+            self.done = (keep, enter.identity)
+
+
+def test_a_merge_while_the_app_runs_is_published(broker, tmp_path):
+    """A person walks through one camera for 8 s; another process merges their identity into an
+    enrolled one while the app runs: the app publishes `merged` and the track leaves under KEEP."""
+    import cv2
+
+    camera = tmp_path / "cam1"
+    (camera / "img1").mkdir(parents=True)
+    for i in range(120):  # 8 s at 15 frames/s
+        image = np.full((240, 320, 3), 128, np.uint8)
+        x = 10 + 2 * i
+        image[60:130, x:x + 40] = (30, 30, 200)
+        image[130:200, x + 5:x + 35] = (200, 60, 30)
+        cv2.imwrite(str(camera / "img1" / f"{i + 1:06d}.jpg"), image)
+    (camera / "seqinfo.ini").write_text("[Sequence]\nname=cam1\nimDir=img1\nframeRate=15\nseqLength=120\n"
+                                        "imWidth=320\nimHeight=240\nimExt=.jpg\n")
+    sub = Subscriber(broker.port)
+    merge = _MergeOnce(tmp_path / "g.db")
+    try:
+        source = open_source(str(camera), "cam1")
+        with Gallery(tmp_path / "g.db", feature_dim=24) as gallery:
+            sink = MqttEvents(MqttTarget("127.0.0.1", broker.port, TOPIC), "edge-m")
+            app = CameraApp([source], _Figure(), crop_features(_colour_histograms), IdentityResolver(gallery, threshold=0.8),
+                            sinks=[merge, sink])
+            app.run()
+        source.close()
+        assert sub.wait(lambda: len(sub.events()) >= 4)
+        events = sub.events()
+    finally:
+        sub.close()
+    keep, other = merge.done
+    assert [(e["event"], e["identity"]) for e in events] == [("new_identity", other), ("enter", other), ("merged", keep),
+                                                              ("leave", keep)]
+    merged = events[2]
+    check_message(merged, "edge-m")
+    assert (merged["keep"], merged["other"], merged["name"], merged["track"]) == (keep, other, "alice", events[1]["track"])
+    assert 0 < merged["time"] - events[1]["time"] <= 2.5  # at the track's next template check
