@@ -325,6 +325,7 @@ def test_a_killed_app_is_offline_by_its_last_will(broker, tiny_bench):
         assert sub.wait(lambda: any(s["state"] == "online" for s, _ in sub.statuses("edge-kill")), timeout=60), \
             proc.stderr.read().decode() if proc.poll() is not None else "no online status"
         assert proc.poll() is None, "the looping demo ended by itself"
+        assert retained_status(broker.port, "edge-kill")["state"] == "online"  # what a consumer joining now is told
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert sub.wait(lambda: sub.statuses("edge-kill")[-1][0]["state"] == "offline", timeout=20)
