@@ -35,6 +35,7 @@ from dgnet_edge.apps.camera.defaults import (
     SYNTHETIC_VIEWS,
     SYNTHETIC_WEIGHT,
 )
+from dgnet_edge.apps.camera.live.record import DEVICE_NAME, DEVICE_RULE
 from dgnet_edge.apps.camera.live.tracking.identities import IdentityParams
 from dgnet_edge.apps.camera.live.tracking.tracker import TrackerParams
 from dgnet_edge.errors import ConfigError
@@ -132,17 +133,21 @@ class SynthesisConfig:
 
 @dataclass(frozen=True)
 class OutputsConfig:
-    """Folders for annotated videos (``save``) and MOT tracks (``save_txt``), the events file;
+    """Folders for annotated videos (``save``) and MOT tracks (``save_txt``), where events go (a
+    JSON-lines file or an ``mqtt://`` URL) and this device's name in them (None: the host name);
     ``show`` None: a window when a display is available."""
 
     save: Optional[str] = None
     save_txt: Optional[str] = None
     events: Optional[str] = None
+    device: Optional[str] = None
     show: Optional[bool] = None
     max_frames: Optional[int] = None
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "max_frames")
+        if self.device is not None and not DEVICE_NAME.match(self.device):
+            raise ValueError(f"device {self.device!r}: {DEVICE_RULE}")
 
 
 @dataclass(frozen=True)

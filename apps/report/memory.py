@@ -7,7 +7,6 @@ The peak is the kernel's high-water mark of this process's address space (Linux:
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

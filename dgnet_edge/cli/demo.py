@@ -4,6 +4,7 @@
     dgnet-edge demo --source 0 --detector hog --export exports/market --show
     dgnet-edge demo --source vtest.avi --detector ssdlite --export runs/quickstart/export
     dgnet-edge demo --jetson-csi 0 --jetson-rtsp rtsp://cam2/stream --detector yolo:yolov8n.engine --export exports/market
+    dgnet-edge demo --source data/video/cam1 --export runs/quickstart/export --events mqtt://broker:1883/site --device door
 
 Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
 when they leave a view and come back, or appear on another camera, and across runs. A thin layer
@@ -61,7 +62,8 @@ def demo(
     show: Annotated[Optional[bool], typer.Option("--show/--no-show", help="A window per camera (keys: q quit, p pause, click + e enrol). Default: when a display is available.")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Folder for an annotated video per camera (CAMERA.mp4).")] = None,
     save_txt: Annotated[Optional[Path], typer.Option("--save-txt", help="Folder for MOTChallenge tracks per camera (CAMERA.txt), the input of eval-tracks.")] = None,
-    events: Annotated[Optional[Path], typer.Option("--events", help="JSON lines file of events: enter, leave, reidentified, new_identity.")] = None,
+    events: Annotated[Optional[str], typer.Option("--events", metavar="FILE|URL", help="Where events go (enter, leave, reidentified, new_identity, merged; docs/events.md): a JSON lines file, or an MQTT broker: mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC (mqtts:// for TLS), published to TOPIC/events/DEVICE with the device's status on TOPIC/status/DEVICE.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", metavar="NAME", help="This device's name in every event and in the MQTT status topic (default: the host name).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[Optional[int], typer.Option("--synthetic-views", "-k", min=1, show_default=str(SYNTHETIC_VIEWS), help="Synthetic views per new identity.")] = None,
@@ -74,16 +76,19 @@ def demo(
     """Detect, track and re-identify people on one or more cameras with a persistent gallery."""
     from dgnet_edge.apps.camera.config import load_camera_config
     from dgnet_edge.apps.camera.live.display import resolve_show
+    from dgnet_edge.apps.camera.live.record import DEVICE_NAME, DEVICE_RULE
     from dgnet_edge.apps.camera.live.sources import jetson_csi_pipeline, jetson_rtsp_pipeline
 
     specs = list(source or []) + [jetson_csi_pipeline(n) for n in jetson_csi or []] + [jetson_rtsp_pipeline(u) for u in jetson_rtsp or []]
     kind, model = parse_detector(detector) if detector is not None else (None, None)
+    if device is not None and not DEVICE_NAME.match(device):
+        raise UsageError(f"--device {device!r}: {DEVICE_RULE}")
     given = {
         "sources.cameras": specs or None, "sources.open_timeout_s": open_timeout, "sources.read_timeout_s": read_timeout,
         "detector.kind": kind, "embedder.export": export_dir, "embedder.backend": backend, "embedder.precision": precision,
         "tracker.refresh_every": reid_every, "identities.threshold": threshold, "gallery.location": gallery,
         "gallery.synthetic_weight": synthetic_weight, "synthesis.enabled": synthesise, "synthesis.views": synthetic_views,
-        "outputs.save": save, "outputs.save_txt": save_txt, "outputs.events": events, "outputs.show": show,
+        "outputs.save": save, "outputs.save_txt": save_txt, "outputs.events": events, "outputs.device": device, "outputs.show": show,
         "outputs.max_frames": max_frames,
     }
     values = [(key, str(v) if isinstance(v, Path) else v) for key, v in given.items() if v is not None]
@@ -129,7 +134,13 @@ def check_demo_config(config: CameraConfig, appearance_off: bool) -> None:
         if folder is not None:
             prepare_output_dir(Path(folder), what)
     if out.events is not None:
-        prepare_output_file(Path(out.events), "--events file")
+        from dgnet_edge.apps.camera.live.mqtt_events import MqttTarget, is_url, require_paho
+
+        if is_url(out.events):
+            MqttTarget.parse(out.events)
+            require_paho()
+        else:
+            prepare_output_file(Path(out.events), "--events file")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The camera app's sinks: annotated video per camera, MOT text per camera (the input of
-``dgnet-edge eval-tracks``) and a JSONL event stream. Every sink takes each frame's
+``dgnet-edge eval-tracks``) and events, as JSON lines (:class:`EventLog`) or to an MQTT broker
+(:mod:`.mqtt_events`), picked by :func:`open_event_sink`. Every sink takes each frame's
 :class:`~dgnet_edge.apps.camera.live.record.FrameResult` in :meth:`Sink.write` and writes its files
 in :meth:`Sink.close`.
 
@@ -220,19 +221,33 @@ class MotSink(Sink):
 
 
 class EventLog(Sink):
-    """Events as JSON lines, flushed one by one so that a follower sees each as it happens."""
+    """Event messages (docs/events.md) as JSON lines, flushed one by one so that a follower sees each
+    as it happens. ``device`` names the device in each message (default: the host name)."""
 
     what = "events"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, device: str | None = None):
+        from dgnet_edge.apps.camera.live.record import EventMessages, default_device
+
         self.path = path
+        self.messages = EventMessages(device or default_device())
         self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, result: FrameResult) -> None:
         for event in result.events:
-            self._file.write(json.dumps(event.as_dict(), separators=(",", ":")) + "\n")
+            self._file.write(json.dumps(self.messages.message(event), separators=(",", ":")) + "\n")
             self._file.flush()
 
     def close(self) -> list[Path]:
         self._file.close()
         return [self.path]
+
+
+def open_event_sink(spec: str | Path, device: str) -> Sink:
+    """The events sink ``--events SPEC`` names: an MQTT broker for an ``mqtt://`` or ``mqtts://`` URL
+    (:mod:`.mqtt_events`), else a JSON-lines file. Both write the same messages."""
+    from dgnet_edge.apps.camera.live import mqtt_events
+
+    if mqtt_events.is_url(spec):
+        return mqtt_events.MqttEvents(mqtt_events.MqttTarget.parse(str(spec)), device)
+    return EventLog(Path(spec), device)

@@ -3,12 +3,16 @@
 Each stage extends the record: the source gives the frame, the detector its detections, the tracker
 its tracks (and those that ended), the identity resolver the tracks' gallery identities and the
 events; the sinks (:mod:`.outputs`, the display, synthesis at enrolment) read it. Events are
-dataclasses; :meth:`Event.as_dict` is the JSON line the event log writes.
+dataclasses; :class:`EventMessages` turns them into the one message schema that every event sink
+writes (the JSON-lines file and MQTT), documented in docs/events.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import socket
+import time as clock
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional
 
@@ -18,6 +22,10 @@ from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.outputs import Label
 from dgnet_edge.apps.camera.live.sources import Frame
 from dgnet_edge.apps.camera.live.tracking.tracker import Track
+
+SCHEMA_VERSION = 1  # of the event messages (docs/events.md): raised when a field changes meaning or goes away
+DEVICE_RULE = "a device name is 1 to 64 ASCII letters, digits, '_', '-' and '.', starting with a letter or digit"
+DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Event:
     name: Optional[str]
 
     def as_dict(self) -> Dict[str, Any]:
-        """The event log's line: ``{"event": kind, "time": ..., ...}`` (a crop is not written)."""
+        """``{"event": kind, "time": ..., ...}``: the event's own fields (a crop is not written)."""
         return {"event": self.kind, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "crop"}}
 
 
@@ -67,6 +75,43 @@ class NewIdentity(Event):
 
     kind: ClassVar[str] = "new_identity"
     crop: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Merged(Event):
+    """The gallery merged identity ``other`` into ``keep`` (``dgnet-edge gallery merge``, here or on
+    another device sharing the gallery) while this track held ``other``: the track holds ``keep`` from
+    now on, so ``identity`` is ``keep``."""
+
+    kind: ClassVar[str] = "merged"
+    keep: int
+    other: int
+
+
+def default_device() -> str:
+    """The device name when none is given: the host name (its first label), or ``device`` when that
+    breaks :data:`DEVICE_RULE`."""
+    name = socket.gethostname().split(".")[0]
+    return name if DEVICE_NAME.match(name) else "device"
+
+
+class EventMessages:
+    """Events as messages of the one schema (docs/events.md) that every event sink writes.
+
+    Each message adds to the event's own fields the schema version, the ``device``, ``seq`` (1, 2,
+    ... in the order the events happened in this run, so that a consumer sees a gap or a repeat)
+    and ``wall`` (the device's clock, Unix seconds, when the event was written).
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.seq = 0
+
+    def message(self, event: Event) -> Dict[str, Any]:
+        self.seq += 1
+        fields = event.as_dict()
+        return {"schema": SCHEMA_VERSION, "event": fields.pop("event"), "device": self.device, "seq": self.seq,
+                "wall": round(clock.time(), 3), **fields}
 
 
 @dataclass

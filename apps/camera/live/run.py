@@ -21,7 +21,9 @@ from dgnet_edge.apps.camera.config import CameraConfig
 from dgnet_edge.apps.camera.live.app import CameraApp, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import Detector, open_detector
-from dgnet_edge.apps.camera.live.outputs import EventLog, MotSink, Sink, VideoSink
+from dgnet_edge.apps.camera.live.mqtt_events import is_url
+from dgnet_edge.apps.camera.live.outputs import MotSink, Sink, VideoSink, open_event_sink
+from dgnet_edge.apps.camera.live.record import default_device
 from dgnet_edge.apps.camera.live.sources import Frame, Source, open_source
 from dgnet_edge.errors import SourceError, UsageError
 
@@ -142,7 +144,9 @@ def check_outputs(config: CameraConfig, sources: list[Source]) -> None:
                          f"give the gallery another file")
     if gallery is not None and (config.embedder.export is not None or gallery.is_file()):  # the gallery in use, or an existing one
         inputs[gallery] = "the gallery"
-    outputs: list[tuple[str, Path]] = [("--events", Path(out.events))] if out.events is not None else []
+    outputs: list[tuple[str, Path]] = []
+    if out.events is not None and not is_url(out.events):
+        outputs.append(("--events", Path(out.events)))
     for s in sources:
         if out.save is not None:
             outputs.append(("--save", Path(out.save) / f"{s.name}.mp4"))
@@ -228,7 +232,7 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
     if out.save_txt is not None:
         sinks.append(MotSink(Path(out.save_txt)))
     if out.events is not None:
-        sinks.append(EventLog(Path(out.events)))
+        sinks.append(open_event_sink(out.events, out.device or default_device()))
     if out.save is not None:
         sinks.append(VideoSink(Path(out.save), fps))
     config.save([out.save, out.save_txt])

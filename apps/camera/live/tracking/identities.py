@@ -14,7 +14,7 @@ A track missing from ``tracks`` (the tracker returns every live one, lost ones t
 ``update`` returns the identities of the camera's tracks (track id -> gallery identity; the
 resolver is the one place that holds them) and the events (:mod:`..record`): ``NewIdentity``
 (with the crop the gallery keeps as its thumbnail), ``Reidentified`` (with the score and the
-identity's last sighting), ``Enter`` and ``Leave``.
+identity's last sighting), ``Enter``, ``Leave`` and ``Merged``.
 
 How a track gets its identity: a confirmed track with a fresh feature and no identity is pending.
 Pending tracks of one camera are matched to gallery identities together by an optimal one-to-one
@@ -29,6 +29,14 @@ While a track holds an identity, its feature becomes a template at most every
 ``template_interval_s``, and only when it still matches its identity (score >= threshold) and is
 not a near-copy of a template there already (score <= 1 - ``novelty``). Sightings are opened when
 a track takes an identity and their end is written every ``sighting_flush_s`` and at leave.
+
+Identities gone from the gallery: another process (``dgnet-edge gallery merge`` or ``delete``, or
+another device sharing the gallery) may remove an identity a track holds. The resolver learns it
+when it next considers the track's feature as a template (every ``template_interval_s``): the
+identity is missing from the gallery's scores. A merge moves the identity's templates and sightings
+to the identity kept, so the track's open sighting now belongs to that one: the track follows it
+and a ``Merged`` event says so (one per track that held the merged identity; none when no track
+held it). After a delete the sighting is gone too, and the track is pending again.
 
 Static things are not people: the cameras are fixed, so a detector's false positive on a sign, a
 poster or a coat on a hook is a box that never moves. A track makes a new identity only once its box
@@ -49,7 +57,7 @@ from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from dgnet_edge.apps.camera.live.record import Enter, Event, Leave, NewIdentity, Reidentified
+from dgnet_edge.apps.camera.live.record import Enter, Event, Leave, Merged, NewIdentity, Reidentified
 from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
 from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
@@ -181,7 +189,7 @@ class IdentityResolver:
                 events += self._decide(camera, time, pending, image)
             due = [s for s in states.values() if s.identity is not None and _fresh(s.track)
                    and time - s.template_checked >= self.params.template_interval_s]
-            self._add_templates(camera, time, due, image)
+            events += self._add_templates(camera, time, due, image)
             self._flush_sightings(time, states.values())
         return Resolved(self.identities(camera), events)
 
@@ -296,16 +304,17 @@ class IdentityResolver:
             return None
 
     # -- gallery upkeep ----------------------------------------------------------------------------
-    def _add_templates(self, camera: str, time: float, states: list[_TrackState], image: np.ndarray | None) -> None:
+    def _add_templates(self, camera: str, time: float, states: list[_TrackState], image: np.ndarray | None) -> list[Event]:
         if not states:
-            return
+            return []
         features = l2_normalise(np.stack([s.track.feature for s in states]))
         ids, scores = self.gallery.identity_scores(features)
         column = {int(i): c for c, i in enumerate(ids)}
+        events: list[Event] = []
         for row, state in enumerate(states):
             col = column.get(state.identity)
-            if col is None:  # the identity was deleted or merged away by another process
-                self._release(state)
+            if col is None:  # the identity was merged away or deleted by another process
+                events += self._identity_gone(camera, time, state, ids, scores[row])
                 continue
             state.template_checked = time
             score = scores[row, col]
@@ -316,6 +325,25 @@ class IdentityResolver:
                                           time=time, source=f"track:{camera}:{state.track.track_id}")
             except GalleryError:
                 self._release(state)
+        return events
+
+    def _identity_gone(self, camera: str, time: float, state: _TrackState, ids: np.ndarray, scores: np.ndarray,
+                       candidates: int = 3) -> list[Event]:
+        """The track's identity is no longer in the gallery. If one of the ``candidates`` identities
+        the track's feature scores best on now holds the track's open sighting, the identity was
+        merged into it: the track follows (a Merged event). Else it was deleted: the track is pending."""
+        other = state.identity
+        for col in np.argsort(-scores)[:candidates]:
+            keep = int(ids[col])
+            try:
+                moved = any(s.id == state.sighting for s in self.gallery.sightings(keep))
+            except GalleryError:  # gone as well
+                continue
+            if moved:
+                state.identity, state.name = keep, self._name(keep)
+                return [Merged(time, camera, state.track.track_id, keep, state.name, keep=keep, other=other)]
+        self._release(state)
+        return []
 
     def _release(self, state: _TrackState) -> None:
         """Forget a track's identity (gone from the gallery); the track is pending again."""
