@@ -55,7 +55,7 @@ def demo(
     detector: Annotated[str, typer.Option("--detector", "-d", help=DETECTOR_HELP)] = "auto",
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",
-    gallery: Annotated[Path, typer.Option("--gallery", "-g", help="SQLite gallery shared by the cameras and kept across runs.")] = Path("gallery.db"),
+    gallery: Annotated[str, typer.Option("--gallery", "-g", help="Gallery shared by the cameras and kept across runs: a file (SQLite), or postgresql://USER@HOST[:PORT]/DATABASE to share it with other devices.")] = "gallery.db",
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[bool, typer.Option("--appearance/--no-appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = True,
     reid_every: Annotated[int, typer.Option("--reid-every", min=0, help="Frames between feature refreshes of a confirmed track (0: never).")] = REID_EVERY,
@@ -97,8 +97,11 @@ def demo(
     if not appearance and synthesise:
         raise UsageError("--synthesise needs appearance (the gallery): drop --no-appearance")
     show = resolve_show(show)
-    if appearance:
-        prepare_output_file(gallery, "gallery")
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url, parse_gallery_spec
+
+    gallery_spec = parse_gallery_spec(gallery)
+    if appearance and not is_database_url(gallery_spec):
+        prepare_output_file(gallery_spec, "gallery")
     for folder, what in ((save, "--save folder"), (save_txt, "--save-txt folder")):
         if folder is not None:
             prepare_output_dir(folder, what)
@@ -109,7 +112,7 @@ def demo(
 
     config = DemoConfig(
         sources=specs, detector=kind, detector_arg=arg, export_dir=export_dir if appearance else None,
-        backend=backend, precision=precision, gallery=gallery, threshold=threshold, reid_every=reid_every,
+        backend=backend, precision=precision, gallery=gallery_spec, threshold=threshold, reid_every=reid_every,
         show=show, save=save, save_txt=save_txt, events=events, max_frames=max_frames, synthesise=synthesise,
         synthetic_views=synthetic_views, synthetic_weight=synthetic_weight,
         open_timeout_s=open_timeout, read_timeout_s=read_timeout,

@@ -41,7 +41,7 @@ class DemoConfig:
     export_dir: Path | None = None
     backend: str = "auto"
     precision: str = "auto"
-    gallery: Path | None = Path("gallery.db")
+    gallery: Path | str | None = Path("gallery.db")  # a file, or a postgresql:// URL
     threshold: float | None = None
     reid_every: int = REID_EVERY
     show: bool = False
@@ -163,7 +163,9 @@ def check_outputs(config: DemoConfig, sources: list[Source]) -> None:
     """UsageError when an output file (events, a camera's video or tracks, the gallery) is a file
     the run reads: the gallery, a source, the detector's or the export's files."""
     inputs = _input_files(config, sources)
-    gallery = None if config.gallery is None else config.gallery.expanduser().resolve()
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url
+
+    gallery = None if config.gallery is None or is_database_url(config.gallery) else Path(config.gallery).expanduser().resolve()
     if config.export_dir is not None and gallery in inputs:
         raise UsageError(f"--gallery {config.gallery} is {inputs[gallery]}: writing it would destroy an input; "
                          f"give the gallery another file")
@@ -230,15 +232,15 @@ def build_app(config: DemoConfig, stack: contextlib.ExitStack) -> BuiltApp:
     if config.export_dir is not None:
         from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
         from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
-        from dgnet_edge.apps.camera.storage.gallery import Gallery
+        from dgnet_edge.apps.camera.storage.open_gallery import open_gallery
         from dgnet_edge.runtime.embedder import Embedder
 
         threshold = resolve_threshold(config.export_dir, config.threshold)
         embedder = stack.enter_context(Embedder.open(config.export_dir, config.backend, config.precision))
         embed = crop_features(embedder.embed)
         if config.gallery is not None:
-            gallery = stack.enter_context(Gallery(config.gallery, feature_dim=embedder.feature_dim,
-                                                  kind_weights={"synthetic": config.synthetic_weight}))
+            gallery = stack.enter_context(open_gallery(config.gallery, embedder.feature_dim, queue_writes=True,
+                                                       kind_weights={"synthetic": config.synthetic_weight}))
             resolver = IdentityResolver(gallery, threshold)
             if config.synthesise is not False:
                 from dgnet_edge.apps.camera.storage.synthesis import start_synthesis

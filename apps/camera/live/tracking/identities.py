@@ -52,7 +52,7 @@ import numpy as np
 from dgnet_edge.apps.camera.live.record import Enter, Event, Leave, NewIdentity, Reidentified
 from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
-from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase, GalleryError
 from dgnet_edge.boxes import crop, l2_normalise
 
 
@@ -104,7 +104,7 @@ def _fresh(track: Track) -> bool:
 
 
 class IdentityResolver:
-    """Identities for the tracks of every camera, from and into one :class:`Gallery`.
+    """Identities for the tracks of every camera, from and into one gallery (SQLite or PostgreSQL).
 
     Args:
         gallery: the gallery (its feature size is the embedder's).
@@ -126,7 +126,7 @@ class IdentityResolver:
 
     def __init__(
         self,
-        gallery: Gallery,
+        gallery: GalleryBase,
         threshold: float,
         *,
         decide_after: int = 3,
@@ -275,7 +275,9 @@ class IdentityResolver:
                 image: np.ndarray | None, name: str | None = None) -> list[Event]:
         track_id = state.track.track_id
         piece = crop(image, state.track.box)  # the one crop of a new person: thumbnail, and synthesis's input
-        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time, source=f"track:{camera}:{track_id}")
+        # unless_matches: another device sharing the gallery may have enrolled this person a moment ago
+        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time,
+                                      source=f"track:{camera}:{track_id}", unless_matches=self.threshold)
         state.sighting = self.gallery.open_sighting(identity, camera, track_id, time)
         self._hold(state, identity, time)
         state.template_checked = time
@@ -299,7 +301,7 @@ class IdentityResolver:
         if not states:
             return
         features = l2_normalise(np.stack([s.track.feature for s in states]))
-        ids, scores = self.gallery.identity_scores(features)
+        ids, scores = self.gallery.identity_scores(features, include=[s.identity for s in states])
         column = {int(i): c for c, i in enumerate(ids)}
         for row, state in enumerate(states):
             col = column.get(state.identity)
