@@ -328,6 +328,46 @@ def test_a_server_restart_mid_run_queues_writes_and_replays_them_exactly_once(pg
             assert check.connection.execute("SELECT count(*) FROM writes").fetchone()[0] == 1 + 4 + 1
 
 
+def test_the_app_keeps_tracking_through_a_restart_and_its_identities_are_written_once(pg, url):
+    from test_gallery import track
+
+    from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
+
+    rng = np.random.default_rng(9)
+    ann, bob = unit(rng), unit(rng)
+    image = np.zeros((48, 64, 3), np.uint8)
+    with PostgresGallery(url, D, queue_writes=True) as g:
+        resolver = IdentityResolver(g, threshold=0.7, decide_after=3, template_interval_s=1.0, sighting_flush_s=1.0,
+                                    enrol_min_motion=0)
+        for t in range(3):
+            resolver.update("cam1", 0.1 * t, [track(1, near(ann, rng))], image)
+        a = resolver.identity_of("cam1", 1)
+        assert a is not None
+        pg.stop("immediate")
+        kinds = []
+        for step in range(30):  # 3 s of frames while the database is away: Ann stays, Bob arrives
+            t = 1.0 + 0.1 * step
+            kinds += [e.kind for e in resolver.update("cam1", t, [track(1, near(ann, rng)),
+                                                                  track(2, near(bob, rng), box=(40, 2, 50, 30))], image).events]
+        b = resolver.identity_of("cam1", 2)
+        assert kinds == ["new_identity", "enter"] and b not in (None, a) and resolver.identity_of("cam1", 1) == a
+        assert not g.online and g.pending_writes() > 0
+        pg.start()
+        step = 0
+        while g.pending_writes() and step < 150:  # the frames go on; the queue is written when the database is back
+            step += 1
+            resolver.update("cam1", 4.0 + 0.1 * step, [track(1, near(ann, rng)), track(2, near(bob, rng), box=(40, 2, 50, 30))],
+                            image)
+            time.sleep(0.1)
+        assert g.pending_writes() == 0 and g.online
+        resolver.close()
+    with PostgresGallery(url) as check:
+        assert [i.id for i in check.identities()] == [a, b]
+        assert check.templates(b)[0].enrolment and check.templates(b)[0].source == "track:cam1:2"
+        (sighting,) = check.sightings(b)  # one sighting, written once, its end moved by the replayed writes
+        assert sighting.first == pytest.approx(1.2) and sighting.last > 4.0
+
+
 def test_without_queueing_a_lost_connection_is_an_error(pg, url):
     with PostgresGallery(url, D) as g:
         pg.stop("immediate")
@@ -392,3 +432,33 @@ def test_bad_urls_and_unreachable_servers_are_one_line_errors(pg, url):
         g.enrol(unit(np.random.default_rng(8)))
     with pytest.raises(GalleryError, match="holds 16-d features but the embedder gives 8-d"):
         PostgresGallery(url, 8)
+
+
+# -- the camera app on a shared gallery -------------------------------------------------------------
+def test_demo_runs_on_a_postgres_gallery_and_a_second_run_knows_the_people(tiny_bench, tiny_dgnet_export, url,
+                                                                            tmp_path, capsys):
+    import json
+
+    from dgnet_edge.cli.main import main
+    from dgnet_edge.data.video.world import load_site
+
+    site = load_site(tiny_bench)
+    args = ["demo", *sum((["--source", str(site.camera_dir(n))] for n in site.camera_names), []),
+            "--export", str(tiny_dgnet_export), "--threshold", "0.9", "--gallery", url, "--json", "--no-progress",
+            "--no-show"]
+    summaries = []
+    for synthesis in (["--synthesise", "-k", "4"], ["--no-synthesise"]):
+        with pytest.raises(SystemExit) as e:
+            main(args + synthesis)
+        captured = capsys.readouterr()
+        assert e.value.code in (None, 0), captured.err
+        summaries.append(json.loads(captured.out))
+    assert summaries[0]["identities"] >= 1 and summaries[0]["events"].get("new_identity", 0) >= 1
+    synthesis = summaries[0]["synthesis"]  # the worker thread writes through its own connection
+    assert set(synthesis["structures"]) == {"cam1", "cam2"} and synthesis["failed"] == 0 and synthesis["done"] >= 1
+    assert summaries[1]["events"].get("reidentified", 0) > 0
+    with PostgresGallery(url) as g:
+        assert len(g) == summaries[1]["identities"]
+        assert all(any(t.enrolment for t in g.templates(i.id)) for i in g.identities())
+        assert any(t.kind == "synthetic" for i in g.identities() for t in g.templates(i.id))
+        assert set(StructureBank(g).counts()) == {"cam1", "cam2"}

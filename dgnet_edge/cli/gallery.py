@@ -41,9 +41,10 @@ DEFAULT_GALLERY = "gallery.db"
 
 
 def _open(gallery: str, feature_dim: Optional[int] = None, read_only: bool = False) -> Any:
-    from dgnet_edge.apps.camera.storage.open_gallery import open_gallery, parse_gallery_spec
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url, open_gallery, parse_gallery_spec
 
-    return open_gallery(parse_gallery_spec(gallery), feature_dim, read_only=read_only)
+    options = {"listen": False} if is_database_url(gallery) else {}  # one command: no need to follow others
+    return open_gallery(parse_gallery_spec(gallery), feature_dim, read_only=read_only, **options)
 
 
 def _literal(text: object) -> Any:

@@ -1,4 +1,6 @@
-"""The persistent gallery: identities, their templates and where they were seen, in one SQLite file.
+"""The persistent gallery: identities, their templates and where they were seen, in one SQLite file
+(one box; :mod:`.gallery_postgres` is the backend for many devices, behind the same
+:class:`~.gallery_base.GalleryBase` interface).
 
 Schema (version 2; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
 

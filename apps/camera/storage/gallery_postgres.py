@@ -9,8 +9,8 @@ Guarantees:
 
 - Writes are transactions; a commit is durable (PostgreSQL's ``synchronous_commit``), so a committed
   enrolment survives a kill -9 of the writer. The app's per-frame :meth:`transaction` is one commit.
-- Ids come from the database's sequences, reserved a few at a time by each device, so that a device
-  can name the rows it writes before it commits them (and while the database is away).
+- Ids come from the database's sequences; the app reserves a few at a time, so that it can name the
+  rows it writes while the database is away (ids it reserved but did not use are skipped: gaps).
 - Many writers: "match, then enrol" is made atomic across devices by an advisory lock held by the
   enrolling transaction, under which the new feature is matched again against the identities this
   device has not seen yet; a match joins that identity instead of making a second one. An identity
@@ -58,7 +58,7 @@ ENROL_LOCK = 0x6467_6E65_7402
 SEARCH_IN_DB_ABOVE = 100_000  # templates from which matching runs in the database (pgvector HNSW)
 HNSW_CANDIDATES = 64  # templates the index returns per query
 MAX_VECTOR_DIM = 2000  # pgvector's HNSW limit
-RESERVE = {"identities": 16, "templates": 64, "sightings": 32, "structures": 16}  # ids a device holds ahead
+RESERVE = {"identities": 16, "templates": 64, "sightings": 32, "structures": 16}  # ids the app holds ahead
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # reconnect waits, the last repeated
 CONNECT_TIMEOUT_S = 5
 
@@ -184,6 +184,7 @@ class PostgresGallery(GalleryBase):
         queue_writes: keep working through a database outage (the camera app): writes queue and are
             replayed once the database is back. Off, a lost connection is a GalleryError.
         search_in_db_above: templates from which matching runs in the database (needs pgvector).
+        listen: follow other connections' changes (NOTIFY); off for a one-shot command.
     """
 
     def __init__(
@@ -197,6 +198,7 @@ class PostgresGallery(GalleryBase):
         queue_writes: bool = False,
         search_in_db_above: int = SEARCH_IN_DB_ABOVE,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        listen: bool = True,
     ):
         if max_templates < 1:
             raise ValueError(f"max_templates must be >= 1, got {max_templates}")
@@ -229,8 +231,9 @@ class PostgresGallery(GalleryBase):
             if self.vector:
                 self._conn.execute(f"SET hnsw.ef_search = {2 * HNSW_CANDIDATES}")
             self._search_in_db = self.vector and self._count("templates") > search_in_db_above
-            if not read_only:
+            if queue_writes:
                 self._top_up_ids()  # ids in hand, should the database go away
+            if listen and not read_only:
                 self._start_listener()  # listening before the cache is read: no change falls between
             self._load_cache()
         except _lost_errors() as e:
@@ -509,8 +512,12 @@ class PostgresGallery(GalleryBase):
                 pool.extend(r[0] for r in rows)
 
     def _new_id(self, table: str) -> int:
+        """An id for a new row: from the reserved block while queueing (the app), else the next one."""
         if self._conn is not None:
             try:
+                if not self.queue_writes:
+                    return self._conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))",
+                                              (f"{SCHEMA}.{table}",)).fetchone()[0]
                 self._top_up_ids()
             except _lost_errors() as e:
                 self._lost(e)
@@ -538,15 +545,10 @@ class PostgresGallery(GalleryBase):
             self._batch = []
             self._saved = self._copy_cache() if self._conn is None else None
             self._savepoints = 0
-            if self._conn is not None:
-                try:
-                    self._conn.execute("BEGIN")
-                except _lost_errors() as e:
-                    self._lost(e)
-                    self._saved = self._copy_cache()
+            self._begun = False  # BEGIN waits for the first write: most frames write nothing
         mark = len(self._batch)
         savepoint = None
-        if not outermost and self._conn is not None:
+        if not outermost and self._begin():
             self._savepoints += 1
             savepoint = f"s{self._savepoints}"
             self._sql(f"SAVEPOINT {savepoint}")
@@ -558,18 +560,26 @@ class PostgresGallery(GalleryBase):
                 self._end(commit=False)
             elif savepoint is not None and self._conn is not None:
                 self._sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                self._load_cache()  # the failed write may have changed it
             raise
         if savepoint is not None and self._conn is not None:
             self._sql(f"RELEASE SAVEPOINT {savepoint}")
         if outermost:
             self._end(commit=True)
 
+    def _begin(self) -> bool:
+        """Open the database transaction of the current block if it is not yet; whether one is open."""
+        if self._conn is not None and not self._begun:
+            self._sql("BEGIN")
+            self._begun = self._conn is not None
+        return self._conn is not None
+
     def _end(self, commit: bool) -> None:
         """Close the outermost block: commit it, queue it (offline) or undo it."""
         batch, self._batch = self._batch, None
         saved, self._saved = self._saved, None
         if not commit:
-            if self._conn is not None:
+            if self._conn is not None and self._begun:
                 try:
                     self._conn.execute("ROLLBACK")
                     self._load_cache()
@@ -580,11 +590,11 @@ class PostgresGallery(GalleryBase):
                 self._matrix = None
             return
         if not batch:
-            if self._conn is not None:
+            if self._conn is not None and self._begun:
                 self._sql("COMMIT")
             return
         batch_id = str(uuid.uuid4())
-        if self._conn is not None:
+        if self._conn is not None and self._begun:
             try:
                 self._claim(batch_id)
                 self._conn.execute("COMMIT")
@@ -605,7 +615,7 @@ class PostgresGallery(GalleryBase):
     def _run(self, write: tuple) -> Any:
         """Record one write in the open block and, online, carry it out; its result (None offline)."""
         self._batch.append(write)
-        if self._conn is None:
+        if not self._begin():
             return None
         try:
             return self._execute(write, strict=True)
@@ -765,6 +775,8 @@ class PostgresGallery(GalleryBase):
     def _enrolled_elsewhere(self, feature: np.ndarray, threshold: float) -> int | None:
         """Under the enrolment lock (held to the commit), an identity another device enrolled since
         this one last looked that ``feature`` matches; None when there is none."""
+        if not self._begin():
+            return None
         try:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (ENROL_LOCK,))
             found = self._best_in_db(feature, threshold, exclude=list(self._names))
