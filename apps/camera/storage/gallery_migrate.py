@@ -107,7 +107,15 @@ def migrate(source: GallerySpec, destination: GallerySpec) -> dict[str, int]:
             rows = {table: _read(src, table) for table in COLUMNS}
         feature_dim = src.feature_dim
     if is_database_url(destination):
-        with open_gallery(destination, feature_dim) as dst:
+        try:
+            dst = open_gallery(destination)  # a gallery there already: it must be empty
+        except GalleryError:
+            dst = open_gallery(destination, feature_dim)  # none yet (or unreachable: the same error again)
+        with dst:
+            _refuse_non_empty(dst)
+            if dst.feature_dim != feature_dim:
+                raise GalleryError(f"{dst.location} is an empty gallery of {dst.feature_dim}-d features, the source's "
+                                   f"are {feature_dim}-d: migrate into another database")
             _write_postgres(dst, rows)
     else:
         _write_file(Path(destination), feature_dim, rows)

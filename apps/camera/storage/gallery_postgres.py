@@ -732,15 +732,22 @@ class PostgresGallery(GalleryBase):
         return found
 
     def _best_in_db(self, feature: np.ndarray, threshold: float, exclude: Sequence[int]) -> int | None:
-        """The identity whose best template (weighted by kind) scores ``feature`` at or over ``threshold``."""
-        rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE NOT (identity = ANY(%s))",
-                                  (list(exclude),)).fetchall()
-        best, best_score = None, threshold
-        for identity, kind, blob in rows:
-            score = float(np.frombuffer(bytes(blob), np.float32) @ feature) * self.kind_weights.get(kind, 1.0)
-            if score >= best_score:
-                best, best_score = identity, score
-        return best
+        """The identity, not one of ``exclude``, whose best template (weighted by kind) scores ``feature`` at
+        or over ``threshold``. Excluding most of the gallery (the identities a device knows), the few
+        others' templates are read; excluding few, a gallery with pgvector asks its index."""
+        if self.vector and len(exclude) < HNSW_CANDIDATES // 2:
+            text = _vector_text(feature)
+            hits = self._conn.execute("SELECT identity, kind, -(embedding <#> %s::vector) FROM templates "
+                                      "ORDER BY embedding <#> %s::vector LIMIT %s", (text, text, HNSW_CANDIDATES)).fetchall()
+            hits = [h for h in hits if h[0] not in set(exclude)]
+        else:
+            rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE NOT (identity = ANY(%s))",
+                                      (list(exclude),)).fetchall()
+            hits = [(identity, kind, np.frombuffer(bytes(blob), np.float32) @ feature) for identity, kind, blob in rows]
+        best: dict[int, float] = {}
+        self._keep_best(best, hits)
+        found = max(best, key=best.get, default=None)
+        return found if found is not None and best[found] >= threshold else None
 
     def _missing(self, identity: int) -> GalleryError:
         return GalleryError(f"no identity {identity} in gallery {self.location}: `dgnet-edge gallery list` shows the ids")
