@@ -435,8 +435,8 @@ def test_bad_urls_and_unreachable_servers_are_one_line_errors(pg, url):
 
 
 # -- the camera app on a shared gallery -------------------------------------------------------------
-def test_demo_runs_on_a_postgres_gallery_and_a_second_run_knows_the_people(tiny_bench, tiny_dgnet_export, url,
-                                                                            tmp_path, capsys):
+def test_demo_runs_on_a_postgres_gallery_and_a_second_run_knows_the_people(tiny_bench, tiny_dgnet_export, tiny_world,
+                                                                            url, capsys):
     import json
 
     from dgnet_edge.cli.main import main
@@ -462,3 +462,13 @@ def test_demo_runs_on_a_postgres_gallery_and_a_second_run_knows_the_people(tiny_
         assert all(any(t.enrolment for t in g.templates(i.id)) for i in g.identities())
         assert any(t.kind == "synthetic" for i in g.identities() for t in g.templates(i.id))
         assert set(StructureBank(g).counts()) == {"cam1", "cam2"}
+    photo = sorted((tiny_world / "query").glob("*.jpg"))[0]  # and `gallery enrol` renders from the shared bank
+    with pytest.raises(SystemExit) as e:
+        main(["gallery", "enrol", str(photo), "--name", "Ann", "--export", str(tiny_dgnet_export), "--gallery", url,
+              "--synthesise", "-k", "3", "--json"])
+    captured = capsys.readouterr()
+    assert e.value.code in (None, 0), captured.err
+    enrolled = json.loads(captured.out)
+    assert enrolled["synthetic"] == 3 and "@" in enrolled["gallery"]
+    with PostgresGallery(url) as g:
+        assert g.identity(enrolled["id"]).name == "Ann" and g.identity(enrolled["id"]).synthetic == 3

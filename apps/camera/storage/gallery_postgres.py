@@ -213,7 +213,6 @@ class PostgresGallery(GalleryBase):
         self._reset_cache()
         self._ids: dict[str, list[int]] = {table: [] for table in RESERVE}
         self._batch: list[tuple] | None = None  # the open transaction's writes
-        self._depth = 0
         self._outbox: list[tuple[str, list[tuple]]] = []  # (uuid, writes) not yet committed
         self._changed: set[int] = set()  # identities another connection changed (from NOTIFY)
         self._reload_all = False
@@ -237,9 +236,11 @@ class PostgresGallery(GalleryBase):
                 self._start_listener()  # listening before the cache is read: no change falls between
             self._load_cache()
         except _lost_errors() as e:
+            self._closing.set()  # the listener, if it started, stops
             self._conn.close()
             raise GalleryError(f"lost the gallery database {self.location}: {_first_line(e)}") from None
         except BaseException:
+            self._closing.set()
             self._conn.close()
             raise
 
@@ -370,9 +371,6 @@ class PostgresGallery(GalleryBase):
 
     def _refresh(self) -> None:
         """Apply what other devices changed (NOTIFY), reconnect after an outage, replay the queue."""
-        self._catch_up()
-
-    def _catch_up(self) -> None:
         if self._batch is not None:
             return  # inside a transaction: the cache holds its uncommitted writes
         if self._conn is None:
@@ -472,14 +470,23 @@ class PostgresGallery(GalleryBase):
             self._lost(e)
 
     def _replay(self) -> None:
+        """Write the queued batches in order, each in one transaction; a lost connection stops it (the
+        batch stays first), a batch the database refuses otherwise is logged and dropped."""
+        lost = _lost_errors()
         while self._outbox:
             batch_id, writes = self._outbox[0]
-            with self._conn.transaction():
-                if self._claim(batch_id):
-                    for write in writes:
-                        self._execute(write, strict=False)
+            try:
+                with self._conn.transaction():
+                    if self._claim(batch_id):
+                        for write in writes:
+                            self._execute(write, strict=False)
+                self.replayed += 1
+            except lost:
+                raise
+            except _psycopg().Error as e:
+                log.error("gallery %s: a queued write batch (%d writes) was refused and is dropped: %s",
+                          self.location, len(writes), _first_line(e))
             self._outbox.pop(0)
-            self.replayed += 1
 
     def _claim(self, batch_id: str) -> bool:
         """Record a batch as written; False when it already was (it committed before the loss)."""
@@ -541,7 +548,7 @@ class PostgresGallery(GalleryBase):
             raise GalleryError(f"gallery {self.location} was opened read-only: it cannot be changed here")
         outermost = self._batch is None
         if outermost:
-            self._catch_up()
+            self._refresh()
             self._batch = []
             self._saved = self._copy_cache() if self._conn is None else None
             self._savepoints = 0
