@@ -60,6 +60,13 @@ class LoopbackPostgres:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o",
                   f"-h 127.0.0.1 -p {self.port} -k {self.data}", "start")
 
+    def ensure_running(self) -> None:
+        """Start it again if a test stopped it and failed before starting it."""
+        status = subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"], capture_output=True,
+                                timeout=60, user=self.user)
+        if status.returncode == 3:  # no server running
+            self.start()
+
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
 

@@ -83,6 +83,7 @@ _databases = iter(range(1 << 30))
 @pytest.fixture
 def url(pg):
     """A fresh, empty database on the server."""
+    pg.ensure_running()
     return pg.create_database(f"g{next(_databases)}")
 
 
