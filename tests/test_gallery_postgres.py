@@ -173,6 +173,17 @@ def test_pgvector_search_in_the_database_agrees_with_the_matrix(url):
 
 
 # -- many writers ----------------------------------------------------------------------------------
+def test_an_enrolment_joins_the_identity_another_connection_just_made_for_the_person(spec):
+    rng = np.random.default_rng(10)
+    person, stranger = unit(rng), unit(rng)
+    with open_gallery(spec, D) as first, open_gallery(spec) as second:
+        assert len(second) == 0  # the second has looked, and knows nobody
+        made = first.enrol(person, camera="cam1")
+        joined = second.enrol(near(person, rng), camera="cam2", unless_matches=0.8)
+        assert joined == made and {t.camera for t in second.templates(made)} == {"cam1", "cam2"}
+        assert second.enrol(stranger, unless_matches=0.8) != made and len(second) == 2
+
+
 def test_two_devices_enrolling_one_person_at_once_make_one_identity_and_lose_no_template(url):
     rng = np.random.default_rng(2)
     people = unit(rng, 8)

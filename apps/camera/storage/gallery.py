@@ -395,9 +395,10 @@ class Gallery(GalleryBase):
         feature = self._check_features(feature)[0]
         jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
         now = clock.time()
+        known = set(self._names)
         with self._write() as db:
             if unless_matches is not None:
-                found = self._best_new_identity(feature, unless_matches)
+                found = self._best_new_identity(feature, unless_matches, known)
                 if found is not None:
                     self.add_template(found, feature, thumbnail, camera=camera, time=time, source=source)
                     return found

@@ -197,11 +197,10 @@ class GalleryBase(ABC):
         top = scores[np.arange(len(scores)), best]
         return [(int(ids[b]) if s >= threshold else None, float(s)) for b, s in zip(best, top)]
 
-    def _best_new_identity(self, feature: np.ndarray, threshold: float) -> int | None:
-        """The identity, among those that appear when the cache is brought up to date, that ``feature``
-        matches best at ``threshold`` or more; None when there is none. (The ones already known were
-        matched by the caller, which had its reasons not to take them.)"""
-        known = set(self._names)
+    def _best_new_identity(self, feature: np.ndarray, threshold: float, known: set[int]) -> int | None:
+        """The identity, not one of ``known`` (those the caller matched against, and had its reasons not
+        to take), that ``feature`` matches best at ``threshold`` or more once the cache is brought up to
+        date; None when there is none."""
         ids, scores = self.identity_scores(feature)
         new = np.array([int(i) not in known for i in ids], bool)
         if not new.any():

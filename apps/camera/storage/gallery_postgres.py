@@ -772,9 +772,10 @@ class PostgresGallery(GalleryBase):
         feature = self._check_features(feature)[0]
         jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
         now = clock.time()
+        known = list(self._names)  # what the caller matched against (before this call reads any change)
         with self._write():
             if unless_matches is not None and self._conn is not None:
-                found = self._enrolled_elsewhere(feature, unless_matches)
+                found = self._enrolled_elsewhere(feature, unless_matches, known)
                 if found is not None:
                     self.add_template(found, feature, thumbnail, camera=camera, time=time, source=source)
                     return found
@@ -786,14 +787,14 @@ class PostgresGallery(GalleryBase):
                 self._batch.append(("dedupe", identity, unless_matches))  # checked when it is written
         return identity
 
-    def _enrolled_elsewhere(self, feature: np.ndarray, threshold: float) -> int | None:
-        """Under the enrolment lock (held to the commit), an identity another device enrolled since
-        this one last looked that ``feature`` matches; None when there is none."""
+    def _enrolled_elsewhere(self, feature: np.ndarray, threshold: float, known: list[int]) -> int | None:
+        """Under the enrolment lock (held to the commit), an identity not ``known`` (another device
+        enrolled it since the caller matched) that ``feature`` matches; None when there is none."""
         if not self._begin():
             return None
         try:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (ENROL_LOCK,))
-            found = self._best_in_db(feature, threshold, exclude=list(self._names))
+            found = self._best_in_db(feature, threshold, exclude=known)
         except _lost_errors() as e:
             self._lost(e)
             return None
