@@ -35,7 +35,7 @@ from test_gallery import (  # noqa: F401
 
 from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.apps.camera.storage.gallery_base import GalleryError
-from dgnet_edge.apps.camera.storage.gallery_migrate import COLUMNS, _read
+from dgnet_edge.apps.camera.storage.gallery_migrate import COLUMNS, read_rows
 from dgnet_edge.apps.camera.storage.gallery_postgres import PostgresGallery
 from dgnet_edge.apps.camera.storage.open_gallery import open_gallery
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
@@ -259,7 +259,7 @@ def test_changes_on_one_device_reach_another_within_a_second_without_a_full_relo
 # -- migrate ---------------------------------------------------------------------------------------
 def _all_rows(spec):
     with open_gallery(spec, read_only=True) as g:
-        return {table: _read(g, table) for table in COLUMNS}
+        return {table: read_rows(g, table) for table in COLUMNS}
 
 
 def cli(*args):

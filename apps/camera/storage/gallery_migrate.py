@@ -37,21 +37,25 @@ SQLITE_MERGES = """CREATE TABLE IF NOT EXISTS merges (id INTEGER PRIMARY KEY, ke
     other INTEGER NOT NULL, time REAL NOT NULL, reason TEXT NOT NULL)"""
 
 
-def _read(gallery: GalleryBase, table: str) -> list[tuple]:
-    columns = ", ".join(COLUMNS[table])
-    db = gallery.connection
-    if isinstance(gallery, Gallery):
-        present = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
-        if present is None:
-            return []  # a file with no merges table: no merge recorded
-        rows = db.execute(f"SELECT {columns} FROM {table} ORDER BY id").fetchall()
-    else:
-        rows = db.execute(f"SELECT {columns} FROM {table} ORDER BY id").fetchall()
+def _has_table(gallery: GalleryBase, table: str) -> bool:
+    """False only for a SQLite file without a ``merges`` table (no merge was ever carried into it)."""
+    if not isinstance(gallery, Gallery):
+        return True
+    return gallery.connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                      (table,)).fetchone() is not None
+
+
+def read_rows(gallery: GalleryBase, table: str) -> list[tuple]:
+    """Every row of ``table`` in id order, in :data:`COLUMNS` order (blobs as bytes)."""
+    if not _has_table(gallery, table):
+        return []
+    rows = gallery.connection.execute(f"SELECT {', '.join(COLUMNS[table])} FROM {table} ORDER BY id").fetchall()
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
 
 
 def _count_rows(gallery: GalleryBase) -> dict[str, int]:
-    return {table: len(_read(gallery, table)) for table in COLUMNS}
+    return {table: gallery.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in COLUMNS if _has_table(gallery, table)}
 
 
 def _write_sqlite(gallery: Gallery, rows: dict[str, list[tuple]]) -> None:
@@ -104,7 +108,7 @@ def migrate(source: GallerySpec, destination: GallerySpec) -> dict[str, int]:
         raise UsageError(f"gallery migrate: source and destination are both {redact(str(source))}: give another destination")
     with open_gallery(source, read_only=True) as src:
         with src.snapshot():
-            rows = {table: _read(src, table) for table in COLUMNS}
+            rows = {table: read_rows(src, table) for table in COLUMNS}
         feature_dim = src.feature_dim
     if is_database_url(destination):
         try:
