@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT  # noqa: F401 (the default kind_weights use)
+from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT  # noqa: F401 (callers read the default weight here)
 from dgnet_edge.apps.camera.storage.gallery_base import (  # noqa: F401 (the names the gallery's users import from here)
     FORMAT, KINDS, MAX_NAME, THUMBNAIL_HEIGHT, GalleryBase, GalleryError, Identity, Sighting, Template, check_kind_weights,
     check_name, encode_thumbnail, least_diverse,
