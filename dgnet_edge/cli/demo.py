@@ -55,7 +55,7 @@ def demo(
     detector: Annotated[Optional[str], typer.Option("--detector", "-d", help=DETECTOR_HELP, show_default="auto")] = None,
     backend: BackendOpt = None,
     precision: PrecisionOpt = None,
-    gallery: Annotated[Optional[Path], typer.Option("--gallery", "-g", show_default="gallery.db", help="SQLite gallery shared by the cameras and kept across runs.")] = None,
+    gallery: Annotated[Optional[str], typer.Option("--gallery", "-g", show_default="gallery.db", help="Gallery shared by the cameras and kept across runs: a file (SQLite), or postgresql://USER@HOST[:PORT]/DATABASE to share it with other devices.")] = None,
     threshold: Annotated[Optional[float], float_option("--threshold", min=-1.0, max=1.0, help="Cosine score from which a track is a known identity (default: the export's calibrated reid_threshold.json).")] = None,
     appearance: Annotated[Optional[bool], typer.Option("--appearance/--no-appearance", show_default="appearance", help="Re-id features and the gallery; --no-appearance tracks by motion alone (IoU + Kalman), per camera.")] = None,
     reid_every: Annotated[Optional[int], typer.Option("--reid-every", min=0, show_default=str(REID_EVERY), help="Frames between feature refreshes of a confirmed track (0: never).")] = None,
@@ -122,13 +122,16 @@ def check_demo_config(config: CameraConfig, appearance_off: bool) -> None:
     if export is None and config.synthesis.enabled:
         raise UsageError("--synthesise needs appearance (the gallery): drop --no-appearance")
     if export is not None:
+        from dgnet_edge.apps.camera.storage.open_gallery import is_database_url
+
         require_dir(Path(export), "export folder")
         if config.synthesis.enabled:
             from dgnet_edge.apps.camera.storage.synthesis import require_generator
 
             require_generator(Path(export))
-        if config.gallery.location is not None:
-            prepare_output_file(Path(config.gallery.location), "gallery")
+        location = config.gallery.location
+        if location is not None and not is_database_url(location):
+            prepare_output_file(Path(location), "gallery")
     out = config.outputs
     for folder, what in ((out.save, "--save folder"), (out.save_txt, "--save-txt folder")):
         if folder is not None:

@@ -9,6 +9,9 @@
     dgnet-edge gallery delete 7
     dgnet-edge gallery export gallery-export                       # gallery.json + crops/
     dgnet-edge gallery calibrate runs/quickstart/export --data data/synth   # writes reid_threshold.json
+    dgnet-edge gallery migrate gallery.db postgresql://reid@db-host/site   # (and back): every row, nothing lost
+
+``--gallery`` is a file (SQLite, one box) or ``postgresql://USER@HOST[:PORT]/DATABASE`` (shared by many devices).
 """
 
 from __future__ import annotations
@@ -27,14 +30,21 @@ from dgnet_edge.cli.output import err, out, print_json
 app = typer.Typer(help="The camera app's gallery: list, show, enrol, rename, merge, delete, export, calibrate.",
                   no_args_is_help=True)
 
-GalleryOpt = Annotated[Path, typer.Option("--gallery", "-g", help="Gallery file (SQLite).")]
+GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery: a file (SQLite) or postgresql://USER@HOST[:PORT]/DATABASE.")]
 ThresholdOpt = Annotated[
     Optional[float],
     typer.Option("--threshold", help="Cosine score from which a person is a known identity "
                                      "(default: the export's reid_threshold.json, see `gallery calibrate`)."),
 ]
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="Identity id (see `gallery list`).")]
-DEFAULT_GALLERY = Path("gallery.db")
+DEFAULT_GALLERY = "gallery.db"
+
+
+def _open(gallery: str, feature_dim: Optional[int] = None, read_only: bool = False) -> Any:
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url, open_gallery, parse_gallery_spec
+
+    options = {"listen": False} if is_database_url(gallery) else {}  # one command: no need to follow others
+    return open_gallery(parse_gallery_spec(gallery), feature_dim, read_only=read_only, **options)
 
 
 def _literal(text: object) -> Any:
@@ -43,6 +53,13 @@ def _literal(text: object) -> Any:
     from rich.text import Text
 
     return Text(str(text))
+
+
+def _shown(gallery: str) -> str:
+    """The gallery as messages name it (a URL without its password)."""
+    from dgnet_edge.apps.camera.storage.open_gallery import redact
+
+    return redact(gallery)
 
 
 def _when(t: Optional[float]) -> str:
@@ -57,16 +74,14 @@ def _identity_dict(identity) -> dict:
 @app.command("list")
 def list_identities(gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOpt = False) -> None:
     """Every identity: name, templates (real + synthetic), the cameras that saw it."""
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-
-    with Gallery(gallery, read_only=True) as g:
+    with _open(gallery, read_only=True) as g:
         identities = g.identities()
     if as_json:
         print_json([_identity_dict(i) for i in identities])
         return
     from rich.table import Table
 
-    table = Table(title=_literal(f"{gallery}: {len(identities)} identities"))
+    table = Table(title=_literal(f"{_shown(gallery)}: {len(identities)} identities"))
     for col in ("id", "name", "templates", "synthetic", "cameras", "created", "updated"):
         table.add_column(col, justify="right" if col in ("id", "templates", "synthetic") else "left")
     for i in identities:
@@ -80,9 +95,7 @@ def show(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY, as_json: JsonOp
     """One identity: its templates (kind, camera, source) and where it was seen."""
     from dataclasses import asdict
 
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-
-    with Gallery(gallery, read_only=True) as g:
+    with _open(gallery, read_only=True) as g:
         info, templates, sightings = g.identity(identity), g.templates(identity), g.sightings(identity)
     if as_json:
         print_json({**_identity_dict(info), "templates": [asdict(t) for t in templates],
@@ -123,7 +136,8 @@ def enrol(
     """Add a person to the gallery from one photo (created if missing); prints the new id."""
     import contextlib
 
-    from dgnet_edge.apps.camera.storage.gallery import Gallery, check_name
+    from dgnet_edge.apps.camera.storage.gallery_base import check_name
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url
     from dgnet_edge.apps.camera.storage.photo import check_person_photo
     from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
     from dgnet_edge.apps.camera.storage.synthesis import EmptyBankError, Synthesiser, open_generator, require_generator
@@ -136,14 +150,14 @@ def enrol(
     require_dir(export, "export folder")
     if synthesise:
         require_generator(export)
-    if not gallery.exists():
-        prepare_output_file(gallery, "gallery")
+    if not is_database_url(gallery) and not Path(gallery).exists():
+        prepare_output_file(Path(gallery), "gallery")
     rgb = check_person_photo(read_image(photo), photo)
     result, note = None, None
     with contextlib.ExitStack() as stack:
         embedder = stack.enter_context(Embedder.open(export, backend=backend, precision=precision))
         feature = embedder.embed([rgb])[0]
-        g = stack.enter_context(Gallery(gallery, feature_dim=len(feature)))
+        g = stack.enter_context(_open(gallery, feature_dim=len(feature)))
         identity = g.enrol(feature, rgb[..., ::-1], name=name, camera=camera, source=f"photo:{photo.name}")
         if synthesise:
             generator = stack.enter_context(open_generator(export, backend, precision))
@@ -152,14 +166,14 @@ def enrol(
             except EmptyBankError as e:
                 note = str(e)
             except KeyboardInterrupt:  # the K views are committed together: none of them was kept
-                err.print(f"interrupted: {name} is enrolled as identity {identity} in {gallery} from the photo alone; "
+                err.print(f"interrupted: {name} is enrolled as identity {identity} in {_shown(gallery)} from the photo alone; "
                           f"no synthetic view was added", markup=False, highlight=False)
                 raise typer.Exit(130) from None
     if as_json:
-        print_json({"id": identity, "name": name, "gallery": str(gallery),
+        print_json({"id": identity, "name": name, "gallery": _shown(gallery),
                     "synthetic": None if result is None else len(result.templates), "note": note})
         return
-    out.print(f"enrolled {name} as identity {identity} in {gallery}", markup=False)
+    out.print(f"enrolled {name} as identity {identity} in {_shown(gallery)}", markup=False)
     if result is not None:
         out.print(f"  + {len(result.templates)} synthetic views in {result.seconds:.2f} s")
     if note is not None:
@@ -170,9 +184,7 @@ def enrol(
 def rename(identity: IdArg, name: Annotated[str, typer.Argument(help="The new name.")],
            gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Give an identity a (new) name."""
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-
-    with Gallery(gallery) as g:
+    with _open(gallery) as g:
         g.rename(identity, name)
     out.print(f"identity {identity} is now {name}", markup=False)
 
@@ -184,9 +196,7 @@ def merge(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Join two identities that are one person: B's templates and sightings move to A."""
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-
-    with Gallery(gallery) as g:
+    with _open(gallery) as g:
         g.merge(keep, other)
     out.print(f"identity {other} merged into {keep}")
 
@@ -194,9 +204,7 @@ def merge(
 @app.command("delete")
 def delete(identity: IdArg, gallery: GalleryOpt = DEFAULT_GALLERY) -> None:
     """Remove an identity with its templates and sightings."""
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
-
-    with Gallery(gallery) as g:
+    with _open(gallery) as g:
         g.delete(identity)
     out.print(f"identity {identity} deleted")
 
@@ -207,13 +215,31 @@ def export_gallery(
     gallery: GalleryOpt = DEFAULT_GALLERY,
 ) -> None:
     """Write the gallery as JSON (identities, templates with features, sightings) and the template crops."""
-    from dgnet_edge.apps.camera.storage.gallery import Gallery
     from dgnet_edge.apps.camera.storage.gallery_export import export_gallery as write_export
 
-    with Gallery(gallery, read_only=True) as g:
+    with _open(gallery, read_only=True) as g:
         summary = write_export(g, out_dir)
     out.print(f"wrote {summary['identities']} identities, {summary['templates']} templates and "
               f"{summary['crops']} crops to {out_dir}", markup=False)
+
+
+@app.command("migrate")
+def migrate(
+    source: Annotated[str, typer.Argument(metavar="SRC", help="Gallery to copy: a file or postgresql://... URL.")],
+    destination: Annotated[str, typer.Argument(metavar="DST", help="Where to: a new (or empty) file, or an empty database.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a gallery between a SQLite file and a PostgreSQL database (either way): identities, templates with
+    features and thumbnails, sightings, the structure bank and the merge record, ids kept. DST must be empty."""
+    from dgnet_edge.apps.camera.storage.gallery_migrate import migrate as copy_gallery
+    from dgnet_edge.apps.camera.storage.open_gallery import parse_gallery_spec
+
+    counts = copy_gallery(parse_gallery_spec(source), parse_gallery_spec(destination))
+    if as_json:
+        print_json({"source": _shown(source), "destination": _shown(destination), "rows": counts})
+        return
+    out.print(f"copied {_shown(source)} to {_shown(destination)}: " + ", ".join(f"{n} {t}" for t, n in counts.items()),
+              markup=False)
 
 
 @app.command("calibrate")

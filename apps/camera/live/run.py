@@ -136,9 +136,11 @@ def check_outputs(config: CameraConfig, sources: list[Source]) -> None:
     """UsageError when an output file (events, a camera's video or tracks, the gallery) is a file
     the run reads: the gallery, a source, the detector's or the export's files."""
     inputs = _input_files(config, sources)
+    from dgnet_edge.apps.camera.storage.open_gallery import is_database_url
+
     out = config.outputs
     location = config.gallery.location
-    gallery = None if location is None else Path(location).expanduser().resolve()
+    gallery = None if location is None or is_database_url(location) else Path(location).expanduser().resolve()
     if config.embedder.export is not None and gallery in inputs:
         raise UsageError(f"--gallery {location} is {inputs[gallery]}: writing it would destroy an input; "
                          f"give the gallery another file")
@@ -209,7 +211,7 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
     if config.embedder.export is not None:
         from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
         from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
-        from dgnet_edge.apps.camera.storage.gallery import Gallery
+        from dgnet_edge.apps.camera.storage.open_gallery import open_gallery, parse_gallery_spec
         from dgnet_edge.runtime.embedder import Embedder
 
         export, backend, precision = Path(config.embedder.export), config.embedder.backend, config.embedder.precision
@@ -217,8 +219,8 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
         embedder = stack.enter_context(Embedder.open(export, backend, precision))
         embed = crop_features(embedder.embed)
         if config.gallery.location is not None:
-            gallery = stack.enter_context(Gallery(Path(config.gallery.location), feature_dim=embedder.feature_dim,
-                                                  kind_weights={"synthetic": config.gallery.synthetic_weight}))
+            gallery = stack.enter_context(open_gallery(parse_gallery_spec(config.gallery.location), embedder.feature_dim, queue_writes=True,
+                                                       kind_weights={"synthetic": config.gallery.synthetic_weight}))
             resolver = IdentityResolver(gallery, threshold, config.identities)
             if config.synthesis.enabled is not False:
                 from dgnet_edge.apps.camera.storage.synthesis import start_synthesis

@@ -1,4 +1,6 @@
-"""The persistent gallery: identities, their templates and where they were seen, in one SQLite file.
+"""The persistent gallery: identities, their templates and where they were seen, in one SQLite file
+(one box; :mod:`.gallery_postgres` is the backend for many devices, behind the same
+:class:`~.gallery_base.GalleryBase` interface).
 
 Schema (version 2; ``meta`` holds ``format``, ``version`` and ``feature_dim``)::
 
@@ -41,28 +43,25 @@ from __future__ import annotations
 
 import sqlite3
 import time as clock
-import unicodedata
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT
-from dgnet_edge.boxes import l2_normalise
-from dgnet_edge.errors import DgnetEdgeError, InputPathError, UsageError
+from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT  # noqa: F401 (callers read the default weight here)
+from dgnet_edge.apps.camera.storage.gallery_base import (  # noqa: F401 (the names the gallery's users import from here)
+    FORMAT, KINDS, MAX_NAME, THUMBNAIL_HEIGHT, GalleryBase, GalleryError, Identity, Sighting, Template, check_kind_weights,
+    check_name, encode_thumbnail, least_diverse,
+)
+from dgnet_edge.errors import InputPathError
 from dgnet_edge.paths import unwritable_reason
 
-FORMAT = "dgnet-edge-gallery"
 VERSION = 2
-KINDS = ("real", "synthetic")
-THUMBNAIL_HEIGHT = 128
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another program to release the write lock
-MAX_NAME = 200  # characters in a person's name
 SQLITE_MAX_INT = 2**63 - 1  # no row id lies beyond
 
 SCHEMA = """
@@ -111,77 +110,6 @@ CREATE INDEX structures_camera ON structures(camera, time);
 MIGRATIONS = {1: STRUCTURES_SCHEMA}  # from version k to k + 1
 
 
-class GalleryError(DgnetEdgeError):
-    """A gallery file that is not a gallery, of another version or feature size, or an unknown id."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    id: int
-    name: str | None
-    created: float
-    updated: float
-    templates: int  # real ones
-    synthetic: int
-    cameras: tuple[str, ...]  # where it was seen, by last sighting first
-    last_seen: float | None
-
-    @property
-    def label(self) -> str:
-        return self.name or f"#{self.id}"
-
-
-@dataclass(frozen=True)
-class Template:
-    id: int
-    identity: int
-    camera: str | None
-    time: float
-    kind: str
-    source: str
-    enrolment: bool
-    has_thumbnail: bool
-
-
-@dataclass(frozen=True)
-class Sighting:
-    id: int
-    identity: int
-    camera: str
-    track: int
-    first: float
-    last: float
-
-
-def encode_thumbnail(crop_bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> bytes:
-    """A JPEG of a BGR crop, shrunk to ``height`` rows when taller."""
-    import cv2
-
-    if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3 or crop_bgr.shape[0] == 0 or crop_bgr.shape[1] == 0:
-        raise ValueError(f"a thumbnail needs a BGR image (H, W, 3), got shape {crop_bgr.shape}")
-    crop_bgr = np.ascontiguousarray(crop_bgr)
-    h, w = crop_bgr.shape[:2]
-    if h > height:
-        crop_bgr = cv2.resize(crop_bgr, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise ValueError("the crop could not be encoded as JPEG")
-    return data.tobytes()
-
-
-def check_name(name: str) -> str:
-    """``name`` when it can name a person (not blank, at most :data:`MAX_NAME` characters, no control
-    characters); a UsageError saying what is wrong otherwise."""
-    if len(name) > MAX_NAME:
-        raise UsageError(f"a name has at most {MAX_NAME} characters, this one has {len(name)}: give a shorter one")
-    if not name.strip():
-        raise UsageError(f"name {name!r} is blank: give the person's name")
-    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        raise UsageError(f"name {name!r} holds the control character {control!r}: give a name on one line")
-    return name
-
-
 def _check_file(path: Path) -> None:
     """A clear error for a file that cannot be a gallery, before SQLite gives a vague one."""
     if path.is_dir():
@@ -226,7 +154,7 @@ def _schema_columns() -> dict[str, tuple[str, ...]]:
         db.close()
 
 
-class Gallery:
+class Gallery(GalleryBase):
     """Identities, templates and sightings in an SQLite file, with vectorised matching in memory.
 
     One object per thread or process (an SQLite connection is not shared between threads); several
@@ -260,12 +188,10 @@ class Gallery:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self.path = Path(path)
+        self.spec = self.path
+        self.location = str(self.path)
         self.max_templates = max_templates
-        weights = {"real": 1.0, "synthetic": SYNTHETIC_WEIGHT, **(kind_weights or {})}
-        unknown = set(weights) - set(KINDS)
-        if unknown:
-            raise ValueError(f"unknown template kind(s) {sorted(unknown)}: kinds are {', '.join(KINDS)}")
-        self.kind_weights = weights
+        self.kind_weights = check_kind_weights(kind_weights)
         self.read_only = read_only
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] | None = None  # loaded once open
         exists = self.path.exists()
@@ -449,49 +375,6 @@ class Gallery:
             self._data_version = version
             self._load_cache()
 
-    def _matrix_cache(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(T, D) weighted-by-kind features sorted by identity, the identity ids, row starts and weights."""
-        if self._matrix is None:
-            ids = sorted(i for i, t in self._templates.items() if t)
-            feats, weights, starts = [], [], []
-            for identity in ids:
-                starts.append(len(feats))
-                for kind, feature in self._templates[identity].values():
-                    feats.append(feature)
-                    weights.append(self.kind_weights.get(kind, 1.0))
-            matrix = np.stack(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
-            self._matrix = (matrix, np.asarray(ids, np.int64), np.asarray(starts, np.int64),
-                            np.asarray(weights, np.float32))
-        return self._matrix
-
-    # -- matching ----------------------------------------------------------------------------------
-    def identity_scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Identity ids (I,) and scores (N, I): per identity, the max of kind weight x cosine over its templates."""
-        features = self._check_features(features)
-        self._refresh()
-        matrix, ids, starts, weights = self._matrix_cache()
-        if len(ids) == 0 or len(features) == 0:
-            return ids, np.zeros((len(features), len(ids)), np.float32)
-        per_template = (features @ matrix.T) * weights
-        return ids, np.maximum.reduceat(per_template, starts, axis=1)
-
-    def match(self, features: np.ndarray, threshold: float) -> list[tuple[int | None, float]]:
-        """For each row, the best identity and its score; identity None when the score is under ``threshold``."""
-        ids, scores = self.identity_scores(features)
-        if len(ids) == 0:
-            return [(None, float("-inf"))] * len(scores)
-        best = scores.argmax(axis=1)
-        top = scores[np.arange(len(scores)), best]
-        return [(int(ids[b]) if s >= threshold else None, float(s)) for b, s in zip(best, top)]
-
-    def _check_features(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float32)
-        if features.ndim == 1:
-            features = features[None]
-        if features.ndim != 2 or features.shape[1] != self.feature_dim:
-            raise ValueError(f"features must be (N, {self.feature_dim}), got shape {features.shape}")
-        return l2_normalise(features)
-
     # -- writes ------------------------------------------------------------------------------------
     def enrol(
         self,
@@ -502,18 +385,23 @@ class Gallery:
         camera: str | None = None,
         time: float | None = None,
         source: str = "photo",
+        unless_matches: float | None = None,
     ) -> int:
-        """A new identity with one real enrolment template (``thumbnail``: the BGR crop); its id.
-
-        ``time`` is the template's (the source's clock: a camera's frame time); identities' created
-        and updated times are always the wall clock.
-        """
+        """A new identity with one real enrolment template; see :meth:`GalleryBase.enrol`. With
+        ``unless_matches``, the feature is matched again under the write lock, after the commits of
+        other connections have been read, against the identities they added."""
         if name is not None:
             check_name(name)
         feature = self._check_features(feature)[0]
         jpeg = None if thumbnail is None else encode_thumbnail(thumbnail)
         now = clock.time()
+        known = set(self._names)
         with self._write() as db:
+            if unless_matches is not None:
+                found = self._best_new_identity(feature, unless_matches, known)
+                if found is not None:
+                    self.add_template(found, feature, thumbnail, camera=camera, time=time, source=source)
+                    return found
             identity = db.execute("INSERT INTO identities (name, created, updated) VALUES (?, ?, ?)",
                                   (name, now, now)).lastrowid
             self._insert_template(identity, feature, jpeg, camera, now if time is None else time, "real", source,
@@ -563,20 +451,10 @@ class Gallery:
         rows = self._db.execute("SELECT id, enrolment FROM templates WHERE identity = ? AND kind = ? ORDER BY id",
                                 (identity, kind)).fetchall()
         ids = [r[0] for r in rows]
-        pinned = np.array([bool(r[1]) for r in rows])
-        dropped: list[int] = []
         if len(ids) <= self.max_templates:
-            return dropped
+            return []
         feats = np.stack([self._templates[identity][t][1] for t in ids])
-        sim = feats @ feats.T
-        np.fill_diagonal(sim, -np.inf)
-        alive = np.ones(len(ids), bool)
-        while alive.sum() > self.max_templates and (alive & ~pinned).any():
-            redundancy = np.where(alive[None], sim, -np.inf).max(axis=1)
-            redundancy[~alive | pinned] = -np.inf
-            victim = int(redundancy.argmax())  # ties: the oldest, first in id order
-            alive[victim] = False
-            dropped.append(ids[victim])
+        dropped = [ids[row] for row in least_diverse(feats, [bool(r[1]) for r in rows], self.max_templates)]
         self._db.executemany("DELETE FROM templates WHERE id = ?", [(t,) for t in dropped])
         for t in dropped:
             del self._templates[identity][t]
@@ -645,6 +523,32 @@ class Gallery:
         finally:
             self._db.execute("COMMIT")
 
+    # -- the structure bank's rows -----------------------------------------------------------------
+    def add_structures(self, camera: str, rows: Sequence[tuple[int | None, float, str, bytes, bytes | None]],
+                       per_camera: int) -> list[int]:
+        with self._write() as db:
+            ids = [db.execute("INSERT INTO structures (camera, track, time, shape, code, thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
+                              (camera, *row)).lastrowid for row in rows]
+            db.execute("DELETE FROM structures WHERE camera = ? AND id NOT IN "
+                       "(SELECT id FROM structures WHERE camera = ? ORDER BY time DESC, id DESC LIMIT ?)",
+                       (camera, camera, per_camera))
+            kept = {r[0] for r in db.execute("SELECT id FROM structures WHERE camera = ?", (camera,))}
+        return [i for i in ids if i in kept]
+
+    def structure_counts(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT camera, count(*) FROM structures GROUP BY camera ORDER BY camera").fetchall())
+
+    def structure_index(self) -> list[tuple[int, str, float, str]]:
+        return [tuple(r) for r in self._db.execute("SELECT id, camera, time, shape FROM structures ORDER BY id")]
+
+    def structure(self, structure: int) -> tuple[int | None, str, float, str, bytes] | None:
+        row = self._db.execute("SELECT track, camera, time, shape, code FROM structures WHERE id = ?", (structure,)).fetchone()
+        return None if row is None else tuple(row)
+
+    def structure_thumbnail(self, structure: int) -> tuple[bool, bytes | None]:
+        row = self._db.execute("SELECT thumbnail FROM structures WHERE id = ?", (structure,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
     # -- reads -------------------------------------------------------------------------------------
     def _require(self, identity: int) -> tuple:
         row = None
@@ -655,12 +559,6 @@ class Gallery:
             raise GalleryError(f"no identity {identity} in gallery {self.path}: "
                                "`dgnet-edge gallery list` shows the ids")
         return row
-
-    def label(self, identity: int) -> str:
-        """The identity's name, or ``#id`` when it has none (from memory: cheap enough for every frame)."""
-        self._refresh()
-        name = self._names.get(identity)
-        return name or f"#{identity}"
 
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM identities").fetchone()[0]

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase
 from dgnet_edge.errors import OutputPathError
 from dgnet_edge.paths import prepare_output_dir, refuse_overwriting_inputs
 
@@ -43,12 +43,12 @@ def _replaceable(out: Path) -> bool:
         return False
 
 
-def export_gallery(gallery: Gallery, out: str | Path) -> dict[str, int]:
+def export_gallery(gallery: GalleryBase, out: str | Path) -> dict[str, int]:
     """Write ``gallery`` to folder ``out``; counts of identities, templates and crops written."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"output folder {out} is a file, not a folder: choose another path")
-    refuse_overwriting_inputs(out, [gallery.path], "output folder")
+    refuse_overwriting_inputs(out, [gallery.spec] if isinstance(gallery.spec, Path) else [], "output folder")
     if not _replaceable(out):
         raise OutputPathError(f"output folder {out} exists and is not a gallery export: choose another path")
     parent = prepare_output_dir(out.parent, f"folder of {out}")
@@ -72,7 +72,7 @@ def export_gallery(gallery: Gallery, out: str | Path) -> dict[str, int]:
     return counts
 
 
-def _write(gallery: Gallery, folder: Path) -> dict[str, int]:
+def _write(gallery: GalleryBase, folder: Path) -> dict[str, int]:
     identities, n_templates, n_crops = [], 0, 0
     for identity in gallery.identities():
         features = gallery.template_features(identity.id)

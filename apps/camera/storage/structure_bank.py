@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, BANK_TRACK_INTERVAL_S
-from dgnet_edge.apps.camera.storage.gallery import Gallery, encode_thumbnail
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase, encode_thumbnail
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _round_robin(columns: list[list[tuple[float, int]]], k: int) -> list[int]:
 
 
 class StructureBank:
-    """The ``structures`` table of one :class:`Gallery` (and so of its thread).
+    """The structures of one gallery (and so of its thread), kept beside its identities.
 
     Args:
         gallery: the gallery whose file holds the bank.
@@ -70,7 +70,7 @@ class StructureBank:
         track_interval_s: least time, on the camera's clock, between two codes from one track.
     """
 
-    def __init__(self, gallery: Gallery, *, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
+    def __init__(self, gallery: GalleryBase, *, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
         if per_camera < 1:
             raise ValueError(f"per_camera must be >= 1, got {per_camera}")
         self.gallery = gallery
@@ -105,38 +105,27 @@ class StructureBank:
         if codes.ndim != 4:
             raise ValueError(f"structure codes must be (N, C, H, W), got shape {codes.shape}")
         shape = ",".join(str(d) for d in codes.shape[1:])
-        db = self.gallery.connection
-        with self.gallery.transaction():
-            ids = [db.execute("INSERT INTO structures (camera, track, time, shape, code, thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
-                              (camera, track, time, shape, code.astype(np.float16).tobytes(),
-                               None if crop is None else encode_thumbnail(crop))).lastrowid
-                   for code, crop, track in zip(codes, crops, tracks)]
-            db.execute("DELETE FROM structures WHERE camera = ? AND id NOT IN "
-                       "(SELECT id FROM structures WHERE camera = ? ORDER BY time DESC, id DESC LIMIT ?)",
-                       (camera, camera, self.per_camera))
-            kept = {r[0] for r in db.execute("SELECT id FROM structures WHERE camera = ?", (camera,))}
-        return [i for i in ids if i in kept]
+        rows = [(track, time, shape, code.astype(np.float16).tobytes(), None if crop is None else encode_thumbnail(crop))
+                for code, crop, track in zip(codes, crops, tracks)]
+        return self.gallery.add_structures(camera, rows, self.per_camera)
 
     def counts(self) -> dict[str, int]:
         """Codes banked per camera."""
-        return dict(self.gallery.connection.execute("SELECT camera, count(*) FROM structures GROUP BY camera "
-                                                    "ORDER BY camera").fetchall())
+        return self.gallery.structure_counts()
 
     def __len__(self) -> int:
-        return self.gallery.connection.execute("SELECT count(*) FROM structures").fetchone()[0]
+        return sum(self.gallery.structure_counts().values())
 
     def choose(self, k: int, exclude_camera: str | None = None, shape: tuple[int, ...] | None = None) -> list[Structure]:
         """K structures spread across cameras (:func:`spread_across_cameras`); ``shape``: only codes of
         that (C, H, W), the generator's (a bank filled by another export's generator is left alone)."""
-        db = self.gallery.connection
-        rows = db.execute("SELECT id, camera, time, shape FROM structures").fetchall()
+        rows = self.gallery.structure_index()
         wanted = None if shape is None else ",".join(str(d) for d in shape)
         ids = spread_across_cameras([(r[0], r[1], r[2]) for r in rows if wanted is None or r[3] == wanted], k,
                                     exclude_camera)
         chosen = []
         for sid in ids:
-            _, camera, track, time, shape_text, blob = db.execute(
-                "SELECT id, camera, track, time, shape, code FROM structures WHERE id = ?", (sid,)).fetchone()
+            track, camera, time, shape_text, blob = self.gallery.structure(sid)
             chosen.append(Structure(sid, camera, track, time, self._code(sid, shape_text, blob)))
         return chosen
 
@@ -153,7 +142,7 @@ class StructureBank:
 
     def thumbnail(self, structure: int) -> bytes | None:
         """The JPEG of a structure's crop (None when it was banked without one)."""
-        row = self.gallery.connection.execute("SELECT thumbnail FROM structures WHERE id = ?", (structure,)).fetchone()
-        if row is None:
-            raise KeyError(f"no structure {structure} in {self.gallery.path}")
-        return row[0]
+        found, jpeg = self.gallery.structure_thumbnail(structure)
+        if not found:
+            raise KeyError(f"no structure {structure} in {self.gallery.location}")
+        return jpeg

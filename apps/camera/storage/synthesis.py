@@ -9,8 +9,9 @@ seen at enrolment. The gallery weighs synthetic templates in matching (``Gallery
 In the camera app this runs off the frame loop: :class:`EnrolmentSynthesis` feeds the bank from the
 loop (a few crops per camera per second, one structure-encoder call) and hands each new identity to a
 :class:`SynthesisWorker` thread with its own gallery connection (SQLite connections belong to one
-thread; WAL lets both use the file), so the video does not stall while the views render; the loop's
-gallery picks the new templates up at its next match (it reloads when another connection commits).
+thread; WAL lets both use the file; a PostgreSQL gallery gets a second connection), so the video does not
+stall while the views render; the loop's gallery picks the new templates up at its next match (it
+reloads when another connection commits).
 ``dgnet-edge gallery enrol --synthesise`` calls :meth:`Synthesiser.enrol` directly.
 """
 
@@ -31,7 +32,8 @@ from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, BANK_TRACK_INTERVAL
 from dgnet_edge.apps.camera.live.outputs import Sink
 from dgnet_edge.apps.camera.live.record import FrameResult, NewIdentity
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, Track
-from dgnet_edge.apps.camera.storage.gallery import Gallery
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase
+from dgnet_edge.apps.camera.storage.open_gallery import GallerySpec, open_gallery
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
@@ -125,7 +127,7 @@ class Synthesiser:
         structures = self.bank.choose(self.k, exclude_camera=camera, shape=self.shape)
         gallery = self.bank.gallery
         if not structures:
-            raise EmptyBankError(f"no structures banked yet in {gallery.path} (they come from `dgnet-edge demo` "
+            raise EmptyBankError(f"no structures banked yet in {gallery.location} (they come from `dgnet-edge demo` "
                                  "with --synthesise on the cameras): enrolled the real template only")
         with self._lock:
             _, appearance = self.embedder.embed_with_code([crop_rgb])
@@ -175,17 +177,17 @@ class SynthesisWorker:
     the gallery file; :meth:`submit` never waits.
 
     Args:
-        gallery_path: the gallery file (it exists: the frame loop's gallery made it).
+        gallery_path: the gallery file or PostgreSQL URL (it exists: the frame loop's gallery made it).
         generator, embedder, k, embed_lock: as for :class:`Synthesiser`.
         queue_size: enrolments waiting at most; when one more comes, the oldest waiting one is dropped
             (a log line says so), since a burst of new people should not delay the latest ones.
     """
 
-    def __init__(self, gallery_path: str | Path, generator: Generator, embedder: Embedder, *, k: int = SYNTHETIC_VIEWS,
+    def __init__(self, gallery_path: GallerySpec, generator: Generator, embedder: Embedder, *, k: int = SYNTHETIC_VIEWS,
                  queue_size: int = 8, embed_lock: threading.Lock | None = None):
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self.gallery_path = Path(gallery_path)
+        self.gallery_path = gallery_path
         self.queue_size = queue_size
         self.stats = WorkerStats()
         self.results: list[SynthesisResult] = []
@@ -230,7 +232,7 @@ class SynthesisWorker:
 
     def _run(self) -> None:
         try:
-            gallery = Gallery(self.gallery_path)
+            gallery = open_gallery(self.gallery_path, queue_writes=True)
         except DgnetEdgeError as e:
             log.error("synthesis is off: %s", e)
             with self._wake:
@@ -324,7 +326,7 @@ class EnrolmentSynthesis(Sink):
     :attr:`embed` is the embedder for the loop, shared with the worker under one lock (a TensorRT
     context serves one thread at a time)."""
 
-    def __init__(self, generator: Generator, embedder: Embedder, gallery: Gallery, *, k: int = SYNTHETIC_VIEWS,
+    def __init__(self, generator: Generator, embedder: Embedder, gallery: GalleryBase, *, k: int = SYNTHETIC_VIEWS,
                  queue_size: int = 8, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
         self.generator = generator
         self._lock = threading.Lock()
@@ -333,7 +335,7 @@ class EnrolmentSynthesis(Sink):
         self.feeder = BankFeeder(generator, self.bank)
         fmt = generator.manifest.input
         generator.structure(np.zeros((1, fmt.height, fmt.width, 3), np.uint8))  # first run's set-up, not in the loop
-        self.worker = SynthesisWorker(gallery.path, generator, embedder, k=k, queue_size=queue_size,
+        self.worker = SynthesisWorker(gallery.spec, generator, embedder, k=k, queue_size=queue_size,
                                       embed_lock=self._lock)
         self._closed = False
 
@@ -365,7 +367,7 @@ class EnrolmentSynthesis(Sink):
                 "bank_feeding_s": round(self.feeder.seconds, 4)}
 
 
-def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: Gallery, params: SynthesisConfig, *,
+def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: GalleryBase, params: SynthesisConfig, *,
                     backend: str = "auto", precision: str = "auto") -> EnrolmentSynthesis | None:
     """The demo's synthesis, or None (with a log line) when the export has no generator and synthesis
     was not asked for explicitly (``params.enabled`` True: :class:`SynthesisError` instead)."""

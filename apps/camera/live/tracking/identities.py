@@ -60,7 +60,7 @@ import numpy as np
 from dgnet_edge.apps.camera.live.record import Enter, Event, Leave, Merged, NewIdentity, Reidentified
 from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
-from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase, GalleryError
 from dgnet_edge.boxes import crop, l2_normalise
 
 
@@ -147,7 +147,7 @@ class IdentityParams:
 
 
 class IdentityResolver:
-    """Identities for the tracks of every camera, from and into one :class:`Gallery`.
+    """Identities for the tracks of every camera, from and into one gallery (SQLite or PostgreSQL).
 
     Args:
         gallery: the gallery (its feature size is the embedder's).
@@ -155,7 +155,7 @@ class IdentityResolver:
         params: how identities are decided (:class:`IdentityParams`).
     """
 
-    def __init__(self, gallery: Gallery, threshold: float, params: IdentityParams | None = None):
+    def __init__(self, gallery: GalleryBase, threshold: float, params: IdentityParams | None = None):
         self.gallery = gallery
         self.threshold = threshold
         self.params = params or IdentityParams()
@@ -284,7 +284,9 @@ class IdentityResolver:
                 image: np.ndarray | None, name: str | None = None) -> list[Event]:
         track_id = state.track.track_id
         piece = crop(image, state.track.box)  # the one crop of a new person: thumbnail, and synthesis's input
-        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time, source=f"track:{camera}:{track_id}")
+        # unless_matches: another device sharing the gallery may have enrolled this person a moment ago
+        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time,
+                                      source=f"track:{camera}:{track_id}", unless_matches=self.threshold)
         state.sighting = self.gallery.open_sighting(identity, camera, track_id, time)
         self._hold(state, identity, time)
         state.template_checked = time
@@ -308,7 +310,7 @@ class IdentityResolver:
         if not states:
             return []
         features = l2_normalise(np.stack([s.track.feature for s in states]))
-        ids, scores = self.gallery.identity_scores(features)
+        ids, scores = self.gallery.identity_scores(features, include=[s.identity for s in states])
         column = {int(i): c for c, i in enumerate(ids)}
         events: list[Event] = []
         for row, state in enumerate(states):
