@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
+from dgnet_edge.apps.camera.defaults import GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M
 from dgnet_edge.cli.options import JsonOpt, ProgressOpt, float_option
 from dgnet_edge.cli.output import err, out, print_json
 
@@ -27,9 +28,9 @@ def gallery(
     dim: Annotated[int, typer.Option("--dim", min=2, help="Feature size (default: the exports' 512).")] = 512,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Queries per size, each a fresh sample of a known identity.")] = 1000,
     per_identity: Annotated[int, typer.Option("--templates-per-identity", min=1, help="Templates of each synthetic identity.")] = 8,
-    hnsw_m: Annotated[int, typer.Option("--hnsw-m", min=2, help="HNSW links per node (faiss, usearch, pgvector).")] = 16,
-    ef_construction: Annotated[int, typer.Option("--ef-construction", min=1, help="HNSW candidate list while building.")] = 64,
-    ef_search: Annotated[int, typer.Option("--ef-search", min=1, help="HNSW candidate list while searching.")] = 64,
+    hnsw_m: Annotated[int, typer.Option("--hnsw-m", min=2, help="HNSW links per node (faiss, usearch, pgvector).")] = GALLERY_HNSW_M,
+    ef_construction: Annotated[int, typer.Option("--ef-construction", min=1, help="HNSW candidate list while building.")] = GALLERY_HNSW_EF_CONSTRUCTION,
+    ef_search: Annotated[int, typer.Option("--ef-search", min=1, help="HNSW candidate list while searching.")] = GALLERY_HNSW_EF_SEARCH,
     nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF-PQ lists searched per query.")] = 16,
     build_cap: Annotated[float, float_option("--build-cap", min=1.0, help="Seconds a build may take before it is reported as not completed.")] = 1200.0,
     database: Annotated[Optional[str], typer.Option("--database", help="PostgreSQL URL (with pgvector) for the pgvector path; default: a local pgserver.")] = None,
@@ -38,14 +39,15 @@ def gallery(
     json_output: JsonOpt = False,
 ) -> None:
     """Build time, per-query latency, resident memory and recall@1 of each matching path at each gallery size."""
-    from dgnet_edge.apps.camera.measure.gallery_scale import (IndexParams, format_report, measure_gallery_scale, parse_paths,
+    from dgnet_edge.apps.camera.measure.gallery_scale import (IndexParams, format_report, format_row, measure_gallery_scale, parse_paths,
                                                               parse_sizes)
 
     size_list, path_list = parse_sizes(sizes), parse_paths(paths)
     params = IndexParams(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search, nprobe=nprobe)
     report = measure_gallery_scale(size_list, path_list, dim=dim, queries=queries, templates_per_identity=per_identity,
                                    params=params, build_cap_s=build_cap, database=database, seed=seed,
-                                   on_stage=(lambda stage: err.print(stage)) if progress else None)
+                                   on_stage=(lambda stage: err.print(stage)) if progress else None,
+                                   on_row=(lambda row: err.print(format_row(row, queries), markup=False, highlight=False)) if progress else None)
     if json_output:
         print_json(report.as_dict())
     else:

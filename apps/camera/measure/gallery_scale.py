@@ -33,6 +33,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from dgnet_edge.apps.camera.defaults import GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M
 from dgnet_edge.apps.report.memory import current_rss_bytes
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import BackendUnavailableError, DgnetEdgeError, UsageError
@@ -51,11 +52,11 @@ class PgvectorError(DgnetEdgeError):
 
 @dataclass(frozen=True)
 class IndexParams:
-    """Build and search parameters of the approximate indexes (their usual defaults)."""
+    """Build and search parameters of the approximate indexes (HNSW: the camera app's, apps/camera/defaults.py)."""
 
-    hnsw_m: int = 16  # links per node (faiss M, usearch connectivity, pgvector m)
-    ef_construction: int = 64  # candidate list while building
-    ef_search: int = 64  # candidate list while searching (faiss efSearch, usearch expansion_search, hnsw.ef_search)
+    hnsw_m: int = GALLERY_HNSW_M  # links per node (faiss M, usearch connectivity, pgvector m)
+    ef_construction: int = GALLERY_HNSW_EF_CONSTRUCTION  # candidate list while building
+    ef_search: int = GALLERY_HNSW_EF_SEARCH  # candidate list while searching (faiss efSearch, usearch expansion_search, hnsw.ef_search)
     nlist: Optional[int] = None  # IVF lists; None: sqrt(templates)
     nprobe: int = 16  # IVF lists searched per query
     pq_bytes: Optional[int] = None  # bytes per product-quantised code; None: dim / 8 (8 dimensions per byte)
@@ -422,13 +423,15 @@ def measure_path(path: str, problem: GalleryProblem, truth: np.ndarray, params: 
                 break
             matcher.add(first, problem.templates[first:first + ADD_BATCH])
             added = min(templates, first + ADD_BATCH)
+        loaded_s = time.perf_counter() - start
         completed = completed and matcher.finish(deadline)
         build_s = time.perf_counter() - start
         rss_after = current_rss_bytes()
         rss_mb = (rss_after - rss_before) / 2**20 if rss_before is not None and rss_after is not None else None
         if not completed:
             return ScaleRow(path, templates, False, build_s, added, rss_mb=rss_mb,
-                            detail=f"build stopped at the {build_cap_s:.0f} s cap with {added} of {templates} templates added")
+                            detail=f"build stopped at the {build_cap_s:.0f} s cap with {added} of {templates} templates added"
+                                   + (f" (in {loaded_s:.0f} s; the index unfinished)" if added == templates else ""))
         server = matcher.server_bytes()
         found, seconds = _run_queries(matcher, problem.queries, timing_budget_s)
     finally:
@@ -530,16 +533,18 @@ def format_report(report: ScaleReport) -> str:
              f"ef_search={p.ef_search}; IVF-PQ nprobe={p.nprobe} {p.pq_bytes or max(1, report.dim // 8)} B codes; build cap {report.build_cap_s:.0f} s.",
              f"{'path':<12} {'templates':>10} {'build s':>9} {'median ms':>10} {'p95 ms':>8} {'RSS MB':>8} "
              f"{'server MB':>10} {'recall@1':>9} {'id agree':>9}  note"]
-    for r in report.rows:
-        def num(value: Optional[float], width: int, digits: int) -> str:
-            return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
-
-        note = r.detail if not r.completed else (f"timed {r.timed_queries} of {report.queries}"
-                                                 if r.timed_queries < report.queries else "")
-        lines.append(f"{r.path:<12} {r.templates:>10} {r.build_s:9.1f} {num(r.median_ms, 10, 3)} {num(r.p95_ms, 8, 3)} "
-                     f"{num(r.rss_mb, 8, 0)} {num(r.server_mb, 10, 0)} {num(r.recall_at_1, 9, 3)} "
-                     f"{num(r.identity_agreement, 9, 3)}  {note}")
+    lines += [format_row(r, report.queries) for r in report.rows]
     return "\n".join(lines)
+
+
+def format_row(r: ScaleRow, queries: Optional[int] = None) -> str:
+    """One row of the table; the note says what was not measured."""
+    def num(value: Optional[float], width: int, digits: int) -> str:
+        return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+    note = r.detail if not r.completed else (f"timed {r.timed_queries} of {queries}" if queries and r.timed_queries < queries else "")
+    return (f"{r.path:<12} {r.templates:>10} {r.build_s:9.1f} {num(r.median_ms, 10, 3)} {num(r.p95_ms, 8, 3)} "
+            f"{num(r.rss_mb, 8, 0)} {num(r.server_mb, 10, 0)} {num(r.recall_at_1, 9, 3)} {num(r.identity_agreement, 9, 3)}  {note}").rstrip()
 
 
 def parse_sizes(text: str) -> List[int]:
