@@ -25,7 +25,7 @@ def gallery(
     sizes: Annotated[str, typer.Option("--sizes", help="Gallery sizes in templates, comma-separated.")] = "10000,100000,1000000",
     paths: Annotated[str, typer.Option("--paths", help="Matching paths, comma-separated: exact, faiss-hnsw, faiss-ivfpq, "
                                        "usearch-f16, usearch-i8, pgvector.")] = "exact,faiss-hnsw,faiss-ivfpq,usearch-f16,usearch-i8,pgvector",
-    dim: Annotated[int, typer.Option("--dim", min=2, help="Feature size (default: the exports' 512).")] = 512,
+    dim: Annotated[int, typer.Option("--dim", min=2, help="Feature size (default: the synth_small exports' 512).")] = 512,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Queries per size, each a fresh sample of a known identity.")] = 1000,
     per_identity: Annotated[int, typer.Option("--templates-per-identity", min=1, help="Templates of each synthetic identity.")] = 8,
     hnsw_m: Annotated[int, typer.Option("--hnsw-m", min=2, help="HNSW links per node (faiss, usearch, pgvector).")] = GALLERY_HNSW_M,

@@ -39,7 +39,7 @@ from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import BackendUnavailableError, DgnetEdgeError, UsageError
 
 PATHS = ("exact", "faiss-hnsw", "faiss-ivfpq", "usearch-f16", "usearch-i8", "pgvector")
-FEATURE_DIM = 512  # the synth_small and Market exports' feature: two heads x 256 (configs/*.yaml bottleneck)
+FEATURE_DIM = 512  # the synth_small exports' feature: two heads x 256 (configs/synth_small.yaml bottleneck)
 SIZES = (10_000, 100_000, 1_000_000)
 NOISE = 1.0  # template = centre + NOISE x unit-variance noise / sqrt(dim): cosine to its centre about 0.71
 ADD_BATCH = 10_000  # vectors added per call while building, so that a build can stop at its time cap
