@@ -42,6 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from dgnet_edge.apps.camera.defaults import (
+    EXACT_MATCH_MAX_TEMPLATES, GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M,
+)
 from dgnet_edge.apps.camera.storage.open_gallery import redact
 from dgnet_edge.apps.camera.storage.gallery_base import (
     FORMAT, KINDS, GalleryBase, GalleryError, Identity, Sighting, Template, check_kind_weights, check_name,
@@ -55,8 +58,8 @@ SCHEMA = "dgnet_gallery"
 CHANNEL = "dgnet_gallery"
 SCHEMA_LOCK = 0x6467_6E65_7401  # advisory lock keys ("dgnet" + 1, 2)
 ENROL_LOCK = 0x6467_6E65_7402
-SEARCH_IN_DB_ABOVE = 100_000  # templates from which matching runs in the database (pgvector HNSW)
-HNSW_CANDIDATES = 64  # templates the index returns per query
+SEARCH_IN_DB_ABOVE = EXACT_MATCH_MAX_TEMPLATES  # templates from which matching runs in the database (pgvector HNSW)
+HNSW_CANDIDATES = 64  # templates the index returns per query (it searches GALLERY_HNSW_EF_SEARCH candidates)
 MAX_VECTOR_DIM = 2000  # pgvector's HNSW limit
 RESERVE = {"identities": 16, "templates": 64, "sightings": 32, "structures": 16}  # ids the app holds ahead
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # reconnect waits, the last repeated
@@ -126,7 +129,7 @@ CREATE TRIGGER templates_notify AFTER INSERT OR UPDATE OR DELETE ON templates
 """
 VECTOR_COLUMN = """
 ALTER TABLE templates ADD COLUMN embedding vector({dim});
-CREATE INDEX templates_embedding ON templates USING hnsw (embedding vector_ip_ops);
+CREATE INDEX templates_embedding ON templates USING hnsw (embedding vector_ip_ops) WITH (m = {m}, ef_construction = {ef});
 """
 COPIED_TABLES = ("identities", "templates", "sightings", "structures", "merges")  # what migrate moves
 
@@ -228,7 +231,7 @@ class PostgresGallery(GalleryBase):
             self.feature_dim, self.vector = self._open_schema(feature_dim)
             self._backend_pid = self._conn.info.backend_pid
             if self.vector:
-                self._conn.execute(f"SET hnsw.ef_search = {2 * HNSW_CANDIDATES}")
+                self._conn.execute(f"SET hnsw.ef_search = {GALLERY_HNSW_EF_SEARCH}")
             self._search_in_db = self.vector and self._count("templates") > search_in_db_above
             if queue_writes:
                 self._top_up_ids()  # ids in hand, should the database go away
@@ -285,7 +288,7 @@ class PostgresGallery(GalleryBase):
             try:
                 with db.transaction():  # a savepoint: pgvector missing, or no right to create it
                     db.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    db.execute(VECTOR_COLUMN.format(dim=feature_dim))
+                    db.execute(VECTOR_COLUMN.format(dim=feature_dim, m=GALLERY_HNSW_M, ef=GALLERY_HNSW_EF_CONSTRUCTION))
                 vector = True
             except _psycopg().Error as e:
                 log.info("gallery %s: no pgvector (%s); matching stays in memory", self.location, _first_line(e))
@@ -461,7 +464,7 @@ class PostgresGallery(GalleryBase):
         try:
             self._backend_pid = conn.info.backend_pid
             if self.vector:
-                conn.execute(f"SET hnsw.ef_search = {2 * HNSW_CANDIDATES}")
+                conn.execute(f"SET hnsw.ef_search = {GALLERY_HNSW_EF_SEARCH}")
             self._replay()
             self._load_cache()
             self._top_up_ids()
