@@ -184,6 +184,29 @@ def test_an_enrolment_joins_the_identity_another_connection_just_made_for_the_pe
         assert second.enrol(stranger, unless_matches=0.8) != made and len(second) == 2
 
 
+def test_devices_opening_an_empty_database_at_once_make_one_schema(url):
+    """Four devices start together on a new database: one creates the schema, all open it."""
+    barrier = threading.Barrier(4)
+    opened, failed = [], []
+
+    def device(k):
+        barrier.wait()
+        try:
+            with PostgresGallery(url, D) as g:
+                opened.append(g.enrol(unit(np.random.default_rng(k)), camera=f"cam{k}"))
+        except Exception as e:  # noqa: BLE001 - the test reports what any device raised
+            failed.append(repr(e))
+
+    threads = [threading.Thread(target=device, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failed, failed
+    with PostgresGallery(url) as g:
+        assert sorted(i.id for i in g.identities()) == sorted(opened) and len(opened) == 4
+
+
 def test_two_devices_enrolling_one_person_at_once_make_one_identity_and_lose_no_template(url):
     rng = np.random.default_rng(2)
     people = unit(rng, 8)

@@ -274,8 +274,12 @@ class PostgresGallery(GalleryBase):
         return stored, meta.get("vector") == "1"
 
     def _read_meta(self) -> dict[str, str] | None:
-        exists = self._conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0]
-        if exists is None:
+        # pg_class read through the statement's snapshot, not to_regclass: the name lookup's cache can
+        # still say "no such table" right after another device's commit (when two open an empty database)
+        exists = self._conn.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'meta')",
+                                    (SCHEMA,)).fetchone()[0]
+        if not exists:
             return None
         return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
 
