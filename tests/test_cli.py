@@ -144,7 +144,7 @@ def test_quickstart_trains_exports_and_reports_then_skips(quickstart_run, capsys
     assert "multi-camera IDF1" in out  # the camera app ran on the video bench and was scored
     assert "synthesis at enrolment: on" in out  # the export has the generator parts
     assert (qs / "export" / "reid_threshold.json").is_file()
-    assert {p.name for p in (qs / "demo" / "tracks").iterdir()} == {"cam1.txt", "cam2.txt"}
+    assert {p.name for p in (qs / "demo" / "tracks").iterdir()} == {"cam1.txt", "cam2.txt", "camera.yaml"}  # the tracks and the run's resolved config
     with pytest.raises(SystemExit):
         main(args + dgnet_args)
     # The finished steps (E_a, DG-Net, export, threshold) are skipped; the report and the demo run again.

@@ -232,7 +232,7 @@ def test_demo_gallery_and_report_run_without_torch(deployment_venv, tiny_dgnet_i
                 "--no-progress", "--no-show", "--json"])
     summary = json.loads(demo.stdout)
     assert summary["identities"] >= 1
-    assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == ["cam1.txt", "cam2.txt"]
+    assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == ["cam1.txt", "cam2.txt", "camera.yaml"]  # the tracks and the run's resolved config
 
     listed = json.loads(run([exe, "gallery", "list", "--gallery", gallery, "--json"]).stdout)
     assert len(listed) == summary["identities"]
