@@ -32,6 +32,7 @@ from test_gallery import (  # noqa: F401
     test_one_identity_is_never_two_live_tracks_of_one_camera_and_assignment_is_optimal,
     test_templates_are_rate_limited_and_diverse, test_tracks_wait_for_a_confident_feature_and_tentative_ones_are_not_named,
 )
+from test_gallery import D, crop_image, near, unit
 
 from dgnet_edge.apps.camera.storage.gallery import Gallery
 from dgnet_edge.apps.camera.storage.gallery_base import GalleryError
@@ -39,23 +40,8 @@ from dgnet_edge.apps.camera.storage.gallery_migrate import COLUMNS, read_rows
 from dgnet_edge.apps.camera.storage.gallery_postgres import PostgresGallery
 from dgnet_edge.apps.camera.storage.open_gallery import open_gallery
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
-from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
 from dgnet_edge.errors import DgnetEdgeError
-
-D = 16
-
-
-def unit(rng, n=None, d=D):
-    return l2_normalise(rng.normal(size=(d,) if n is None else (n, d)))
-
-
-def near(feature, rng, noise=0.05):
-    return l2_normalise(feature + noise * rng.normal(size=feature.shape))
-
-
-def crop_image(seed=0):
-    return np.random.default_rng(seed).integers(0, 255, (40, 20, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="session")
