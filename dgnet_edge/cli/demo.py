@@ -5,6 +5,7 @@
     dgnet-edge demo --source vtest.avi --detector ssdlite --export runs/quickstart/export
     dgnet-edge demo --jetson-csi 0 --jetson-rtsp rtsp://cam2/stream --detector yolo:yolov8n.engine --export exports/market
     dgnet-edge demo --source data/video/cam1 --export runs/quickstart/export --events mqtt://broker:1883/site --device door
+    dgnet-edge demo --config door.yaml --set tracker.max_lost_s=5      # a camera config (apps/camera/config.py)
 
 Every source is one camera; all share one gallery (``--gallery``), so a person keeps their identity
 when they leave a view and come back, or appear on another camera, and across runs. A thin layer
