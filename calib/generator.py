@@ -74,6 +74,12 @@ def _psnr(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
     return (float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)), float(np.mean(np.abs(diff)))
 
 
+def coder_file(manifest: Manifest) -> str:
+    """The fp32 model whose ``appearance`` output feeds the decoder: the export's own DG-Net E_a when
+    its embedder is another network (a distilled E_a), else the embedder."""
+    return manifest.model("appearance" if manifest.has_model("appearance") else "embedder", "fp32").file
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     num = np.sum(a * b, axis=1)
@@ -96,7 +102,7 @@ def calibrate_generator(
     paths = list(images[:: max(1, len(images) // count)][:count])
     structure_entry, decoder_entry = manifest.model("structure", "fp32"), manifest.model("decoder", "fp32")
     structure_path, decoder_path = folder / structure_entry.file, folder / decoder_entry.file
-    embedder_path = folder / manifest.model("embedder", "fp32").file
+    coder_path = folder / coder_file(manifest)
     notify = progress or (lambda *a: None)
 
     notify("calibrating the generator", 0, 2 * len(paths))
@@ -105,7 +111,7 @@ def calibrate_generator(
     structure_hist = collect_histograms(structure_model, image_feeds)
     notify("calibrating the generator", len(paths), 2 * len(paths))
     codes = _run(structure_path, image_feeds, "structure")
-    appearance = _run(embedder_path, image_feeds, "appearance")
+    appearance = _run(coder_path, image_feeds, "appearance")
     decoder_model = load_model(decoder_path)
     code_feeds = _code_feeds(codes, appearance, batch_size_for(decoder_model, largest=8))
     decoder_hist = collect_histograms(decoder_model, code_feeds)
@@ -143,7 +149,7 @@ def check_generator(
     """Render swaps of the images (structure of image i, appearance of image i+1, from the fp32
     embedder) with the fp32 and the INT8 (structure, decoder) files."""
     images = np.concatenate([next(iter(f.values())) for f in image_feeds])
-    swapped = np.roll(_run(folder / manifest.model("embedder", "fp32").file, [{"images": images}], "appearance"), -1, axis=0)
+    swapped = np.roll(_run(folder / coder_file(manifest), [{"images": images}], "appearance"), -1, axis=0)
     outputs, codes = {}, {}
     for precision, (structure_file, decoder_file) in files.items():
         codes[precision] = _run(folder / structure_file, [{"images": images}], "structure")

@@ -45,6 +45,8 @@ class DataConfig(_Section):
     erasing_p: float = Field(0.5, ge=0.0, le=1.0, description="random erasing probability")
     batch_size: int = Field(8, ge=1)
     workers: int = Field(4, ge=0, description="image decoding threads (0 = main thread)")
+    per_identity: int | None = Field(None, ge=1, description="train on at most this many images per identity "
+                                     "(a seeded draw; None = all): the data-scarce regime")
 
 
 class NetConfig(_Section):
@@ -180,6 +182,43 @@ class DGNetConfig(_Section):
         return min(maximum, start + self.warm_scale * max(0, iteration - after))
 
 
+class DistilConfig(_Section):
+    """Stage ``distil``: E_a trained on real images and on a bank of generated images rendered once
+    by a frozen DG-Net generator, with the teacher's primary (KL) and the fine-grained losses."""
+
+    steps: int = Field(2000, ge=1, description="optimisation steps")
+    source: Literal["swaps", "mixup", "cutmix", "none"] = Field(
+        "swaps", description="the generated batch: DG-Net swaps from the bank, or the controls (mixup / CutMix of "
+        "two real images, or none: ID loss on real images alone)")
+    bank_size: int = Field(16_000, ge=1, description="swaps rendered once into the bank")
+    batch_generated: int = Field(16, ge=1, description="generated images per step (the real batch: data.batch_size)")
+    init: Literal["scratch", "teacher", "generator"] = Field(
+        "scratch", description="E_a's start: random (as the paper's ImageNet start, without ImageNet), the "
+        "teacher (its whole network when it is an E_a, as stage baseline trains, else its trunk), or the DG-Net "
+        "checkpoint's E_a")
+    lr: float = Field(0.05, gt=0, description="SGD lr of the ID heads")
+    backbone_lr_mult: float = Field(1.0, gt=0, description="trunk lr = lr x this")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_steps: int = Field(0, ge=0, description="linear lr warm-up from 0.1x")
+    milestones: tuple[int, ...] = Field((), description="steps at which lr is multiplied by gamma")
+    gamma: float = Field(0.1, gt=0, le=1)
+    teacher_w: float = Field(2.0, ge=0, description="weight of the generated-image loss (official max_teacher_w)")
+    kl_w: float = Field(1.0, ge=0, description="T_w: the primary (KL to the teacher) term inside it")
+    fine_w: float = Field(0.2, ge=0, description="B_w: the fine-grained term (head 2, structure provider's label)")
+    train_bn: bool = Field(True, description="the teacher labels generated batches with batch statistics")
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    log_every: int = Field(20, ge=1)
+    save_every: int = Field(200, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="stop (and save) after this long")
+
+    @model_validator(mode="after")
+    def _milestones_sorted(self) -> DistilConfig:
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
 class EvalConfig(_Section):
     """Test-time feature extraction and ranking."""
 
@@ -202,6 +241,7 @@ class Config(_Section):
     teacher: NetConfig = NetConfig(pool="avg", dropout=(0.5,))
     id_train: IdTrainConfig = IdTrainConfig()
     dgnet: DGNetConfig = DGNetConfig()
+    distil: DistilConfig = DistilConfig()
     eval: EvalConfig = EvalConfig()
 
     @field_validator("device")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dgnet_edge.export.graphs import DecoderGraph, StructureGraph
+from dgnet_edge.export.graphs import AppearanceGraph, DecoderGraph, StructureGraph
 from dgnet_edge.export.onnx_export import DEFAULT_OPSET, export_onnx, graph_specs
 
 from dgnet_edge import __version__
@@ -134,11 +134,20 @@ class ExportWriter:
         return entry
 
 
-def _export_generator(writer: ExportWriter, checkpoint: Path, image_spec: TensorSpec, feeds: list[dict[str, np.ndarray]]) -> None:
-    """structure.onnx and decoder.onnx (and fp16 versions), fed with codes of the parity images."""
+def _export_generator(writer: ExportWriter, checkpoint: Path, image_spec: TensorSpec, feeds: list[dict[str, np.ndarray]],
+                      with_appearance: bool = False) -> int:
+    """structure.onnx and decoder.onnx (and fp16 versions), fed with codes of the parity images; with
+    ``with_appearance`` also appearance.onnx, DG-Net's own E_a code (for an embedder that is another
+    network). Returns the appearance code's size."""
     model, cfg = load_dgnet(checkpoint)
+    if (cfg.data.height, cfg.data.width) != (writer.fmt.height, writer.fmt.width):
+        raise ExportError(f"the generator {checkpoint} works at {cfg.data.height}x{cfg.data.width}, the embedder at "
+                          f"{writer.fmt.height}x{writer.fmt.width}")
     structure = StructureGraph(model.structure, cfg.data.mean, cfg.data.std).eval()
     decoder = DecoderGraph(model.decoder).eval()
+    if with_appearance:
+        appearance = AppearanceGraph(model.appearance, cfg.data.mean, cfg.data.std).eval()
+        writer.add("appearance", "fp32", appearance, [image_spec], ["appearance"], feeds, appearance, PARITY_ATOL, None)
     code_feeds = []
     with torch.no_grad():
         for feed in feeds:
@@ -154,6 +163,22 @@ def _export_generator(writer: ExportWriter, checkpoint: Path, image_spec: Tensor
                    None, FP16_COSINE, fold=True)
         writer.add("decoder", "fp16", copy.deepcopy(decoder).half(), specs, ["images"], code_feeds, decoder,
                    None, FP16_COSINE, fold=True)
+    return model.appearance.code_dim
+
+
+def _distil_generator(checkpoint: Path) -> Path | None:
+    """The DG-Net checkpoint a ``distil`` run learnt from (its generator parts go into the export),
+    or None when it learnt from none (a control run); an error when it is gone."""
+    from dgnet_edge.checkpoint import load_checkpoint
+
+    recorded = load_checkpoint(checkpoint).get("generator")
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if not path.is_file():
+        raise ExportError(f"{checkpoint} learnt from the generator {path}, which is gone: the export takes its "
+                          "generator parts from there; put it back")
+    return path
 
 
 def _check_part_rows(net: torch.nn.Module, cfg: Config) -> None:
@@ -184,7 +209,11 @@ def export_checkpoint(
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ExportError(f"{out_dir} exists and is not empty; choose another --out or pass --force")
     net, cfg, kind = load_reid_net(checkpoint)
-    if options.with_code:
+    # A distilled E_a's own appearance code is not what the generator it learnt from decodes: its
+    # export carries that generator's E_a as the ``appearance`` model instead.
+    generator = _distil_generator(checkpoint) if kind == "distil" and options.generator else None
+    with_code = options.with_code and kind != "distil"
+    if with_code:
         _check_part_rows(net, cfg)
     fmt = InputFormat(cfg.data.height, cfg.data.width, dtype=options.input_dtype, mean=cfg.data.mean, std=cfg.data.std)
     real = real_images(cfg)
@@ -194,23 +223,26 @@ def export_checkpoint(
     tmp = make_staging_dir(out_dir)
     try:
         writer = ExportWriter(tmp, fmt, options, real)
-        embedder = ReidEmbedder(net, cfg.data.mean, cfg.data.std, flip=options.flip, with_code=options.with_code).eval()
+        embedder = ReidEmbedder(net, cfg.data.mean, cfg.data.std, flip=options.flip, with_code=with_code).eval()
         image_spec = TensorSpec("images", ("batch", fmt.height, fmt.width, 3), fmt.dtype)
-        outputs = ["features", "appearance"] if options.with_code else ["features"]
+        outputs = ["features", "appearance"] if with_code else ["features"]
         feeds = parity_feeds("images", fmt, real)
         writer.add("embedder", "fp32", embedder, [image_spec], outputs, feeds, embedder, PARITY_ATOL, None)
         if options.fp16:
             half = copy.deepcopy(embedder).half()
             writer.add("embedder", "fp16", half, [image_spec], outputs, feeds, embedder, None, FP16_COSINE)
+        code_dim = net.code_dim if with_code else 0
         if kind == "dgnet" and options.generator:
             _export_generator(writer, checkpoint, image_spec, feeds)
+        elif generator is not None:
+            code_dim = _export_generator(writer, generator, image_spec, feeds, with_appearance=True)
 
         manifest = Manifest(
             input=fmt,
             profile=options.profile,
             feature_dim=net.feature_dim,
             heads=len(net.heads),
-            code_dim=net.code_dim if options.with_code else 0,
+            code_dim=code_dim,
             flip=options.flip,
             source={"checkpoint": str(checkpoint.resolve()), "sha256": sha256_of(checkpoint), "kind": kind,
                     "dataset": cfg.data.dataset, "data_root": cfg.data.root, "eval_alpha": cfg.eval.alpha},

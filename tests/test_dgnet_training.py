@@ -101,7 +101,7 @@ def test_teacher_checks(tiny_world, teacher, tiny_checkpoint, tmp_path):
         DGNetTrainer(cfg, tmp_path, None)
     DGNetTrainer(cfg, tmp_path, tiny_checkpoint)  # a baseline E_a serves as a teacher
     save_checkpoint(tmp_path / "dgnet.pt", {"kind": "dgnet", "num_classes": 8})
-    with pytest.raises(CheckpointError, match="--stage teacher or --stage baseline"):
+    with pytest.raises(CheckpointError, match="--stage teacher, baseline or distil"):
         DGNetTrainer(cfg, tmp_path, tmp_path / "dgnet.pt")
     state = load_checkpoint(teacher)
     state["num_classes"] = 99

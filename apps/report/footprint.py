@@ -34,13 +34,17 @@ def run(export_dir: str, backend: str = "onnxruntime", precision: str = "int8", 
     result: dict[str, Any] = {"rss_start_bytes": current_rss_bytes()}
     with Embedder.open(export_dir, backend=backend, precision=precision) as embedder:
         result["embedder"] = embedder.runner.name
-        features, codes = embedder.embed_with_code(crops)
+        # An export with its own E_a copy (a distilled embedder) takes the codes from the generator.
+        own_coder = manifest.has_model("appearance")
+        features, codes = (embedder.embed(crops), None) if own_coder else embedder.embed_with_code(crops)
         result["rss_embedder_bytes"] = current_rss_bytes()
         result["generator"] = None
         if manifest.has_model("structure") and manifest.has_model("decoder"):
             with Generator.open(export_dir, backend=backend, decode_batch=decode_batch) as generator:
                 result["generator"] = f"{generator.structure_runner.name} + {generator.decoder_runner.name}"
                 result["decode_batch"] = generator.decode_batch
+                if codes is None:
+                    _, codes = generator.codes(crops, embedder)
                 images = generator.decode(generator.structure(crops), codes)
                 result["synthesised"] = int(len(images))
         result["embedded"] = int(len(features))

@@ -277,7 +277,7 @@ def run_row(job: RowJob, emit: Emit) -> dict[str, Any]:
 
     codes = None
     if job.generator:
-        if manifest.code_dim:
+        if manifest.code_dim and not manifest.has_model("appearance"):  # else the embedder gives no codes
             _, codes = embedder.embed_with_code(images[: job.generator_batch])
         result["generator"] = measure_generator(job, manifest, images, codes, emit)
     if job.data_root:

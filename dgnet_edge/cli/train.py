@@ -1,4 +1,4 @@
-"""`dgnet-edge train`: the teacher, E_a alone, or DG-Net."""
+"""`dgnet-edge train`: the teacher, E_a alone, DG-Net, or E_a distilled from a frozen DG-Net's swaps."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from dgnet_edge.cli.output import err
 from dgnet_edge.errors import UsageError
 from dgnet_edge.paths import prepare_output_dir
 
-STAGES = ("teacher", "baseline", "dgnet")
+STAGES = ("teacher", "baseline", "dgnet", "distil")
 
 
 def train(
-    stage: Annotated[str, typer.Option("--stage", help="teacher | baseline (E_a alone) | dgnet.")],
+    stage: Annotated[str, typer.Option("--stage", help="teacher | baseline (E_a alone) | dgnet | distil (E_a on swaps "
+                                                      "rendered by a frozen DG-Net generator).")],
     config: ConfigOpt = "synth_small",
     overrides: OverridesOpt = None,
     out: OutOpt = None,
     device: DeviceOpt = None,
-    teacher: Annotated[Optional[Path], typer.Option("--teacher", help="Teacher checkpoint (stage dgnet).")] = None,
+    teacher: Annotated[Optional[Path], typer.Option("--teacher", help="Teacher checkpoint (stages dgnet and distil).")] = None,
+    generator: Annotated[Optional[Path], typer.Option("--generator", help="DG-Net checkpoint whose frozen generator renders the swaps (stage distil).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue from this checkpoint (its config, plus --set).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Start afresh in an --out that holds an earlier run's checkpoint.")] = False,
     progress: ProgressOpt = True,
@@ -33,8 +35,10 @@ def train(
 
     if stage not in STAGES:
         raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
-    if teacher is not None and stage != "dgnet":
-        raise UsageError("--teacher is only used by --stage dgnet")
+    if teacher is not None and stage not in ("dgnet", "distil"):
+        raise UsageError("--teacher is only used by --stage dgnet and --stage distil")
+    if generator is not None and stage != "distil":
+        raise UsageError("--generator is only used by --stage distil")
     if force and resume is not None:
         raise UsageError("--force starts afresh and --resume continues: give one of them")
     overrides = list(overrides or [])
@@ -55,6 +59,10 @@ def train(
         from dgnet_edge.training.dgnet_trainer import train_dgnet
 
         result = train_dgnet(cfg, teacher, out_dir, resume, progress)
+    elif stage == "distil":
+        from dgnet_edge.training.distil_trainer import train_distil
+
+        result = train_distil(cfg, teacher, generator, out_dir, resume, progress)
     else:
         from dgnet_edge.training.id_trainer import train_id
 

@@ -23,6 +23,18 @@ from dgnet_edge.errors import DatasetError
 log = logging.getLogger(__name__)
 
 
+def per_identity(records: Sequence[ImageRecord], n: int, seed: int = 0) -> list[ImageRecord]:
+    """At most ``n`` records of each identity, drawn with ``seed`` (the data-scarce regime: the same
+    cut for every stage trained with the same seed), in their original order."""
+    g = torch.Generator().manual_seed(seed * 7_919 + n)
+    by_pid: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        by_pid.setdefault(r.pid, []).append(i)
+    kept = sorted(i for ids in by_pid.values()
+                  for i in (ids if len(ids) <= n else [ids[j] for j in torch.randperm(len(ids), generator=g)[:n].tolist()]))
+    return [records[i] for i in kept]
+
+
 @dataclass
 class TrainImages:
     pixels: torch.Tensor  # (N, H, W, 3) uint8 RGB

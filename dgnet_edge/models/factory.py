@@ -80,7 +80,8 @@ def build_dgnet(cfg: Config, num_classes: int) -> DGNet:
 
 
 # Which network of a checkpoint carries the re-id feature, per stage.
-FEATURE_NETWORK = {"teacher": ("teacher", "teacher"), "baseline": ("appearance", "appearance"), "dgnet": ("appearance", "appearance")}
+FEATURE_NETWORK = {"teacher": ("teacher", "teacher"), "baseline": ("appearance", "appearance"),
+                   "dgnet": ("appearance", "appearance"), "distil": ("appearance", "appearance")}
 
 
 def load_reid_net(path: str | Path):

@@ -119,9 +119,11 @@ class Generator:
     no generator; medians of 4 interleaved runs).
     """
 
-    def __init__(self, structure: Runner, decoder: Runner, manifest: Manifest, decode_batch: int | None = None):
+    def __init__(self, structure: Runner, decoder: Runner, manifest: Manifest, decode_batch: int | None = None,
+                 appearance: Runner | None = None):
         self.structure_runner = structure
         self.decoder_runner = decoder
+        self.appearance_runner = appearance  # the export's own E_a code, when its embedder is another network
         self.manifest = manifest
         self.max_batch = manifest.profile.max
         if decode_batch is not None and decode_batch < 1:
@@ -140,7 +142,23 @@ class Generator:
                               spinning=False).activate()
         if decode_batch is None and decoder.on_cpu:
             decode_batch = 1
-        return cls(structure, decoder, manifest, decode_batch)
+        appearance = None
+        if any(m.role == "appearance" for m in manifest.models):
+            # One precision of it (fp32) is written; run that wherever the other parts run.
+            appearance_precision = precision if manifest.has_model("appearance", precision) else "fp32"
+            appearance = open_runner(export_dir, manifest, "appearance", backend, appearance_precision, device,
+                                     memory_arena=False, spinning=False).activate()
+        return cls(structure, decoder, manifest, decode_batch, appearance)
+
+    def codes(self, crops: Crops, embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+        """(re-id features, appearance codes) of crops: the codes from the export's own E_a when it has
+        one (its embedder is then another network), else from the embedder's code output."""
+        if self.appearance_runner is None:
+            return embedder.embed_with_code(crops)
+        fmt = self.manifest.input
+        images = prepare_crops(crops, fmt.height, fmt.width, fmt.dtype)
+        codes = run_split(self.appearance_runner, {"images": images}, self.max_batch)["appearance"]
+        return embedder.embed(crops), codes.astype(np.float32, copy=False)
 
     def structure(self, crops: Crops) -> np.ndarray:
         fmt = self.manifest.input
@@ -163,6 +181,8 @@ class Generator:
     def close(self) -> None:
         self.structure_runner.deactivate()
         self.decoder_runner.deactivate()
+        if self.appearance_runner is not None:
+            self.appearance_runner.deactivate()
 
     def __enter__(self) -> Generator:
         return self

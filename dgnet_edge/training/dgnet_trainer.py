@@ -46,13 +46,12 @@ PARTS = ("appearance", "structure", "decoder", "discriminator")
 
 
 def load_teacher(path: Path, num_classes: int, device: torch.device) -> ReidNet:
-    """The teacher network of a ``teacher`` checkpoint (or of a ``baseline`` one: E_a trained alone
-    with the ID loss is such a network too, its first head the teacher's), checked against the
-    training set."""
+    """The teacher network of a ``teacher`` checkpoint (or of a ``baseline`` or ``distil`` one: an E_a
+    is such a network too, its first head the teacher's), checked against the training set."""
     state = load_checkpoint(path)
-    if state.get("kind") not in ("teacher", "baseline"):
+    if state.get("kind") not in ("teacher", "baseline", "distil"):
         raise CheckpointError(f"--teacher {path}: a {state.get('kind')!r} checkpoint; give one trained with "
-                              "--stage teacher or --stage baseline")
+                              "--stage teacher, baseline or distil")
     if state["num_classes"] != num_classes:
         raise CheckpointError(
             f"--teacher {path}: the teacher classifies {state['num_classes']} identities, but the training set has "

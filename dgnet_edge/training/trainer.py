@@ -22,10 +22,9 @@ from torch import nn
 
 from dgnet_edge.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from dgnet_edge.config import Config, config_from_dict
-from dgnet_edge.yaml_tree import apply_override
 from dgnet_edge.data.augment import BatchAugment
 from dgnet_edge.data.registry import build_dataset
-from dgnet_edge.data.train_set import TrainImages
+from dgnet_edge.data.train_set import TrainImages, per_identity
 from dgnet_edge.device import resolve_device
 from dgnet_edge.models import ReidEmbedder, ReidNet
 from dgnet_edge.models.embedder import numpy_embed
@@ -34,6 +33,7 @@ from dgnet_edge.training.distributed import DistEnv
 from dgnet_edge.training.interrupt import stop_on_interrupt
 from dgnet_edge.training.progress import TrainProgress
 from dgnet_edge.training.run_log import RunLog
+from dgnet_edge.yaml_tree import apply_override
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,10 @@ class Trainer:
         self.train_seconds = 0.0  # time inside train_step, summed over resumes
         torch.manual_seed(cfg.seed + self.dist.rank)
         dataset = build_dataset(cfg.data.dataset, cfg.data.root)
-        self.train_set = TrainImages.load(dataset.train, cfg.data.height, cfg.data.width, cfg.data.workers)
+        records = dataset.train
+        if cfg.data.per_identity is not None:
+            records = per_identity(records, cfg.data.per_identity, cfg.seed)
+        self.train_set = TrainImages.load(records, cfg.data.height, cfg.data.width, cfg.data.workers)
         self.runlog: RunLog | None = None
         self.augment: BatchAugment  # set by the stage, from make_augment
 
