@@ -21,6 +21,7 @@ from dgnet_edge.apps.camera.measure.threshold import (
     THRESHOLD_FILE, calibrate_threshold, read_threshold, resolve_threshold, write_threshold,
 )
 from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_base import scoring_rows
 from dgnet_edge.apps.camera.storage.gallery_export import export_gallery
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.cli.main import app
@@ -155,9 +156,9 @@ def test_templates_are_bounded_keeping_the_enrolment_one_and_the_most_diverse(tm
         assert g.identity(a).templates == 4 and g.identity(a).synthetic == 4
 
 
-def test_match_takes_the_best_template_across_cameras_with_kind_weights(tmp_path):
+def test_match_takes_the_best_template_across_cameras_and_views_never_decide_alone(tmp_path):
     rng = np.random.default_rng(3)
-    with Gallery(tmp_path / "g.db", D, kind_weights={"synthetic": 0.5}) as g:
+    with Gallery(tmp_path / "g.db", D, synthetic_weight=1.0) as g:
         people = unit(rng, 20)
         views = unit(rng, 20)  # each person's second look, from another camera
         ids = [g.enrol(p, camera="cam1") for p in people]
@@ -168,17 +169,34 @@ def test_match_takes_the_best_template_across_cameras_with_kind_weights(tmp_path
         assert [r[0] for r in result] == ids + ids
         assert all(s > 0.9 for _, s in result)
         assert g.match(unit(rng, 3) * 0 + people[0] * -1, threshold=0.8)[0][0] is None
-        # a synthetic template counts half: the real one of another person wins on a tie
-        tie = l2_normalise(people[0] + people[1])
-        x = g.enrol(people[0] * 0 + tie)
-        g.add_template(ids[0], tie, kind="synthetic", source="synthetic:1")
-        assert g.match(tie, 0.5)[0] == (x, pytest.approx(1.0, abs=1e-5))
-        # vectorised: the same as scoring each query against each identity's templates one by one
+        # A synthetic view scores only inside the prototype: a query equal to the view does not match
+        # its identity at 0.8, and another person's real template that looks like it wins.
+        view = unit(rng)
+        g.add_template(ids[0], view, kind="synthetic", source="synthetic:1")
+        assert g.match(view, 0.8)[0][0] is None
+        x = g.enrol(near(view, rng, 0.05))
+        assert g.match(view, 0.8)[0][0] == x
+        # vectorised: the same as scoring each query against each identity's rows one by one
         got_ids, scores = g.identity_scores(queries)
         for col, identity in enumerate(got_ids):
-            feats = g.template_features(int(identity))
-            weights = np.array([0.5 if t.kind == "synthetic" else 1.0 for t in g.templates(int(identity))])
-            np.testing.assert_allclose(scores[:, col], (queries @ feats.T * weights).max(axis=1), atol=1e-5)
+            templates = g.templates(int(identity))
+            rows = scoring_rows([t.kind for t in templates], g.template_features(int(identity)), 1.0)
+            np.testing.assert_allclose(scores[:, col], (queries @ rows.T).max(axis=1), atol=1e-5)
+
+
+def test_scoring_rows_fuse_the_views_into_one_prototype(tmp_path):
+    rng = np.random.default_rng(5)
+    real, views = unit(rng, 2), unit(rng, 3)
+    feats = np.concatenate([real, views])
+    rows = scoring_rows(["real", "real", "synthetic", "synthetic", "synthetic"], feats, 0.25)
+    assert rows.shape == (3, D)
+    np.testing.assert_allclose(rows[:2], real)
+    expected = real.mean(0) + 0.25 * views.mean(0)
+    np.testing.assert_allclose(rows[2], expected / np.linalg.norm(expected), atol=1e-6)
+    assert len(scoring_rows(["synthetic"] * 3, views, 0.25)) == 0  # views alone: nothing to score
+    np.testing.assert_allclose(scoring_rows(["real", "synthetic"], feats[1:3], 0.0), real[1:])
+    with pytest.raises(ValueError, match="synthetic_weight"):
+        Gallery(tmp_path / "g.db", D, synthetic_weight=1.5)
 
 
 def test_matching_follows_writes_from_another_process(tmp_path):

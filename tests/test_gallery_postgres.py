@@ -35,7 +35,7 @@ from test_gallery import (  # noqa: F401
 from test_gallery import D, crop_image, near, unit
 
 from dgnet_edge.apps.camera.storage.gallery import Gallery
-from dgnet_edge.apps.camera.storage.gallery_base import GalleryError
+from dgnet_edge.apps.camera.storage.gallery_base import GalleryError, scoring_rows
 from dgnet_edge.apps.camera.storage.gallery_migrate import COLUMNS, read_rows
 from dgnet_edge.apps.camera.storage.gallery_postgres import PostgresGallery
 from dgnet_edge.apps.camera.storage.open_gallery import open_gallery
@@ -100,7 +100,7 @@ def wait_for(condition, timeout=1.0):
 # -- one interface -----------------------------------------------------------------------------------
 def test_both_backends_keep_and_match_the_same(spec):
     rng = np.random.default_rng(0)
-    with open_gallery(spec, D, max_templates=3, kind_weights={"synthetic": 0.5}) as g:
+    with open_gallery(spec, D, max_templates=3, synthetic_weight=0.5) as g:
         a = g.enrol(unit(rng), crop_image(1), name="alice", camera="cam1", time=3.0)
         people = unit(rng, 6)
         ids = [g.enrol(p, camera="cam2") for p in people]
@@ -112,7 +112,7 @@ def test_both_backends_keep_and_match_the_same(spec):
         codes = rng.normal(size=(3, 4, 2, 2)).astype(np.float32)
         kept = bank.add("cam1", codes, [crop_image(2), None, None], [1, 2, 3], time=5.0)
         g.merge(ids[0], ids[1])
-    with open_gallery(spec, kind_weights={"synthetic": 0.5}) as g:
+    with open_gallery(spec, synthetic_weight=0.5) as g:
         assert g.feature_dim == D and len(g) == 6
         info = g.identity(a)
         assert (info.name, info.templates, info.synthetic, info.cameras, info.last_seen) == ("alice", 1, 3, ("cam1",), 12.5)
@@ -121,10 +121,9 @@ def test_both_backends_keep_and_match_the_same(spec):
         assert g.identity(ids[0]).templates == 2 and g.sightings(a)[0].track == 7
         assert [r[0] for r in g.match(near(people, rng), 0.8)] == [ids[0], ids[0], *ids[2:]]
         got, scores = g.identity_scores(people)
-        for col, identity in enumerate(got):  # the max of kind weight x cosine over each identity's templates
-            weights = np.array([0.5 if t.kind == "synthetic" else 1.0 for t in g.templates(int(identity))])
-            np.testing.assert_allclose(scores[:, col], (people @ g.template_features(int(identity)).T * weights).max(1),
-                                       atol=1e-5)
+        for col, identity in enumerate(got):  # the max cosine over each identity's scoring rows
+            rows = scoring_rows([t.kind for t in g.templates(int(identity))], g.template_features(int(identity)), 0.5)
+            np.testing.assert_allclose(scores[:, col], (people @ rows.T).max(1), atol=1e-5)
         bank = StructureBank(g, per_camera=2)
         assert len(kept) == 2 and bank.counts() == {"cam1": 2} and bank.thumbnail(kept[0]) is None
         chosen = {c.id: c.code for c in bank.choose(2)}
@@ -153,8 +152,8 @@ def test_pgvector_search_in_the_database_agrees_with_the_matrix(url):
         got, scores = g.identity_scores(queries[:1], include=[ids[-1]])  # asked for: scored even when far
         assert ids[-1] in got.tolist()
         col = got.tolist().index(ids[-1])
-        weights = np.array([g.kind_weights[t.kind] for t in g.templates(ids[-1])])
-        expected = (g.template_features(ids[-1]) @ queries[0] * weights).max()
+        rows = scoring_rows([t.kind for t in g.templates(ids[-1])], g.template_features(ids[-1]), g.synthetic_weight)
+        expected = (rows @ queries[0]).max()
         assert scores[0, col] == pytest.approx(float(expected), abs=1e-4)
 
 

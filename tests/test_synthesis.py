@@ -13,12 +13,14 @@ import pytest
 from dgnet_edge.apps.camera.measure.oneshot import augment, one_shot_cross_camera, views_example, views_picture
 from dgnet_edge.apps.camera.storage import gallery as gallery_module
 from dgnet_edge.apps.camera.storage.gallery import Gallery, GalleryError
+from dgnet_edge.apps.camera.storage.gallery_base import scoring_rows
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank, spread_across_cameras
 from dgnet_edge.apps.camera.storage.synthesis import (
     EmptyBankError,
     SynthesisError,
     Synthesiser,
     SynthesisWorker,
+    carried_features,
     has_generator,
     open_generator,
     structure_shape,
@@ -154,10 +156,10 @@ def _filled_bank(g, generator, per_camera=4):
     return bank
 
 
-def test_synthetic_views_are_stored_with_kind_and_source_and_weighted(parts, tmp_path):
+def test_synthetic_views_are_stored_with_kind_and_source_and_fused(parts, tmp_path):
     embedder, generator = parts
     assert structure_shape(generator) == (128, 16, 8)
-    with Gallery(tmp_path / "g.db", embedder.feature_dim, kind_weights={"synthetic": 0.5}) as g:
+    with Gallery(tmp_path / "g.db", embedder.feature_dim, synthetic_weight=0.5) as g:
         bank = _filled_bank(g, generator)
         person = _crops(1, 9)[0]
         identity = g.enrol(embedder.embed([person])[0], camera="cam1")
@@ -169,13 +171,15 @@ def test_synthetic_views_are_stored_with_kind_and_source_and_weighted(parts, tmp
         assert all(t.source == f"synthetic:{t.camera}:{s}" for t, s in zip(templates, result.structures))
         assert all(t.time == 42.0 and t.has_thumbnail and not t.enrolment for t in templates)
         assert g.identity(identity).synthetic == 5
-        # matching: per identity, the max over templates of kind weight x cosine
+        # matching: per identity, the max over the real templates and the prototype (real + 0.5 x views' mean)
         feats = g.template_features(identity)
-        weights = np.array([1.0 if t.kind == "real" else 0.5 for t in g.templates(identity)], np.float32)
+        prototype = feats[0] + 0.5 * feats[1:].mean(0)
+        prototype /= np.linalg.norm(prototype)
         query = feats[1:2]  # a synthetic view's own feature
         ids, scores = g.identity_scores(query)
-        assert scores[0, list(ids).index(identity)] == pytest.approx(float(((feats @ query[0]) * weights).max()), abs=1e-5)
-        assert scores[0, list(ids).index(identity)] < 0.99  # weighted below its own cosine of 1
+        expected = max(float(feats[0] @ query[0]), float(prototype @ query[0]))
+        assert scores[0, list(ids).index(identity)] == pytest.approx(expected, abs=1e-5)
+        assert scores[0, list(ids).index(identity)] < 0.99  # the view never scores alone (its own cosine: 1)
 
 
 def test_an_empty_bank_and_an_export_without_generator_are_clear_errors(parts, tiny_dgnet_export, tmp_path):
@@ -213,11 +217,14 @@ class _SlowGenerator:
         time.sleep(self.delay)
         return self._generator.decode(structure, appearance)
 
+    def codes(self, crops, embedder):
+        return self._generator.codes(crops, embedder)
+
 
 def test_the_worker_never_blocks_the_caller_and_the_loop_gallery_sees_its_templates(parts, tmp_path):
     embedder, generator = parts
     path = tmp_path / "g.db"
-    with Gallery(path, embedder.feature_dim, kind_weights={"synthetic": 1.0}) as loop_gallery:
+    with Gallery(path, embedder.feature_dim, synthetic_weight=1.0) as loop_gallery:
         _filled_bank(loop_gallery, generator)
         people = _crops(3, 5)
         ids = [loop_gallery.enrol(f) for f in embedder.embed(people)]
@@ -234,9 +241,13 @@ def test_the_worker_never_blocks_the_caller_and_the_loop_gallery_sees_its_templa
         assert stats.failed == 0 and all(s >= 0.3 for s in stats.seconds)
         done = [r.identity for r in worker.results]
         assert ids[-1] in done  # the newest is never the one dropped
-        view = loop_gallery.template_features(done[0])[1:2]
+        feats = loop_gallery.template_features(done[0])
+        kinds = [t.kind for t in loop_gallery.templates(done[0])]
+        view = feats[1:2]
         ids_seen, scores = loop_gallery.identity_scores(view)  # reloaded: another connection committed
-        assert scores[0, list(ids_seen).index(done[0])] == pytest.approx(1.0, abs=1e-5)
+        fused = float((scoring_rows(kinds, feats, 1.0) @ view[0]).max())
+        assert scores[0, list(ids_seen).index(done[0])] == pytest.approx(fused, abs=1e-5)
+        assert fused > float(feats[0] @ view[0]) + 1e-3  # the prototype, not the real template alone
 
 
 # -- the demo, `gallery enrol --synthesise` and the one-shot harness --------------------------------
@@ -349,7 +360,7 @@ def test_the_synthetic_weight_has_one_default_everywhere(tmp_path):
     from dgnet_edge.cli.demo import demo
 
     with Gallery(tmp_path / "g.db", D) as g:
-        assert g.kind_weights == {"real": 1.0, "synthetic": gallery_module.SYNTHETIC_WEIGHT}
+        assert g.synthetic_weight == gallery_module.SYNTHETIC_WEIGHT
     assert CameraConfig().gallery.synthetic_weight == gallery_module.SYNTHETIC_WEIGHT
     assert inspect.signature(one_shot_cross_camera).parameters["weight"].default == gallery_module.SYNTHETIC_WEIGHT
     assert inspect.signature(synthesis).parameters["weight"].default == gallery_module.SYNTHETIC_WEIGHT
@@ -402,3 +413,15 @@ def test_the_loop_feeds_the_bank_rate_limited_and_commits_in_batches(gallery, mo
     wall[0] += 10.0
     feeder.feed("cam1", 5.0, image, tracks)
     assert encoder.calls == 3 and bank.counts() == {"cam1": 5} and feeder.banked == 5
+
+
+def test_views_keep_their_primary_half_and_take_the_rest_from_the_enrolment():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    views, real = rng.normal(size=(3, 10)).astype(np.float32), rng.normal(size=10).astype(np.float32)
+    two_heads = SimpleNamespace(heads=2, feature_dim=8)  # 8 from the network, 2 site-colour dimensions after them
+    out = carried_features(views, real, two_heads)
+    np.testing.assert_array_equal(out[:, :4], views[:, :4])
+    np.testing.assert_array_equal(out[:, 4:], np.repeat(real[None, 4:], 3, axis=0))
+    np.testing.assert_array_equal(carried_features(views, real, SimpleNamespace(heads=1, feature_dim=10)), views)

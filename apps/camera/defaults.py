@@ -1,10 +1,10 @@
 """The camera app's defaults that more than one module (or a command's options) uses, in one place."""
 
 SYNTHETIC_VIEWS = 8  # K: synthetic views rendered per new identity
-# Score multiplier of synthetic templates (real ones weigh 1): the highest weight at which K = 8
-# synthetic views did not lower one-shot cross-camera rank-1 on the synthetic world (README,
-# `dgnet-edge bench synthesis`); above it, blurred views of the wrong person start to win.
-SYNTHETIC_WEIGHT = 0.8
+# The synthetic views' share in an identity's prototype (gallery_base.scoring_rows): of 0.1, 0.25,
+# 0.5 and 1.0, the best one-shot cross-camera rank-1 with the quickstart's DG-Net export on the
+# synthetic world (README, `dgnet-edge bench synthesis`).
+SYNTHETIC_WEIGHT = 0.5
 REID_EVERY = 10  # frames between feature refreshes of a confirmed track
 BANK_PER_CAMERA = 32  # structure codes kept per camera
 BANK_TRACK_INTERVAL_S = 10.0  # least time between two structure codes of one track

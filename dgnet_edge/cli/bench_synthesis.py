@@ -28,7 +28,7 @@ def synthesis(
     world: Annotated[Path, typer.Argument(help="A Market-layout world (dgnet-edge data synth DIR).")],
     export_dir: Annotated[Path, typer.Option("--export", "-e", help="DG-Net export folder (embedder and generator parts).")],
     k: Annotated[int, typer.Option("--synthetic-views", "-k", min=1, help="Synthetic (and augmented) views per identity.")] = SYNTHETIC_VIEWS,
-    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="Score multiplier of synthetic and augmented templates.")] = SYNTHETIC_WEIGHT,
+    weight: Annotated[float, float_option("--synthetic-weight", min=0.0, max=1.0, help="The extra (synthetic or augmented) templates' share in each identity's prototype.")] = SYNTHETIC_WEIGHT,
     per_camera: Annotated[int, typer.Option("--per-camera", min=1, help="Training images per camera in the structure bank.")] = BANK_PER_CAMERA,
     backend: BackendOpt = "auto",
     precision: PrecisionOpt = "auto",

@@ -68,7 +68,7 @@ def demo(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (all cameras together).")] = None,
     synthesise: Annotated[Optional[bool], typer.Option("--synthesise/--no-synthesise", help="Render each new identity in structures the cameras saw and add the views as synthetic templates. Default: when the export has generator parts (DG-Net).")] = None,
     synthetic_views: Annotated[Optional[int], typer.Option("--synthetic-views", "-k", min=1, show_default=str(SYNTHETIC_VIEWS), help="Synthetic views per new identity.")] = None,
-    synthetic_weight: Annotated[Optional[float], float_option("--synthetic-weight", min=0.0, max=1.0, show_default=str(SYNTHETIC_WEIGHT), help="Score multiplier of synthetic templates in matching (real ones: 1).")] = None,
+    synthetic_weight: Annotated[Optional[float], float_option("--synthetic-weight", min=0.0, max=1.0, show_default=str(SYNTHETIC_WEIGHT), help="The synthetic views' share in each identity's prototype (the mean of its real templates + this x the views' mean); views never score alone.")] = None,
     open_timeout: Annotated[Optional[float], float_option("--open-timeout", min=0.1, show_default=str(OPEN_TIMEOUT_S), help="Seconds to wait for a source to open.")] = None,
     read_timeout: Annotated[Optional[float], float_option("--read-timeout", min=0.1, show_default=str(READ_TIMEOUT_S), help="Seconds without a frame before a live source counts as dropped and is reopened.")] = None,
     progress: ProgressOpt = True,

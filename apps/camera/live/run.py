@@ -220,7 +220,7 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
         embed = crop_features(embedder.embed)
         if config.gallery.location is not None:
             gallery = stack.enter_context(open_gallery(parse_gallery_spec(config.gallery.location), embedder.feature_dim, queue_writes=True,
-                                                       kind_weights={"synthetic": config.gallery.synthetic_weight}))
+                                                       synthetic_weight=config.gallery.synthetic_weight))
             resolver = IdentityResolver(gallery, threshold, config.identities)
             if config.synthesis.enabled is not False:
                 from dgnet_edge.apps.camera.storage.synthesis import start_synthesis

@@ -2,17 +2,19 @@
 
 On a Market-layout world, each test identity is enrolled from one image of one camera and queried
 with all its images from the other cameras. The gallery holds one entry per identity, scored as the
-camera app's gallery scores it: the max over its templates of kind weight x cosine. Three galleries:
+camera app's gallery scores it (:func:`~dgnet_edge.apps.camera.storage.gallery_base.scoring_rows`: the
+real template, and one prototype fusing the extra templates in). Three galleries:
 
 - ``real``: the enrolment template alone;
 - ``real + K synthetic``: plus K views rendered by DG-Net's decoder from the enrolment's appearance
   code in K structures chosen across cameras (:func:`spread_across_cameras`, the enrolment camera
-  last), as :class:`~dgnet_edge.apps.camera.storage.synthesis.Synthesiser` does at enrolment;
+  last), each keeping what it carries (:func:`carried_features`), as
+  :class:`~dgnet_edge.apps.camera.storage.synthesis.Synthesiser` does at enrolment;
 - ``real + K augmented``: plus K plain augmentations of the enrolment image (horizontal flip,
   crop, colour jitter), the control: any gain of synthesis over it is due to the rendered structure.
 
 The structure bank is made from the training split (other people), ``per_camera`` images per camera.
-Synthetic and augmented templates weigh ``weight``. Rank-1 and mAP come from
+Synthetic and augmented templates take ``weight`` of the prototype. Rank-1 and mAP come from
 :func:`dgnet_edge.eval.evaluate` on the (queries x identities) distances (one gallery entry per
 identity, so mAP is the mean reciprocal rank).
 
@@ -32,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from dgnet_edge.apps.camera.defaults import BANK_PER_CAMERA, SYNTHETIC_VIEWS, SYNTHETIC_WEIGHT
+from dgnet_edge.apps.camera.storage.gallery_base import scoring_rows
 from dgnet_edge.apps.camera.storage.structure_bank import spread_across_cameras
-from dgnet_edge.apps.camera.storage.synthesis import open_generator
+from dgnet_edge.apps.camera.storage.synthesis import carried_features, open_generator
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.data.dataset import ImageRecord
 from dgnet_edge.data.images import read_image, resize
@@ -128,9 +131,15 @@ def _structures_for(record: ImageRecord, bank: list[ImageRecord], k: int) -> lis
                                  exclude_camera=f"c{record.camid}")
 
 
-def _scores(queries: np.ndarray, templates: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
-    """(Q, I): per identity, the max over its templates of weight x cosine."""
-    return np.stack([((queries @ t.T) * w).max(axis=1) for t, w in zip(templates, weights)], axis=1)
+def _scores(queries: np.ndarray, real: list[np.ndarray], extra: list[np.ndarray] | None, weight: float) -> np.ndarray:
+    """(Q, I): per identity, the gallery's score (:func:`scoring_rows`) of its real template and its
+    ``extra`` templates taken as synthetic views."""
+    columns = []
+    for i, r in enumerate(real):
+        kinds = ["real"] * len(r) + (["synthetic"] * len(extra[i]) if extra is not None else [])
+        feats = np.concatenate([r, extra[i]]) if extra is not None else r
+        columns.append((queries @ scoring_rows(kinds, feats, weight).T).max(axis=1))
+    return np.stack(columns, axis=1)
 
 
 def one_shot_cross_camera(
@@ -157,12 +166,12 @@ def one_shot_cross_camera(
         real, synthetic, augmented, seconds = [], [], [], []
         for n, record in enumerate(enrolled):
             image = read_image(record.path)
-            feature, appearance = embedder.embed_with_code([image])
+            feature, appearance = generator.codes([image], embedder)
             real.append(l2_normalise(feature))
             started = clock.perf_counter()
             chosen = _structures_for(record, bank, k)
             views = generator.decode(bank_codes[chosen], np.repeat(appearance, len(chosen), axis=0))
-            synthetic.append(l2_normalise(embedder.embed(views)))
+            synthetic.append(l2_normalise(carried_features(embedder.embed(views), feature[0], embedder.manifest)))
             seconds.append(clock.perf_counter() - started)
             augmented.append(l2_normalise(embedder.embed(augment(image, k, rng))))
             if on_identity is not None:
@@ -172,17 +181,10 @@ def one_shot_cross_camera(
     q_cams = np.array([r.camid for r in queries])
     g_pids = np.array([r.pid for r in enrolled])
     g_cams = np.array([r.camid for r in enrolled])
-    one = [np.ones(1, np.float32)] * len(enrolled)
-    extra = np.array([1.0] + [weight] * k, np.float32)
-    galleries = {
-        "real": (real, one),
-        f"real + {k} synthetic": ([np.concatenate([r, s]) for r, s in zip(real, synthetic)],
-                                  [extra[: 1 + len(s)] for s in synthetic]),
-        f"real + {k} augmented": ([np.concatenate([r, a]) for r, a in zip(real, augmented)], [extra] * len(enrolled)),
-    }
+    galleries = {"real": None, f"real + {k} synthetic": synthetic, f"real + {k} augmented": augmented}
     rows = []
-    for name, (templates, weights) in galleries.items():
-        result = evaluate(1.0 - _scores(query_features, templates, weights), q_pids, g_pids, q_cams, g_cams, max_rank=1)
+    for name, extra in galleries.items():
+        result = evaluate(1.0 - _scores(query_features, real, extra, weight), q_pids, g_pids, q_cams, g_cams, max_rank=1)
         rows.append(OneShotRow(name, float(result.cmc[0]), result.mAP))
     return OneShotReport(rows, len(enrolled), len(queries), k, weight, len(bank), float(np.median(seconds)), used_backend)
 
@@ -210,7 +212,7 @@ def views_example(world: str | Path, export_dir: str | Path, *, identity: int = 
     record = enrolled[identity]
     chosen = _structures_for(record, bank, k)
     with Embedder.open(export_dir, backend, precision) as embedder, open_generator(export_dir, backend, precision) as generator:
-        _, appearance = embedder.embed_with_code([read_image(record.path)])
+        _, appearance = generator.codes([read_image(record.path)], embedder)
         codes = generator.structure([read_image(bank[i].path) for i in chosen])
         views = generator.decode(codes, np.repeat(appearance, len(chosen), axis=0))
     height, width = views.shape[1:3]

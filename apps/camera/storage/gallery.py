@@ -53,7 +53,7 @@ import numpy as np
 
 from dgnet_edge.apps.camera.defaults import SYNTHETIC_WEIGHT  # noqa: F401 (callers read the default weight here)
 from dgnet_edge.apps.camera.storage.gallery_base import (  # noqa: F401 (the names the gallery's users import from here)
-    FORMAT, KINDS, MAX_NAME, THUMBNAIL_HEIGHT, GalleryBase, GalleryError, Identity, Sighting, Template, check_kind_weights,
+    FORMAT, KINDS, MAX_NAME, THUMBNAIL_HEIGHT, GalleryBase, GalleryError, Identity, Sighting, Template, check_synthetic_weight,
     check_name, encode_thumbnail, least_diverse,
 )
 from dgnet_edge.errors import InputPathError
@@ -168,8 +168,8 @@ class Gallery(GalleryBase):
             diverse one (highest cosine to its nearest other template) is dropped, never an
             enrolment template: the set then spans as much of the person's appearance as it can,
             and since scores are a max over templates, a near-duplicate adds nothing.
-        kind_weights: score multiplier per template kind. Real templates weigh 1; synthetic ones
-            :data:`SYNTHETIC_WEIGHT`.
+        synthetic_weight: the synthetic views' share in an identity's prototype
+            (:func:`~.gallery_base.scoring_rows`); None: :data:`SYNTHETIC_WEIGHT`.
         synchronous: ``FULL`` (commits survive a power cut) or ``NORMAL`` (survive a killed process).
     """
 
@@ -180,7 +180,7 @@ class Gallery(GalleryBase):
         *,
         read_only: bool = False,
         max_templates: int = 16,
-        kind_weights: dict[str, float] | None = None,
+        synthetic_weight: float | None = None,
         synchronous: str = "FULL",
     ):
         if max_templates < 1:
@@ -191,7 +191,7 @@ class Gallery(GalleryBase):
         self.spec = self.path
         self.location = str(self.path)
         self.max_templates = max_templates
-        self.kind_weights = check_kind_weights(kind_weights)
+        self.synthetic_weight = check_synthetic_weight(synthetic_weight)
         self.read_only = read_only
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] | None = None  # loaded once open
         exists = self.path.exists()

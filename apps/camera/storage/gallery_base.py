@@ -103,13 +103,29 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_kind_weights(kind_weights: dict[str, float] | None) -> dict[str, float]:
-    """Score multiplier per template kind: real 1, synthetic :data:`SYNTHETIC_WEIGHT` unless given."""
-    weights = {"real": 1.0, "synthetic": SYNTHETIC_WEIGHT, **(kind_weights or {})}
-    unknown = set(weights) - set(KINDS)
-    if unknown:
-        raise ValueError(f"unknown template kind(s) {sorted(unknown)}: kinds are {', '.join(KINDS)}")
-    return weights
+def check_synthetic_weight(weight: float | None) -> float:
+    """The synthetic views' share in an identity's prototype: :data:`SYNTHETIC_WEIGHT` unless given."""
+    weight = SYNTHETIC_WEIGHT if weight is None else float(weight)
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"synthetic_weight must be in [0, 1], got {weight}")
+    return weight
+
+
+def scoring_rows(kinds: Sequence[str], features: np.ndarray, synthetic_weight: float) -> np.ndarray:
+    """The rows one identity is scored by (its score: the max cosine over them).
+
+    Its real templates, each on its own; and, when it has synthetic views, one prototype:
+    normalise(mean of the real templates + ``synthetic_weight`` x mean of the views). A view never
+    scores on its own, so no view can decide an identity; it can only pull the person's prototype
+    towards the poses and cameras it was rendered in. An identity without a real template has no
+    rows.
+    """
+    kinds = np.asarray(kinds)
+    real, views = features[kinds == "real"], features[kinds == "synthetic"]
+    if len(real) == 0 or len(views) == 0 or synthetic_weight == 0:
+        return real
+    prototype = real.mean(axis=0) + synthetic_weight * views.mean(axis=0)
+    return np.concatenate([real, (prototype / max(float(np.linalg.norm(prototype)), 1e-12))[None]]).astype(np.float32)
 
 
 def least_diverse(features: np.ndarray, pinned: Sequence[bool], keep: int) -> list[int]:
@@ -146,47 +162,50 @@ class GalleryBase(ABC):
     feature_dim: int
     spec: Path | str
     location: str
-    kind_weights: dict[str, float]
+    synthetic_weight: float
     read_only: bool
 
     def _reset_cache(self) -> None:
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
         self._names: dict[int, str | None] = {}
-        self._matrix: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._matrix: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @abstractmethod
     def _refresh(self) -> None:
         """Bring the cache up to date with what other writers committed."""
 
-    def _matrix_cache(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(T, D) features sorted by identity, the identity ids, row starts and per-row kind weights."""
+    def _matrix_cache(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(R, D) scoring rows (:func:`scoring_rows`) sorted by identity, the identity ids and row starts."""
         if self._matrix is None:
-            ids = sorted(i for i, t in self._templates.items() if t)
-            feats, weights, starts = [], [], []
-            for identity in ids:
-                starts.append(len(feats))
-                for kind, feature in self._templates[identity].values():
-                    feats.append(feature)
-                    weights.append(self.kind_weights.get(kind, 1.0))
-            matrix = np.stack(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
-            self._matrix = (matrix, np.asarray(ids, np.int64), np.asarray(starts, np.int64),
-                            np.asarray(weights, np.float32))
+            ids, blocks, starts, count = [], [], [], 0
+            for identity in sorted(self._templates):
+                templates = list(self._templates[identity].values())
+                if not templates:
+                    continue
+                rows = scoring_rows([k for k, _ in templates], np.stack([f for _, f in templates]), self.synthetic_weight)
+                if len(rows):
+                    ids.append(identity)
+                    starts.append(count)
+                    blocks.append(rows)
+                    count += len(rows)
+            matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.feature_dim), np.float32)
+            self._matrix = (matrix, np.asarray(ids, np.int64), np.asarray(starts, np.int64))
         return self._matrix
 
     # -- matching ----------------------------------------------------------------------------------
     def identity_scores(self, features: np.ndarray, include: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """Identity ids (I,) and scores (N, I): per identity, the max of kind weight x cosine over its templates.
+        """Identity ids (I,) and scores (N, I): per identity, the max cosine over its scoring rows (its
+        real templates and, with synthetic views, its prototype: :func:`scoring_rows`).
 
         ``include``: identities whose scores the caller needs even when a backend that searches an
         index returns only the nearest ones (the in-memory path scores every identity anyway).
         """
         features = self._check_features(features)
         self._refresh()
-        matrix, ids, starts, weights = self._matrix_cache()
+        matrix, ids, starts = self._matrix_cache()
         if len(ids) == 0 or len(features) == 0:
             return ids, np.zeros((len(features), len(ids)), np.float32)
-        per_template = (features @ matrix.T) * weights
-        return ids, np.maximum.reduceat(per_template, starts, axis=1)
+        return ids, np.maximum.reduceat(features @ matrix.T, starts, axis=1)
 
     def match(self, features: np.ndarray, threshold: float) -> list[tuple[int | None, float]]:
         """For each row, the best identity and its score; identity None when the score is under ``threshold``."""

@@ -47,8 +47,8 @@ from dgnet_edge.apps.camera.defaults import (
 )
 from dgnet_edge.apps.camera.storage.open_gallery import redact
 from dgnet_edge.apps.camera.storage.gallery_base import (
-    FORMAT, KINDS, GalleryBase, GalleryError, Identity, Sighting, Template, check_kind_weights, check_name,
-    encode_thumbnail, least_diverse,
+    FORMAT, KINDS, GalleryBase, GalleryError, Identity, Sighting, Template, check_name, check_synthetic_weight,
+    encode_thumbnail, least_diverse, scoring_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class PostgresGallery(GalleryBase):
         feature_dim: feature size the caller works with; must match the gallery's (None: the gallery's).
             A database with no gallery yet gets one only when it is given.
         read_only: reading only; writes fail.
-        max_templates, kind_weights: as for the SQLite gallery.
+        max_templates, synthetic_weight: as for the SQLite gallery.
         queue_writes: keep working through a database outage (the camera app): writes queue and are
             replayed once the database is back. Off, a lost connection is a GalleryError.
         search_in_db_above: templates from which matching runs in the database (needs pgvector).
@@ -197,7 +197,7 @@ class PostgresGallery(GalleryBase):
         *,
         read_only: bool = False,
         max_templates: int = 16,
-        kind_weights: dict[str, float] | None = None,
+        synthetic_weight: float | None = None,
         queue_writes: bool = False,
         search_in_db_above: int = SEARCH_IN_DB_ABOVE,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -209,7 +209,7 @@ class PostgresGallery(GalleryBase):
         self.location = redact(url)
         self.read_only = read_only
         self.max_templates = max_templates
-        self.kind_weights = check_kind_weights(kind_weights)
+        self.synthetic_weight = check_synthetic_weight(synthetic_weight)
         self.queue_writes = queue_writes
         self.search_in_db_above = search_in_db_above
         self.connect_timeout_s = connect_timeout_s
@@ -306,44 +306,40 @@ class PostgresGallery(GalleryBase):
     # -- matching in the database (pgvector HNSW), for large galleries -----------------------------
     def identity_scores(self, features: np.ndarray, include: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`GalleryBase.identity_scores`; a large gallery answers from its HNSW index: the
-        identities of each query's :data:`HNSW_CANDIDATES` nearest templates, plus ``include`` (scored
-        exactly), the others' scores left at -1."""
+        identities of each query's :data:`HNSW_CANDIDATES` nearest real templates, plus ``include``,
+        each scored exactly by its scoring rows (:func:`~.gallery_base.scoring_rows`), the others'
+        scores left at -1."""
         if not self._search_in_db:
             return super().identity_scores(features, include)
         features = self._check_features(features)
         self._refresh()
-        found: list[dict[int, float]] = [{} for _ in features]
+        candidates: set[int] = set(int(i) for i in include)
+        per_query: list[set[int]] = [set() for _ in features]
+        rows_of: dict[int, np.ndarray] = {}
         if self._conn is not None and len(features):
             try:
                 for row, feature in enumerate(features):
                     text = _vector_text(feature)
-                    hits = self._conn.execute("SELECT identity, kind, -(embedding <#> %s::vector) FROM templates "
+                    hits = self._conn.execute("SELECT identity FROM templates WHERE kind = 'real' "
                                               "ORDER BY embedding <#> %s::vector LIMIT %s",
-                                              (text, text, HNSW_CANDIDATES)).fetchall()
-                    self._keep_best(found[row], hits)
-                if include:
-                    rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE identity = ANY(%s)",
-                                              (list(include),)).fetchall()
-                    feats = np.stack([np.frombuffer(bytes(r[2]), np.float32) for r in rows]) if rows else None
-                    for row in range(len(features)):
-                        if feats is not None:
-                            cos = feats @ features[row]
-                            self._keep_best(found[row], [(r[0], r[1], c) for r, c in zip(rows, cos)])
+                                              (text, HNSW_CANDIDATES)).fetchall()
+                    per_query[row] = {int(h[0]) for h in hits}
+                    candidates |= per_query[row]
+                if candidates:
+                    rows_of = self._scoring_rows(self._conn.execute(
+                        "SELECT identity, kind, feature FROM templates WHERE identity = ANY(%s) ORDER BY identity, id",
+                        (sorted(candidates),)).fetchall())
             except _lost_errors() as e:
                 self._lost(e)
-        ids = np.asarray(sorted(set().union(*found)), np.int64)
+        ids = np.asarray(sorted(rows_of), np.int64)
         scores = np.full((len(features), len(ids)), -1.0, np.float32)
-        column = {int(i): c for c, i in enumerate(ids)}
-        for row, hits in enumerate(found):
-            for identity, score in hits.items():
-                scores[row, column[identity]] = score
+        wanted = set(int(i) for i in include)
+        for col, identity in enumerate(ids.tolist()):
+            rows = rows_of[identity]
+            for row, feature in enumerate(features):
+                if identity in per_query[row] or identity in wanted:
+                    scores[row, col] = float((rows @ feature).max())
         return ids, scores
-
-    def _keep_best(self, best: dict[int, float], hits: Sequence[tuple[int, str, float]]) -> None:
-        for identity, kind, cosine in hits:
-            score = float(cosine) * self.kind_weights.get(kind, 1.0)
-            if score > best.get(identity, -np.inf):
-                best[identity] = score
 
     # -- the cache ---------------------------------------------------------------------------------
     def _load_cache(self) -> None:
@@ -746,22 +742,35 @@ class PostgresGallery(GalleryBase):
         return found
 
     def _best_in_db(self, feature: np.ndarray, threshold: float, exclude: Sequence[int]) -> int | None:
-        """The identity, not one of ``exclude``, whose best template (weighted by kind) scores ``feature`` at
-        or over ``threshold``. Excluding most of the gallery (the identities a device knows), the few
-        others' templates are read; excluding few, a gallery with pgvector asks its index."""
+        """The identity, not one of ``exclude``, that scores ``feature`` (:func:`~.gallery_base.scoring_rows`)
+        at or over ``threshold``. Excluding most of the gallery (the identities a device knows), the few
+        others are read; excluding few, a gallery with pgvector asks its index for the candidates."""
         if self.vector and len(exclude) < HNSW_CANDIDATES // 2:
-            text = _vector_text(feature)
-            hits = self._conn.execute("SELECT identity, kind, -(embedding <#> %s::vector) FROM templates "
-                                      "ORDER BY embedding <#> %s::vector LIMIT %s", (text, text, HNSW_CANDIDATES)).fetchall()
-            hits = [h for h in hits if h[0] not in set(exclude)]
+            hits = self._conn.execute("SELECT identity FROM templates WHERE kind = 'real' "
+                                      "ORDER BY embedding <#> %s::vector LIMIT %s",
+                                      (_vector_text(feature), HNSW_CANDIDATES)).fetchall()
+            candidates = sorted({int(h[0]) for h in hits} - set(exclude))
+            rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE identity = ANY(%s) "
+                                      "ORDER BY identity, id", (candidates,)).fetchall()
         else:
-            rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE NOT (identity = ANY(%s))",
-                                      (list(exclude),)).fetchall()
-            hits = [(identity, kind, np.frombuffer(bytes(blob), np.float32) @ feature) for identity, kind, blob in rows]
-        best: dict[int, float] = {}
-        self._keep_best(best, hits)
+            rows = self._conn.execute("SELECT identity, kind, feature FROM templates WHERE NOT (identity = ANY(%s)) "
+                                      "ORDER BY identity, id", (list(exclude),)).fetchall()
+        best: dict[int, float] = {identity: float((r @ feature).max()) for identity, r in self._scoring_rows(rows).items()}
         found = max(best, key=best.get, default=None)
         return found if found is not None and best[found] >= threshold else None
+
+    def _scoring_rows(self, rows: Sequence[tuple]) -> dict[int, np.ndarray]:
+        """Per identity, its scoring rows (:func:`~.gallery_base.scoring_rows`) from (identity, kind,
+        feature) template rows sorted by identity; identities without a real template are left out."""
+        by_identity: dict[int, list[tuple[str, np.ndarray]]] = {}
+        for identity, kind, blob in rows:
+            by_identity.setdefault(int(identity), []).append((kind, np.frombuffer(bytes(blob), np.float32)))
+        out = {}
+        for identity, templates in by_identity.items():
+            scored = scoring_rows([k for k, _ in templates], np.stack([f for _, f in templates]), self.synthetic_weight)
+            if len(scored):
+                out[identity] = scored
+        return out
 
     def _missing(self, identity: int) -> GalleryError:
         return GalleryError(f"no identity {identity} in gallery {self.location}: `dgnet-edge gallery list` shows the ids")

@@ -43,7 +43,7 @@ def open_gallery(spec: GallerySpec, feature_dim: int | None = None, *, read_only
         feature_dim, read_only: as for the galleries (a missing gallery is created when ``feature_dim``
             is given).
         queue_writes: PostgreSQL only: keep working through a database outage (the camera app).
-        options: the backend's own (``max_templates``, ``kind_weights``; SQLite's ``synchronous``,
+        options: the backend's own (``max_templates``, ``synthetic_weight``; SQLite's ``synchronous``,
             PostgreSQL's ``search_in_db_above``).
     """
     if is_database_url(spec):

@@ -2,9 +2,11 @@
 
 When someone is enrolled, DG-Net's decoder renders their appearance code in K structure codes of the
 bank (:mod:`~dgnet_edge.apps.camera.storage.structure_bank`), chosen across cameras; the embedder embeds the
-rendered views and they join the gallery as ``synthetic`` templates (source
+rendered views, each keeps what it carries (:func:`carried_features`) and they join the gallery as
+``synthetic`` templates (source
 ``synthetic:<camera>:<structure id>``), so that the person is recognised in poses and cameras not
-seen at enrolment. The gallery weighs synthetic templates in matching (``Gallery.kind_weights``).
+seen at enrolment. In matching the views never score on their own: they pull the person's prototype
+(:func:`~.gallery_base.scoring_rows`).
 
 In the camera app this runs off the frame loop: :class:`EnrolmentSynthesis` feeds the bank from the
 loop (a few crops per camera per second, one structure-encoder call) and hands each new identity to a
@@ -37,7 +39,7 @@ from dgnet_edge.apps.camera.storage.open_gallery import GallerySpec, open_galler
 from dgnet_edge.apps.camera.storage.structure_bank import StructureBank
 from dgnet_edge.boxes import crop
 from dgnet_edge.errors import DgnetEdgeError
-from dgnet_edge.manifest import load_manifest
+from dgnet_edge.manifest import Manifest, load_manifest
 from dgnet_edge.runtime.embedder import Embedder, Generator
 
 if TYPE_CHECKING:
@@ -54,6 +56,23 @@ class SynthesisError(DgnetEdgeError):
 
 class EmptyBankError(SynthesisError):
     """No structure of the generator's shape is banked yet."""
+
+
+def carried_features(views: np.ndarray, real: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """The features synthetic views are stored with: each view's primary half, and the rest (the
+    fine-grained half, and any site-colour dimensions) from the enrolment crop's feature ``real``.
+
+    A view G(a, s) is trained to carry a's identity in E_a's primary head only; DG-Net's
+    fine-grained head is trained on swaps with the structure provider's label, so a view's
+    fine-grained half points at the banked stranger, not at the person enrolled. One-head exports
+    keep the view's whole feature.
+    """
+    if manifest.heads < 2:
+        return views
+    primary = manifest.feature_dim // manifest.heads
+    out = np.repeat(np.asarray(real, np.float32).reshape(1, -1), len(views), axis=0)
+    out[:, :primary] = views[:, :primary]
+    return out
 
 
 def has_generator(export_dir: str | Path) -> bool:
@@ -130,11 +149,11 @@ class Synthesiser:
             raise EmptyBankError(f"no structures banked yet in {gallery.location} (they come from `dgnet-edge demo` "
                                  "with --synthesise on the cameras): enrolled the real template only")
         with self._lock:
-            _, appearance = self.embedder.embed_with_code([crop_rgb])
+            real, appearance = self.generator.codes([crop_rgb], self.embedder)
         codes = np.stack([s.code for s in structures])
         views = self.generator.decode(codes, np.repeat(appearance, len(codes), axis=0))
         with self._lock:
-            features = self.embedder.embed(views)
+            features = carried_features(self.embedder.embed(views), real[0], self.embedder.manifest)
         when = clock.time() if time is None else time
         with gallery.transaction():  # one commit for the K views
             ids, scores = gallery.identity_scores(features)  # also brings this connection's cache up to date
