@@ -15,6 +15,29 @@ def _empty_detector_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DGNET_EDGE_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+def stop_after(monkeypatch, trainer, steps: int) -> None:
+    """Make ``trainer.run()`` stop as Ctrl-C does once ``steps`` steps are done."""
+    from dgnet_edge.training import trainer as trainer_module
+
+    class Stop:
+        reason = None
+
+        @property
+        def stop(self):
+            if trainer.step >= steps:
+                self.reason = "interrupted"
+            return self.reason is not None
+
+    class Flag:
+        def __enter__(self):
+            return Stop()
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(trainer_module, "stop_on_interrupt", lambda max_seconds=None: Flag())
+
+
 TINY_WORLD = WorldSpec(train_ids=8, test_ids=6, cameras=3, images_per_camera=4, height=64, width=32, seed=3)
 
 

@@ -2,14 +2,12 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import stop_after, tiny_overrides
 
 from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
-from dgnet_edge.config import DGNetConfig, load_config
+from dgnet_edge.config import DGNetConfig, NetConfig, load_config
 from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models import build_reid_net
-from dgnet_edge.config import NetConfig
-from dgnet_edge.training import trainer as trainer_module
 from dgnet_edge.training.dgnet_trainer import DGNetTrainer, frozen_call, train_dgnet
 from dgnet_edge.training.id_trainer import train_id
 from dgnet_edge.training.trainer import resume_config
@@ -66,23 +64,7 @@ def test_dgnet_resume_continues_exactly(tiny_world, teacher, tmp_path, monkeypat
 
     trainer = DGNetTrainer(dgnet_config(tiny_world, tmp_path / "b"), tmp_path / "b", teacher, progress=False)
 
-    class StopAt2:
-        reason = None
-
-        @property
-        def stop(self):
-            if trainer.step >= 2:
-                self.reason = "interrupted"
-            return self.reason is not None
-
-    class Flag:
-        def __enter__(self):
-            return StopAt2()
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(trainer_module, "stop_on_interrupt", lambda max_seconds=None: Flag())
+    stop_after(monkeypatch, trainer, 2)
     partial = trainer.run()
     assert partial.stopped == "interrupted" and partial.step == 2
     monkeypatch.undo()

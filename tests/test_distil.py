@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_DGNET, tiny_overrides
+from conftest import TINY_DGNET, stop_after, tiny_overrides
 
 from dgnet_edge.checkpoint import load_checkpoint
 from dgnet_edge.config import load_config
@@ -12,7 +12,6 @@ from dgnet_edge.data.market1501 import Market1501
 from dgnet_edge.data.train_set import per_identity
 from dgnet_edge.errors import ConfigError
 from dgnet_edge.models.factory import load_reid_net
-from dgnet_edge.training import trainer as trainer_module
 from dgnet_edge.training.distil_trainer import BANK_FILE, DistilTrainer, cutmix_box, train_distil
 from dgnet_edge.training.id_trainer import IdTrainer, train_id
 from dgnet_edge.training.swap_bank import SwapBank, draw_pairs, teacher_labels
@@ -67,23 +66,7 @@ def test_distil_resume_continues_exactly(tiny_world, teacher, tiny_dgnet_checkpo
     trainer = DistilTrainer(distil_config(tiny_world, tmp_path / "b"), tmp_path / "b", teacher, tiny_dgnet_checkpoint,
                             progress=False)
 
-    class StopAt2:
-        reason = None
-
-        @property
-        def stop(self):
-            if trainer.step >= 2:
-                self.reason = "interrupted"
-            return self.reason is not None
-
-    class Flag:
-        def __enter__(self):
-            return StopAt2()
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(trainer_module, "stop_on_interrupt", lambda max_seconds=None: Flag())
+    stop_after(monkeypatch, trainer, 2)
     partial = trainer.run()
     assert partial.stopped == "interrupted" and partial.step == 2
     monkeypatch.undo()
@@ -164,9 +147,9 @@ def test_swap_pairs_differ_and_teacher_labels_leave_the_teacher_as_it_was(teache
 
 def test_a_distilled_e_a_exports_with_the_generator_it_learnt_from(tiny_world, teacher, tiny_dgnet_checkpoint, tmp_path):
     import numpy as np
-
     from dgnet_edge.apps.camera.storage.synthesis import has_generator
     from dgnet_edge.export.pipeline import ExportOptions, export_checkpoint
+
     from dgnet_edge.models.factory import load_dgnet
     from dgnet_edge.runtime.embedder import Embedder, Generator
 
