@@ -1,17 +1,15 @@
 import json
 import os
 import signal
-from contextlib import contextmanager
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import stop_after, tiny_overrides
 
 from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
 from dgnet_edge.config import load_config
 from dgnet_edge.errors import CheckpointError, DeviceError
 from dgnet_edge.models.factory import load_reid_net
-from dgnet_edge.training import trainer as trainer_module
 from dgnet_edge.training.id_trainer import IdTrainer, train_id
 from dgnet_edge.training.trainer import resume_config
 
@@ -41,30 +39,13 @@ def _weights(path):
     return load_checkpoint(path)["models"]["appearance"]
 
 
-def _stop_after(trainer, steps):
-    @contextmanager
-    def fake_stop(max_seconds=None):
-        class Flag:
-            reason = None
-
-            @property
-            def stop(self):
-                if trainer.step >= steps:
-                    self.reason = "interrupted"
-                return self.reason is not None
-
-        yield Flag()
-
-    return fake_stop
-
-
 def test_resume_continues_exactly(tiny_world, tmp_path, monkeypatch):
     straight = tiny_config(tiny_world, tmp_path / "a")
     full = train_id(straight, "baseline", tmp_path / "a", progress=False)
 
     trainer = IdTrainer(tiny_config(tiny_world, tmp_path / "b"), "baseline", tmp_path / "b", progress=False)
     stop_at = trainer.iters_per_epoch + 1  # mid-way through the second epoch
-    monkeypatch.setattr(trainer_module, "stop_on_interrupt", _stop_after(trainer, stop_at))
+    stop_after(monkeypatch, trainer, stop_at)
     partial = trainer.run()
     assert partial.stopped == "interrupted" and partial.step == stop_at
     monkeypatch.undo()
