@@ -335,9 +335,9 @@ def test_a_server_restart_mid_run_queues_writes_and_replays_them_exactly_once(pg
         wait_for(lambda: (g.match(newcomer, 0.9), g.pending_writes())[1] == 0, timeout=15)
         assert g.online and g.replayed == 4
         batch = ("00000000-0000-4000-8000-000000000001", [("rename", a, "twice", time.time())])
-        g._outbox.append(batch)
+        g._outbox.append(*batch)
         g._replay()  # a batch written once...
-        g._outbox.append(batch)
+        g._outbox.append(*batch)
         g._replay()  # ...and again, as after a commit whose answer was lost: skipped
         with PostgresGallery(url) as check:
             assert len(check) == 2 and check.identity(a).name == "twice"
@@ -386,6 +386,91 @@ def test_the_app_keeps_tracking_through_a_restart_and_its_identities_are_written
         assert check.templates(b)[0].enrolment and check.templates(b)[0].source == "track:cam1:2"
         (sighting,) = check.sightings(b)  # one sighting, written once, its end moved by the replayed writes
         assert sighting.first == pytest.approx(1.2) and sighting.last > 4.0
+
+
+SPOOLING_CHILD = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from dgnet_edge.apps.camera.storage.gallery_postgres import PostgresGallery
+rng = np.random.default_rng(0)
+g = PostgresGallery(sys.argv[1], 16, queue_writes=True, spool=Path(sys.argv[2]))
+print(g.enrol(rng.normal(size=16), name="online"), flush=True)
+sys.stdin.readline()  # the server is down now
+ids = []
+for k in range(3):
+    with g.transaction():
+        identity = g.enrol(rng.normal(size=16), rng.integers(0, 255, (32, 16, 3), dtype=np.uint8), name=f"offline{k}")
+        g.add_template(identity, rng.normal(size=16), source="t")
+    ids.append(identity)
+print(*ids, g.pending_writes(), g.online, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_device_killed_during_an_outage_writes_its_spool_when_it_next_opens(pg, url, tmp_path):
+    from dgnet_edge.apps.camera.storage.spool import WriteSpool
+
+    spool = tmp_path / "spool" / "frames.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", SPOOLING_CHILD, url, str(spool)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        online = int(child.stdout.readline() or pytest.fail(child.stderr.read()))
+        pg.stop("immediate")
+        child.stdin.write("\n")
+        child.stdin.flush()
+        *offline, pending, is_online = child.stdout.readline().split()
+        assert (pending, is_online) == ("3", "False")
+        with pytest.raises(GalleryError, match="in use by another process"):
+            WriteSpool(spool)  # one spool, one process
+    finally:
+        child.kill()  # as kill -9: no goodbye, the queue is only in the spool
+        child.wait()
+        pg.start()
+    with PostgresGallery(url) as check:
+        assert [i.id for i in check.identities()] == [online]
+    with PostgresGallery(url, 16, queue_writes=True, spool=spool) as g:
+        assert g.replayed == 3 and g.pending_writes() == 0
+        assert [i.name for i in g.identities()] == ["online", "offline0", "offline1", "offline2"]
+    with PostgresGallery(url, 16, queue_writes=True, spool=spool) as g:
+        assert g.replayed == 0  # written once, then forgotten
+    with PostgresGallery(url) as check:
+        assert [i.id for i in check.identities()] == [online, *map(int, offline)]
+        assert all(check.identity(int(i)).templates == 2 for i in offline)
+        assert check.connection.execute("SELECT count(*) FROM writes").fetchone()[0] == 1 + 3
+
+
+def test_more_new_people_in_an_outage_than_ids_in_hand_wait_and_are_enrolled_when_it_ends(pg, url, monkeypatch):
+    from test_gallery import track
+
+    from dgnet_edge.apps.camera.live.tracking.identities import IdentityParams, IdentityResolver
+    from dgnet_edge.apps.camera.storage import gallery_postgres
+
+    monkeypatch.setitem(gallery_postgres.RESERVE, "identities", 2)
+    rng = np.random.default_rng(10)
+    people = [unit(rng) for _ in range(4)]
+    image = np.zeros((48, 64, 3), np.uint8)
+
+    def frame(t):
+        tracks = [track(k + 1, near(p, rng), box=(2 + 12 * k, 2, 12 + 12 * k, 30)) for k, p in enumerate(people)]
+        return [e.kind for e in resolver.update("cam1", t, tracks, image).events]
+
+    with PostgresGallery(url, D, queue_writes=True) as g:
+        resolver = IdentityResolver(g, 0.7, IdentityParams(decide_after=3, enrol_min_motion=0))
+        pg.stop("immediate")
+        kinds = sum((frame(0.1 * step) for step in range(10)), [])
+        assert kinds.count("new_identity") == 2 and not g.online  # two ids in hand: two people wait, no error
+        assert [resolver.identity_of("cam1", k + 1) is None for k in range(4)] == [False, False, True, True]
+        pg.start()
+        step = 0
+        while (g.pending_writes() or resolver.identity_of("cam1", 4) is None) and step < 150:
+            step += 1
+            kinds += frame(1.0 + 0.1 * step)
+            time.sleep(0.1)
+        assert kinds.count("new_identity") == 4 and g.online and g.pending_writes() == 0
+        resolver.close()
+    with PostgresGallery(url) as check:
+        assert len(check) == 4
 
 
 def test_without_queueing_a_lost_connection_is_an_error(pg, url):

@@ -105,10 +105,12 @@ class IdentitiesConfig(IdentityParams):
 @dataclass(frozen=True)
 class GalleryConfig:
     """``location``: the gallery shared by the cameras and kept across runs (None with an export:
-    appearance per camera, no identities)."""
+    appearance per camera, no identities). ``spool``: the folder where the writes to a PostgreSQL
+    gallery wait through an outage, kept across restarts (None: ``<cache>/spool``)."""
 
     location: Optional[str] = "gallery.db"
     synthetic_weight: float = SYNTHETIC_WEIGHT
+    spool: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_weight <= 1.0:

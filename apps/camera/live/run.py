@@ -211,7 +211,7 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
     if config.embedder.export is not None:
         from dgnet_edge.apps.camera.live.tracking.identities import IdentityResolver
         from dgnet_edge.apps.camera.measure.threshold import resolve_threshold
-        from dgnet_edge.apps.camera.storage.open_gallery import open_gallery, parse_gallery_spec
+        from dgnet_edge.apps.camera.storage.open_gallery import is_database_url, open_gallery, parse_gallery_spec
         from dgnet_edge.runtime.embedder import Embedder
 
         export, backend, precision = Path(config.embedder.export), config.embedder.backend, config.embedder.precision
@@ -219,13 +219,20 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
         embedder = stack.enter_context(Embedder.open(export, backend, precision))
         embed = crop_features(embedder.embed)
         if config.gallery.location is not None:
-            gallery = stack.enter_context(open_gallery(parse_gallery_spec(config.gallery.location), embedder.feature_dim, queue_writes=True,
+            spec = parse_gallery_spec(config.gallery.location)
+            spools = None
+            if is_database_url(spec):
+                from dgnet_edge.apps.camera.storage.spool import spool_folder
+
+                spools = spool_folder(config.gallery.spool, spec, out.device or default_device(), [s.name for s in sources])
+            gallery = stack.enter_context(open_gallery(spec, embedder.feature_dim, queue_writes=True, spool=spools and spools / "frames.sqlite3",
                                                        synthetic_weight=config.gallery.synthetic_weight))
             resolver = IdentityResolver(gallery, threshold, config.identities)
             if config.synthesis.enabled is not False:
                 from dgnet_edge.apps.camera.storage.synthesis import start_synthesis
 
-                synthesis = start_synthesis(export, embedder, gallery, config.synthesis, backend=backend, precision=precision)
+                synthesis = start_synthesis(export, embedder, gallery, config.synthesis, backend=backend, precision=precision,
+                                            spool=spools and spools / "synthesis.sqlite3")
                 if synthesis is not None:
                     stack.callback(synthesis.close)
                     embed = crop_features(synthesis.embed)  # one embedder, shared with the synthesis thread

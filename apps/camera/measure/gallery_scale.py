@@ -303,6 +303,9 @@ class PgvectorMatcher(Matcher):
             raise PgvectorError(f"{_redact(url)}: pgvector is not available there: {_first_line(e)}") from None
         self.db.execute(f"DROP TABLE IF EXISTS {self.table}")
         self.db.execute(f"CREATE TABLE {self.table} (id integer, embedding vector({dim}))")
+        # A 512-d vector (2 KB) would be moved out of line to TOAST: the heap would look tiny to the planner,
+        # which then builds the index without parallel workers, and every read would detoast.
+        self.db.execute(f"ALTER TABLE {self.table} ALTER COLUMN embedding SET STORAGE PLAIN")
 
     def add(self, start: int, features: np.ndarray) -> None:
         with self.db.cursor().copy(f"COPY {self.table} (id, embedding) FROM STDIN WITH (FORMAT binary)") as copy:
@@ -312,7 +315,8 @@ class PgvectorMatcher(Matcher):
         psycopg = _psycopg()
         left_ms = max(1, int((deadline - time.perf_counter()) * 1000))
         p = self.params
-        self.db.execute("SET maintenance_work_mem = '4GB'")  # the graph is built in memory when it fits
+        self.db.execute("SET maintenance_work_mem = '8GB'")  # the graph is built in memory when it fits
+        self.db.execute(f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) - 1)}")  # the leader builds too
         self.db.execute(f"SET statement_timeout = {left_ms}")
         try:
             self.db.execute(f"CREATE INDEX {self.table}_hnsw ON {self.table} USING hnsw (embedding vector_ip_ops) "

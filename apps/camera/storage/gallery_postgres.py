@@ -23,8 +23,9 @@ Guarantees:
   the in-memory cache and queue as batches, each with a client-made uuid; a background thread
   reconnects with backoff, and the queue is replayed in order, each batch in one transaction that
   first inserts its uuid into ``writes`` (primary key): a batch that did commit before the loss is
-  skipped, so nothing is written twice. Without ``queue_writes`` (the CLI) a lost connection is an
-  error.
+  skipped, so nothing is written twice. The queue is a local file (``spool``): a device killed
+  during the outage writes it when it next opens the gallery. Without ``queue_writes`` (the CLI) a
+  lost connection is an error.
 - Matching runs on the in-memory matrix; with pgvector, templates also fill a ``vector`` column with
   an HNSW index, and a gallery of more than ``search_in_db_above`` templates is matched in the
   database instead (then the device keeps names, not features, in memory).
@@ -38,6 +39,7 @@ import time as clock
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,7 @@ from dgnet_edge.apps.camera.defaults import (
     EXACT_MATCH_MAX_TEMPLATES, GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M,
 )
 from dgnet_edge.apps.camera.storage.open_gallery import redact
+from dgnet_edge.apps.camera.storage.spool import WriteSpool
 from dgnet_edge.apps.camera.storage.gallery_base import (
     FORMAT, KINDS, GalleryBase, GalleryError, Identity, Sighting, Template, check_name, check_synthetic_weight,
     encode_thumbnail, least_diverse, scoring_rows,
@@ -61,7 +64,7 @@ ENROL_LOCK = 0x6467_6E65_7402
 SEARCH_IN_DB_ABOVE = EXACT_MATCH_MAX_TEMPLATES  # templates from which matching runs in the database (pgvector HNSW)
 HNSW_CANDIDATES = 64  # templates the index returns per query (it searches GALLERY_HNSW_EF_SEARCH candidates)
 MAX_VECTOR_DIM = 2000  # pgvector's HNSW limit
-RESERVE = {"identities": 16, "templates": 64, "sightings": 32, "structures": 16}  # ids the app holds ahead
+RESERVE = {"identities": 64, "templates": 256, "sightings": 128, "structures": 64}  # ids the app holds ahead
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # reconnect waits, the last repeated
 CONNECT_TIMEOUT_S = 5
 
@@ -186,6 +189,8 @@ class PostgresGallery(GalleryBase):
         max_templates, synthetic_weight: as for the SQLite gallery.
         queue_writes: keep working through a database outage (the camera app): writes queue and are
             replayed once the database is back. Off, a lost connection is a GalleryError.
+        spool: with ``queue_writes``, the file where queued writes wait (None: memory). Batches left
+            there by a run that ended during an outage are written when the gallery opens.
         search_in_db_above: templates from which matching runs in the database (needs pgvector).
         listen: follow other connections' changes (NOTIFY); off for a one-shot command.
     """
@@ -199,6 +204,7 @@ class PostgresGallery(GalleryBase):
         max_templates: int = 16,
         synthetic_weight: float | None = None,
         queue_writes: bool = False,
+        spool: Path | None = None,
         search_in_db_above: int = SEARCH_IN_DB_ABOVE,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         listen: bool = True,
@@ -216,7 +222,7 @@ class PostgresGallery(GalleryBase):
         self._reset_cache()
         self._ids: dict[str, list[int]] = {table: [] for table in RESERVE}
         self._batch: list[tuple] | None = None  # the open transaction's writes
-        self._outbox: list[tuple[str, list[tuple]]] = []  # (uuid, writes) not yet committed
+        self._outbox = WriteSpool(spool if queue_writes else None)  # (uuid, writes) not yet committed
         self._changed: set[int] = set()  # identities another connection changed (from NOTIFY)
         self._reload_all = False
         self._state = threading.Lock()  # guards _changed, _reload_all, _fresh_conn
@@ -226,12 +232,19 @@ class PostgresGallery(GalleryBase):
         self._closing = threading.Event()
         self._listening = threading.Event()
         self.replayed = 0  # batches written after an outage
-        self._conn: Any = connect(url, self.location, connect_timeout_s)
+        try:
+            self._conn: Any = connect(url, self.location, connect_timeout_s)
+        except BaseException:
+            self._outbox.close()
+            raise
         try:
             self.feature_dim, self.vector = self._open_schema(feature_dim)
             self._backend_pid = self._conn.info.backend_pid
             if self.vector:
                 self._conn.execute(f"SET hnsw.ef_search = {GALLERY_HNSW_EF_SEARCH}")
+            if len(self._outbox):
+                self._replay()
+                log.warning("gallery %s: %d write batches queued by an earlier run replayed", self.location, self.replayed)
             self._search_in_db = self.vector and self._count("templates") > search_in_db_above
             if queue_writes:
                 self._top_up_ids()  # ids in hand, should the database go away
@@ -241,10 +254,12 @@ class PostgresGallery(GalleryBase):
         except _lost_errors() as e:
             self._closing.set()  # the listener, if it started, stops
             self._conn.close()
+            self._outbox.close()
             raise GalleryError(f"lost the gallery database {self.location}: {_first_line(e)}") from None
         except BaseException:
             self._closing.set()
             self._conn.close()
+            self._outbox.close()
             raise
 
     # -- schema ------------------------------------------------------------------------------------
@@ -476,8 +491,8 @@ class PostgresGallery(GalleryBase):
         """Write the queued batches in order, each in one transaction; a lost connection stops it (the
         batch stays first), a batch the database refuses otherwise is logged and dropped."""
         lost = _lost_errors()
-        while self._outbox:
-            batch_id, writes = self._outbox[0]
+        while (batch := self._outbox.first()) is not None:
+            batch_id, writes = batch
             try:
                 with self._conn.transaction():
                     if self._claim(batch_id):
@@ -489,7 +504,7 @@ class PostgresGallery(GalleryBase):
             except _psycopg().Error as e:
                 log.error("gallery %s: a queued write batch (%d writes) was refused and is dropped: %s",
                           self.location, len(writes), _first_line(e))
-            self._outbox.pop(0)
+            self._outbox.pop(batch_id)
 
     def _claim(self, batch_id: str) -> bool:
         """Record a batch as written; False when it already was (it committed before the loss)."""
@@ -557,11 +572,13 @@ class PostgresGallery(GalleryBase):
             self._savepoints = 0
             self._begun = False  # BEGIN waits for the first write: most frames write nothing
         mark = len(self._batch)
-        savepoint = None
+        savepoint, saved = None, None
         if not outermost and self._begin():
             self._savepoints += 1
             savepoint = f"s{self._savepoints}"
             self._sql(f"SAVEPOINT {savepoint}")
+        elif not outermost:
+            saved = self._copy_cache()  # offline: the cache is all there is to undo
         try:
             yield
         except BaseException:
@@ -571,6 +588,9 @@ class PostgresGallery(GalleryBase):
             elif savepoint is not None and self._conn is not None:
                 self._sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
                 self._load_cache()  # the failed write may have changed it
+            elif saved is not None:
+                self._templates, self._names = saved
+                self._matrix = None
             raise
         if savepoint is not None and self._conn is not None:
             self._sql(f"RELEASE SAVEPOINT {savepoint}")
@@ -611,7 +631,7 @@ class PostgresGallery(GalleryBase):
                 return
             except _lost_errors() as e:
                 self._lost(e)  # the commit may or may not have happened: the uuid tells at replay
-        self._outbox.append((batch_id, batch))
+        self._outbox.append(batch_id, batch)
 
     def _sql(self, statement: str) -> None:
         try:
@@ -1016,7 +1036,7 @@ class PostgresGallery(GalleryBase):
         """Stop the threads; queued writes get one last try, and a log line counts any left unwritten."""
         if self._closing.is_set():
             return
-        if self._outbox and self._conn is None:
+        if len(self._outbox) and self._conn is None:
             self._closing.set()
             try:
                 self._fresh_conn = self._fresh_conn or connect(self.url, self.location, self.connect_timeout_s)
@@ -1024,9 +1044,10 @@ class PostgresGallery(GalleryBase):
             except GalleryError:
                 pass
         self._closing.set()
-        if self._outbox:
-            log.error("gallery %s: %d write batches could not be written (the database stayed away)",
-                      self.location, len(self._outbox))
+        if len(self._outbox):
+            kept = f"they wait in {self._outbox.path} for the next run" if self._outbox.path else "they are lost"
+            log.error("gallery %s: %d write batches could not be written (the database stayed away): %s",
+                      self.location, len(self._outbox), kept)
         for thread in (self._listener, self._reconnecting):
             if thread is not None:
                 thread.join(5)
@@ -1034,3 +1055,4 @@ class PostgresGallery(GalleryBase):
             if conn is not None:
                 conn.close()
         self._conn = None
+        self._outbox.close()

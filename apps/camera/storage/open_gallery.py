@@ -35,7 +35,7 @@ def parse_gallery_spec(text: str) -> GallerySpec:
 
 
 def open_gallery(spec: GallerySpec, feature_dim: int | None = None, *, read_only: bool = False,
-                 queue_writes: bool = False, **options: Any) -> GalleryBase:
+                 queue_writes: bool = False, spool: Path | None = None, **options: Any) -> GalleryBase:
     """The gallery ``spec`` names, opened.
 
     Args:
@@ -43,13 +43,15 @@ def open_gallery(spec: GallerySpec, feature_dim: int | None = None, *, read_only
         feature_dim, read_only: as for the galleries (a missing gallery is created when ``feature_dim``
             is given).
         queue_writes: PostgreSQL only: keep working through a database outage (the camera app).
+        spool: PostgreSQL with ``queue_writes``: the file where queued writes wait (None: memory).
         options: the backend's own (``max_templates``, ``synthetic_weight``; SQLite's ``synchronous``,
             PostgreSQL's ``search_in_db_above``).
     """
     if is_database_url(spec):
         from dgnet_edge.apps.camera.storage.gallery_postgres import PostgresGallery
 
-        return PostgresGallery(str(spec), feature_dim, read_only=read_only, queue_writes=queue_writes, **options)
+        return PostgresGallery(str(spec), feature_dim, read_only=read_only, queue_writes=queue_writes, spool=spool,
+                               **options)
     from dgnet_edge.apps.camera.storage.gallery import Gallery
 
     return Gallery(spec, feature_dim, read_only=read_only, **options)

@@ -200,13 +200,15 @@ class SynthesisWorker:
         generator, embedder, k, embed_lock: as for :class:`Synthesiser`.
         queue_size: enrolments waiting at most; when one more comes, the oldest waiting one is dropped
             (a log line says so), since a burst of new people should not delay the latest ones.
+        spool: a PostgreSQL gallery's write spool for this connection (see ``PostgresGallery``).
     """
 
     def __init__(self, gallery_path: GallerySpec, generator: Generator, embedder: Embedder, *, k: int = SYNTHETIC_VIEWS,
-                 queue_size: int = 8, embed_lock: threading.Lock | None = None):
+                 queue_size: int = 8, embed_lock: threading.Lock | None = None, spool: Path | None = None):
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.gallery_path = gallery_path
+        self.spool = spool
         self.queue_size = queue_size
         self.stats = WorkerStats()
         self.results: list[SynthesisResult] = []
@@ -251,7 +253,7 @@ class SynthesisWorker:
 
     def _run(self) -> None:
         try:
-            gallery = open_gallery(self.gallery_path, queue_writes=True)
+            gallery = open_gallery(self.gallery_path, queue_writes=True, spool=self.spool)
         except DgnetEdgeError as e:
             log.error("synthesis is off: %s", e)
             with self._wake:
@@ -346,7 +348,8 @@ class EnrolmentSynthesis(Sink):
     context serves one thread at a time)."""
 
     def __init__(self, generator: Generator, embedder: Embedder, gallery: GalleryBase, *, k: int = SYNTHETIC_VIEWS,
-                 queue_size: int = 8, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S):
+                 queue_size: int = 8, per_camera: int = BANK_PER_CAMERA, track_interval_s: float = BANK_TRACK_INTERVAL_S,
+                 spool: Path | None = None):
         self.generator = generator
         self._lock = threading.Lock()
         self._embedder = embedder
@@ -355,7 +358,7 @@ class EnrolmentSynthesis(Sink):
         fmt = generator.manifest.input
         generator.structure(np.zeros((1, fmt.height, fmt.width, 3), np.uint8))  # first run's set-up, not in the loop
         self.worker = SynthesisWorker(gallery.spec, generator, embedder, k=k, queue_size=queue_size,
-                                      embed_lock=self._lock)
+                                      embed_lock=self._lock, spool=spool)
         self._closed = False
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -387,11 +390,12 @@ class EnrolmentSynthesis(Sink):
 
 
 def start_synthesis(export_dir: str | Path, embedder: Embedder, gallery: GalleryBase, params: SynthesisConfig, *,
-                    backend: str = "auto", precision: str = "auto") -> EnrolmentSynthesis | None:
+                    backend: str = "auto", precision: str = "auto", spool: Path | None = None) -> EnrolmentSynthesis | None:
     """The demo's synthesis, or None (with a log line) when the export has no generator and synthesis
     was not asked for explicitly (``params.enabled`` True: :class:`SynthesisError` instead)."""
     if params.enabled is not True and not has_generator(export_dir):
         log.info("synthesis off: %s has no generator parts (a plain embedder export)", export_dir)
         return None
     return EnrolmentSynthesis(open_generator(export_dir, backend, precision), embedder, gallery, k=params.views,
-                              queue_size=params.queue, per_camera=params.per_camera, track_interval_s=params.track_interval_s)
+                              queue_size=params.queue, per_camera=params.per_camera, track_interval_s=params.track_interval_s,
+                              spool=spool)

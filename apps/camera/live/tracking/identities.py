@@ -50,6 +50,7 @@ then walks away is decided like anyone else when they move.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ from dgnet_edge.apps.camera.live.tracking.matching import assign
 from dgnet_edge.apps.camera.live.tracking.tracker import CONFIRMED, LOST, Track
 from dgnet_edge.apps.camera.storage.gallery_base import GalleryBase, GalleryError
 from dgnet_edge.boxes import crop, l2_normalise
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -284,10 +287,16 @@ class IdentityResolver:
                 image: np.ndarray | None, name: str | None = None) -> list[Event]:
         track_id = state.track.track_id
         piece = crop(image, state.track.box)  # the one crop of a new person: thumbnail, and synthesis's input
-        # unless_matches: another device sharing the gallery may have enrolled this person a moment ago
-        identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time,
-                                      source=f"track:{camera}:{track_id}", unless_matches=self.threshold)
-        state.sighting = self.gallery.open_sighting(identity, camera, track_id, time)
+        try:
+            with self.gallery.transaction():
+                # unless_matches: another device sharing the gallery may have enrolled this person a moment ago
+                identity = self.gallery.enrol(feature, piece, name=name, camera=camera, time=time,
+                                              source=f"track:{camera}:{track_id}", unless_matches=self.threshold)
+                sighting = self.gallery.open_sighting(identity, camera, track_id, time)
+        except GalleryError as e:  # a shared gallery away for long: no ids left to make one with; stay pending
+            log.debug("track %s:%d waits for an identity: %s", camera, track_id, e)
+            return []
+        state.sighting = sighting
         self._hold(state, identity, time)
         state.template_checked = time
         return [NewIdentity(time, camera, track_id, identity, state.name, crop=piece),
