@@ -8,7 +8,8 @@ from dgnet_edge.checkpoint import load_checkpoint, save_checkpoint
 from dgnet_edge.config import DGNetConfig, NetConfig, load_config
 from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models import build_reid_net
-from dgnet_edge.training.dgnet_trainer import DGNetTrainer, frozen_call, train_dgnet
+from dgnet_edge.training.dgnet_trainer import DGNetTrainer, train_dgnet
+from dgnet_edge.training.frozen import frozen_call
 from dgnet_edge.training.id_trainer import train_id
 from dgnet_edge.training.trainer import resume_config
 

@@ -13,8 +13,9 @@ from dgnet_edge.data.train_set import per_identity
 from dgnet_edge.errors import ConfigError
 from dgnet_edge.models.factory import load_reid_net
 from dgnet_edge.training.distil_trainer import BANK_FILE, DistilTrainer, cutmix_box, train_distil
+from dgnet_edge.training.frozen import teacher_labels
 from dgnet_edge.training.id_trainer import IdTrainer, train_id
-from dgnet_edge.training.swap_bank import SwapBank, draw_pairs, teacher_labels
+from dgnet_edge.training.swap_bank import SwapBank, draw_pairs
 from dgnet_edge.training.trainer import resume_config
 
 DISTIL = ["distil.steps=4", "distil.bank_size=20", "distil.batch_generated=4", "distil.log_every=1",

@@ -102,7 +102,11 @@ def load_reid_net(path: str | Path):
 def load_dgnet(path: str | Path):
     """All four DG-Net parts of a ``dgnet`` checkpoint, in eval mode, with the run's config:
     ``(model, config)``."""
-    state = load_checkpoint(path, kinds=("dgnet",))
+    return dgnet_from_state(load_checkpoint(path, kinds=("dgnet",)), path)
+
+
+def dgnet_from_state(state: dict, path: str | Path):
+    """:func:`load_dgnet` of a ``dgnet`` checkpoint already read from ``path``."""
     cfg = config_from_dict(state["config"], f"{path} (config)")
     check_finite_weights(path, state["models"])
     model = build_dgnet(cfg, state["num_classes"])

@@ -30,13 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from dgnet_edge.checkpoint import load_checkpoint
 from dgnet_edge.config import Config, config_from_dict
 from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models import DGNet, ReidNet, build_dgnet, discriminator_loss, generator_loss
 from dgnet_edge.models.factory import load_reid_net
+from dgnet_edge.training.frozen import frozen_call, teacher_labels
 from dgnet_edge.training.id_trainer import amp_setup
 from dgnet_edge.training.sample_grid import save_sample_grid
 from dgnet_edge.training.schedule import step_lr_factor
@@ -61,30 +61,6 @@ def load_teacher(path: Path, num_classes: int, device: torch.device) -> ReidNet:
     for p in net.parameters():
         p.requires_grad_(False)
     return net.to(device)
-
-
-def _batchnorm_train(module: nn.Module) -> None:
-    """eval() everything, then put BatchNorm layers back in train mode (batch statistics)."""
-    module.eval()
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
-
-
-def frozen_call(module: nn.Module, x: torch.Tensor, batch_stats: bool) -> Any:
-    """Run ``module`` as a frozen copy: detached weights (gradients reach ``x`` only), eval mode
-    (BatchNorm on batch statistics with ``batch_stats``), its buffers left untouched."""
-    params = {k: v.detach() for k, v in module.named_parameters()}
-    buffers = {k: v.clone() for k, v in module.named_buffers()}
-    was_training = module.training
-    if batch_stats:
-        _batchnorm_train(module)
-    else:
-        module.eval()
-    try:
-        return functional_call(module, {**params, **buffers}, (x,))
-    finally:
-        module.train(was_training)
 
 
 def l1(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -234,13 +210,8 @@ class DGNetTrainer(Trainer):
 
     @torch.no_grad()
     def teacher_targets(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's soft label: softmax of the image plus softmax of its mirror, renormalised."""
-        if self.cfg.dgnet.train_bn:
-            _batchnorm_train(self.teacher)
-        else:
-            self.teacher.eval()
-        probs = F.softmax(self.teacher(x).logits[0].float(), 1) + F.softmax(self.teacher(x.flip(3)).logits[0].float(), 1)
-        return probs / probs.sum(1, keepdim=True)
+        """The teacher's soft label; its running statistics move with the generated batches."""
+        return teacher_labels(self.teacher, x, self.cfg.dgnet.train_bn, keep_running_stats=False)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float] | None:
         # The main process's BatchNorm statistics for all (as DistributedDataParallel does): the

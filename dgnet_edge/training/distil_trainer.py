@@ -32,11 +32,12 @@ from dgnet_edge.checkpoint import load_checkpoint
 from dgnet_edge.config import Config, config_from_dict
 from dgnet_edge.errors import CheckpointError, ConfigError
 from dgnet_edge.models import build_reid_net
-from dgnet_edge.models.factory import load_dgnet
+from dgnet_edge.models.factory import dgnet_from_state
 from dgnet_edge.training.dgnet_trainer import load_teacher
+from dgnet_edge.training.frozen import teacher_labels
 from dgnet_edge.training.id_trainer import amp_setup
 from dgnet_edge.training.schedule import step_lr_factor
-from dgnet_edge.training.swap_bank import SwapBank, load_or_render, render_swap_bank, teacher_labels
+from dgnet_edge.training.swap_bank import SwapBank, load_or_render, render_swap_bank
 from dgnet_edge.training.trainer import Trainer, TrainResult, all_reduce_grads, evaluate_net
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ class DistilTrainer(Trainer):
 
     def _from_generator(self, init: bool, bank: bool) -> None:
         """E_a's start from the DG-Net checkpoint (``init``) and the swap bank it renders (``bank``)."""
-        model, gen_cfg = load_dgnet(self.generator_path)
+        generator = load_checkpoint(self.generator_path, kinds=("dgnet",))
+        model, gen_cfg = dgnet_from_state(generator, self.generator_path)
         size = (gen_cfg.data.height, gen_cfg.data.width)
         if size != (self.cfg.data.height, self.cfg.data.width):
             raise ConfigError(f"--generator {self.generator_path}: trained at {size[0]}x{size[1]}, but this run's "
@@ -134,7 +136,7 @@ class DistilTrainer(Trainer):
         if not bank:
             return
         d = self.cfg.distil
-        source = {"generator": str(self.generator_path.resolve()), "generator_step": load_checkpoint(self.generator_path).get("step"),
+        source = {"generator": str(self.generator_path.resolve()), "generator_step": generator.get("step"),
                   "teacher": str(self.teacher_path.resolve()), "size": d.bank_size, "seed": self.cfg.seed,
                   "train_images": len(self.train_set), "train_bn": d.train_bn}
         model = model.to(self.device)

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from dgnet_edge.atomic import atomic_open
 from dgnet_edge.data.train_set import TrainImages
 from dgnet_edge.models import DGNet, ReidNet
+from dgnet_edge.training.frozen import teacher_labels
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +58,6 @@ class SwapBank:
 
 def _normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return (pixels.permute(0, 3, 1, 2).float() / 255 - mean) / std
-
-
-def _batch_stats(module: torch.nn.Module) -> None:
-    module.eval()
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.train()
-
-
-@torch.no_grad()
-def teacher_labels(teacher: ReidNet, x: torch.Tensor, batch_stats: bool) -> torch.Tensor:
-    """The teacher's soft label of a normalised batch: softmax(x) + softmax(mirror), renormalised.
-    With ``batch_stats`` its BatchNorm uses the batch's statistics; its running statistics are
-    left as they were either way."""
-    buffers = {k: v.clone() for k, v in teacher.named_buffers()}
-    was_training = teacher.training
-    _batch_stats(teacher) if batch_stats else teacher.eval()
-    try:
-        probs = F.softmax(teacher(x).logits[0].float(), 1) + F.softmax(teacher(x.flip(3)).logits[0].float(), 1)
-    finally:
-        teacher.load_state_dict(buffers, strict=False)
-        teacher.train(was_training)
-    return probs / probs.sum(1, keepdim=True)
 
 
 def draw_pairs(labels: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
