@@ -473,6 +473,20 @@ def test_more_new_people_in_an_outage_than_ids_in_hand_wait_and_are_enrolled_whe
         assert len(check) == 4
 
 
+def test_during_an_outage_a_device_still_knows_where_it_last_saw_a_person(pg, url):
+    with PostgresGallery(url, D, queue_writes=True) as g:
+        a = g.enrol(unit(np.random.default_rng(11)))
+        s = g.open_sighting(a, "cam2", 3, 5.0)
+        g.extend_sightings({s: 7.5})
+        pg.stop("immediate")
+        try:
+            g.extend_sightings({s: 9.0})  # queued
+            seen = g.last_sighting(a)
+            assert not g.online and (seen.camera, seen.track, seen.first, seen.last) == ("cam2", 3, 5.0, 9.0)
+        finally:
+            pg.start()
+
+
 def test_without_queueing_a_lost_connection_is_an_error(pg, url):
     with PostgresGallery(url, D) as g:
         pg.stop("immediate")

@@ -33,6 +33,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time as clock
@@ -224,6 +225,7 @@ class PostgresGallery(GalleryBase):
         self._batch: list[tuple] | None = None  # the open transaction's writes
         self._outbox = WriteSpool(spool if queue_writes else None)  # (uuid, writes) not yet committed
         self._changed: set[int] = set()  # identities another connection changed (from NOTIFY)
+        self._seen_here: dict[int, Sighting] = {}  # this connection's latest sighting of each identity
         self._reload_all = False
         self._state = threading.Lock()  # guards _changed, _reload_all, _fresh_conn
         self._fresh_conn: Any = None  # a connection the reconnect thread made
@@ -921,6 +923,7 @@ class PostgresGallery(GalleryBase):
                 self._require_cached(identity)
             sighting = self._new_id("sightings")
             self._run(("sighting", sighting, identity, camera, track, time, clock.time()))
+        self._seen_here[identity] = Sighting(sighting, identity, camera, track, time, time)
         return sighting
 
     def extend_sightings(self, last_times: dict[int, float]) -> None:
@@ -928,6 +931,9 @@ class PostgresGallery(GalleryBase):
             return
         with self._write():
             self._run(("extend", sorted(last_times.items())))
+        for identity, seen in self._seen_here.items():
+            if seen.id in last_times:
+                self._seen_here[identity] = dataclasses.replace(seen, last=max(seen.last, last_times[seen.id]))
 
     def add_structures(self, camera: str, rows: Sequence[tuple[int | None, float, str, bytes, bytes | None]],
                        per_camera: int) -> list[int]:
@@ -997,8 +1003,8 @@ class PostgresGallery(GalleryBase):
         return [Sighting(*r) for r in rows]
 
     def last_sighting(self, identity: int) -> Sighting | None:
-        if self._conn is None:
-            return None  # the app asks for it to report where a person was last seen: unknown for now
+        if self._conn is None:  # where this device last saw the person (others' sightings: unknown for now)
+            return self._seen_here.get(identity)
         rows = self._query("SELECT id, identity, camera, track, first, last FROM sightings WHERE identity = %s "
                            "ORDER BY last DESC, id DESC LIMIT 1", (identity,))
         return Sighting(*rows[0]) if rows else None
