@@ -161,6 +161,7 @@ class CaptureReader:
         self.params = params
         self.fps = fps
         self.capture: Any = None
+        self.count = 0  # frames read, across reopenings
 
     def open(self) -> bool:
         cv2 = import_cv2()
@@ -183,6 +184,16 @@ class CaptureReader:
             cv2 = import_cv2()
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR)
         return image
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames until the capture stops giving them; the index keeps counting across reopenings."""
+        while (image := self.read()) is not None:
+            self.count += 1
+            yield self.count, image
+
+    def reopen(self) -> bool:
+        self.close()
+        return self.open()
 
     def close(self) -> None:
         if self.capture is not None:
@@ -443,37 +454,14 @@ class Source:
 
 
 # -- spec parsing -------------------------------------------------------------------------------
-def _capture_frames(reader: CaptureReader, counter: list[int]) -> Callable[[], Iterator[tuple[int, np.ndarray]]]:
-    """Frames until the capture stops giving them; the index keeps counting across reopenings."""
-
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        while (image := reader.read()) is not None:
-            counter[0] += 1
-            yield counter[0], image
-
-    return frames
-
-
-def _reopen(reader: CaptureReader) -> Callable[[], bool]:
-    def reopen() -> bool:
-        reader.close()
-        return reader.open()
-
-    return reopen
-
-
 def _capture_source(name: str, spec: str, reader: CaptureReader, live: bool, reconnect: bool, what: str) -> Source:
     if not reader.open():
         raise SourceError(f"{spec}: cannot open {what}; {reader.describe}")
-    return Source(name, spec, live, reader.fps, _capture_frames(reader, [0]), _reopen(reader), reader.close, reconnect)
+    return Source(name, spec, live, reader.fps, reader.frames, reader.reopen, reader.close, reconnect)
 
 
 def _files_source(name: str, spec: str, reader: ImageFilesReader) -> Source:
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        while (item := reader.next()) is not None:
-            yield item
-
-    return Source(name, spec, False, reader.fps, frames)
+    return Source(name, spec, False, reader.fps, lambda: iter(reader.next, None))
 
 
 def image_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
