@@ -311,8 +311,8 @@ class Gallery(GalleryBase):
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The SQLite connection, for a module that keeps its own table in the file (the structure
-        bank); from this object's thread only, writes inside :meth:`transaction`."""
+        """The SQLite connection, for copying the file's rows (``gallery migrate``); from this
+        object's thread only, writes inside :meth:`transaction`."""
         return self._db
 
     def _read_data_version(self) -> int:
@@ -420,8 +420,6 @@ class Gallery(GalleryBase):
         kind: str = "real",
         source: str,
     ) -> int | None:
-        """Add a template to ``identity`` (dropping the least diverse one when full); the id kept, or None
-        when the new one was itself the least diverse and so not kept."""
         if kind not in KINDS:
             raise ValueError(f"template kind must be one of {', '.join(KINDS)}, got {kind!r}")
         feature = self._check_features(feature)[0]
@@ -478,8 +476,6 @@ class Gallery(GalleryBase):
             self._matrix = None
 
     def merge(self, keep: int, other: int) -> None:
-        """Move ``other``'s templates and sightings to ``keep`` and delete ``other``; ``keep`` takes
-        ``other``'s name if it has none. Templates are then bounded again."""
         if keep == other:
             raise GalleryError(f"cannot merge identity {keep} with itself: give two different ids")
         with self._write() as db:
@@ -498,7 +494,6 @@ class Gallery(GalleryBase):
                 self._prune(keep, kind)
 
     def open_sighting(self, identity: int, camera: str, track: int, time: float) -> int:
-        """Start a sighting (a track holding ``identity`` in ``camera``); its id."""
         with self._write() as db:
             self._require(identity)
             sighting = db.execute("INSERT INTO sightings (identity, camera, track, first, last) VALUES (?, ?, ?, ?, ?)",
@@ -507,7 +502,6 @@ class Gallery(GalleryBase):
         return sighting
 
     def extend_sightings(self, last_times: dict[int, float]) -> None:
-        """Move the end of several sightings (id -> last time) in one transaction."""
         if not last_times:
             return
         with self._write() as db:
@@ -516,7 +510,6 @@ class Gallery(GalleryBase):
 
     @contextmanager
     def snapshot(self) -> Iterator[Gallery]:
-        """A block whose reads all see the file as of one moment, even while another process writes."""
         self._db.execute("BEGIN")
         try:
             yield self
@@ -583,14 +576,12 @@ class Gallery(GalleryBase):
         return [Template(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in rows]
 
     def template_features(self, identity: int) -> np.ndarray:
-        """(T, D) features of ``identity``'s templates, in template id order."""
         self._require(identity)
         rows = self._db.execute("SELECT feature FROM templates WHERE identity = ? ORDER BY id", (identity,)).fetchall()
         return np.stack([np.frombuffer(r[0], np.float32) for r in rows]) if rows else np.zeros((0, self.feature_dim),
                                                                                                 np.float32)
 
     def thumbnail(self, template: int) -> bytes | None:
-        """The JPEG bytes of a template's source crop (None when it was stored without one)."""
         row = None
         if abs(template) <= SQLITE_MAX_INT:
             row = self._db.execute("SELECT thumbnail FROM templates WHERE id = ?", (template,)).fetchone()
@@ -618,10 +609,4 @@ class Gallery(GalleryBase):
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
