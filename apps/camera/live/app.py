@@ -62,6 +62,19 @@ class CameraStats:
     tracking_s: float = 0.0  # in the tracker's two phases
     embedding_s: float = 0.0  # cropping and embedding the detections the tracker asked for
 
+    def add(self, other: CameraStats) -> CameraStats:
+        return CameraStats(*(getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)))
+
+    @property
+    def tracker_fps(self) -> float:
+        return self.frames / self.tracking_s if self.tracking_s > 0 else float("inf")
+
+    @property
+    def total_fps(self) -> float:
+        """Frames per second of tracking and embedding."""
+        total = self.tracking_s + self.embedding_s
+        return self.frames / total if total > 0 else float("inf")
+
 
 @dataclass
 class RunStats:
