@@ -267,6 +267,7 @@ class Source:
             an error; :attr:`error` says which).
         reconnects: how many times a dropped live source has been reopened.
         dropped: live frames replaced by a newer one before anyone read them.
+        length: the frames of a video bench camera folder, None for other sources.
     """
 
     def __init__(self, name: str, spec: str, live: bool, fps: float | None, frames: Callable[[], Iterator[tuple[int, np.ndarray]]],
@@ -280,6 +281,7 @@ class Source:
         self.reconnects = 0
         self.dropped = 0
         self.frames_read = 0
+        self.length: int | None = None
         self.error: str | None = None
         self._frames = frames
         self._reopen = reopen
@@ -507,16 +509,19 @@ def _mot_source(folder: Path, name: str, spec: str, params: list[int], loop: boo
             raise SourceError(f"{bad}: MOTChallenge frames are named by frame number (000001.jpg)") from None
         if not files:
             raise SourceError(f"{frames_dir}: no {info.get('imExt', '.jpg')} frames")
-        return _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps, loop))
-    if loop:
+        source = _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps, loop))
+    elif loop:
         raise SourceError(f"{folder}: only frame folders can be replayed in a loop, and {frames_dir} is missing; "
                           f"write frames with `dgnet-edge data video --frames`")
-    video = folder.parent / f"{folder.name}.mp4"
-    if video.is_file():
+    else:
+        video = folder.parent / f"{folder.name}.mp4"
+        if not video.is_file():
+            raise SourceError(f"{folder}: a MOTChallenge camera folder without frames ({frames_dir}) or a video ({video}); "
+                              f"write them with `dgnet-edge data video`")
         reader = CaptureReader(str(video), ffmpeg_or_any(), "the video is unreadable (corrupt or an unsupported codec)", params, fps)
-        return _capture_source(name, spec, reader, False, False, f"the camera's video {video}")
-    raise SourceError(f"{folder}: a MOTChallenge camera folder without frames ({frames_dir}) or a video ({video}); "
-                      f"write them with `dgnet-edge data video`")
+        source = _capture_source(name, spec, reader, False, False, f"the camera's video {video}")
+    source.length = int(info.get("seqLength", 0))
+    return source
 
 
 def _folder_source(folder: Path, name: str, spec: str, params: list[int], loop: bool = False) -> Source:
