@@ -28,10 +28,8 @@ writes only when a track takes an identity, every few seconds per track for temp
 sightings, so most frames commit nothing.
 
 Times: identities' ``created``/``updated`` are the wall clock; template and sighting times are the
-source's clock (a camera's frame times).
-
-Matching uses an in-memory matrix of every template, kept in step with this object's writes and
-reloaded when another connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
+source's clock (a camera's frame times). The in-memory matching cache is reloaded when another
+connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
 
 Faults: a file that is damaged or not ours (a ``meta`` row or a table missing, a feature of the
 wrong size), read-only, or whose write lock another program holds for :data:`BUSY_TIMEOUT_S` is a
@@ -155,10 +153,8 @@ def _schema_columns() -> dict[str, tuple[str, ...]]:
 
 
 class Gallery(GalleryBase):
-    """Identities, templates and sightings in an SQLite file, with vectorised matching in memory.
-
-    One object per thread or process (an SQLite connection is not shared between threads); several
-    may have the same file open, and each sees the others' commits.
+    """The gallery in an SQLite file: one object per thread or process (an SQLite connection is not
+    shared between threads); several may have the same file open, and each sees the others' commits.
 
     Args:
         path: the gallery file; created when missing if ``feature_dim`` is given.
@@ -229,8 +225,6 @@ class Gallery(GalleryBase):
                 "can read it; make it writable to change it")
 
     def unreadable(self, what: str) -> GalleryError:
-        """The error for a file that is damaged or not ours (``what``: how), also for the modules that
-        keep a table in the file."""
         return GalleryError(f"{self.path} is not a readable gallery ({what}): give another --gallery path")
 
     def _fault(self, e: sqlite3.Error) -> GalleryError | None:
@@ -244,8 +238,7 @@ class Gallery(GalleryBase):
         return None
 
     def _error(self, e: sqlite3.Error) -> GalleryError:
-        """The one-line error for an SQLite failure while opening: anything not a lock or read-only
-        file is the file's fault."""
+        """While opening, anything not a lock or a read-only file is the file's fault."""
         return self._fault(e) or self.unreadable(str(e))
 
     # -- schema ------------------------------------------------------------------------------------
