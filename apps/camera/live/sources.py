@@ -23,6 +23,7 @@ set ``OPENCV_LOG_LEVEL`` or ``OPENCV_FFMPEG_LOGLEVEL`` to see them again.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import functools
 import logging
 import math
@@ -377,10 +378,8 @@ class Source:
                     return
                 except queue.Full:
                     if self._stop.is_set():
-                        try:
+                        with contextlib.suppress(queue.Empty):
                             self._queue.get_nowait()
-                        except queue.Empty:
-                            pass
 
     # -- consumer side ---------------------------------------------------------------------------
     def read(self, timeout: float | None = None) -> Frame | None:
@@ -431,11 +430,9 @@ class Source:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        try:
+        with contextlib.suppress(queue.Empty):
             while True:
                 self._queue.get_nowait()
-        except queue.Empty:
-            pass
         self._thread.join(timeout)
         if self.state in ("connected", "reconnecting"):
             self.state = "ended"
