@@ -117,8 +117,9 @@ class Track:
     """One person followed on one camera.
 
     ``box`` is the matched detection's box, or the predicted box when unmatched this frame;
-    ``det_index`` indexes this frame's detections, -1 when unmatched. Who the person is across
-    cameras is not the track's business: the identity resolver keeps it.
+    ``det_index`` indexes this frame's detections, -1 when unmatched; ``hits`` counts its matches,
+    ``time_since_update`` frames since its last match. Who the person is across cameras is not the
+    track's business: the identity resolver keeps it.
     """
 
     track_id: int
@@ -127,7 +128,6 @@ class Track:
     score: float
     feature: np.ndarray | None = None
     hits: int = 1
-    age: int = 1
     time_since_update: int = 0
     det_index: int = -1
     mean: np.ndarray = field(default=None, repr=False)
@@ -141,7 +141,6 @@ class Track:
     def predicted(self, mean: np.ndarray, covariance: np.ndarray, box: np.ndarray) -> None:
         """The Kalman prediction for this frame: the track is unmatched until :meth:`matched`."""
         self.mean, self.covariance, self.box = mean, covariance, box
-        self.age += 1
         self.time_since_update += 1
         self.frames_since_feature += 1
         self.det_index = -1
