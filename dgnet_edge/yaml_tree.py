@@ -79,11 +79,16 @@ def apply_override(tree: Tree, override: str, example: str = "id_train.epochs=3"
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {override!r}: value is not valid YAML: {e}") from None
+    set_key(tree, key.strip(), value, f"override {override!r}")
+
+
+def set_key(tree: Tree, key: str, value: Any, what: str = "") -> None:
+    """Set the dotted ``key`` (``tracker.max_lost_s``) in ``tree``; ``what`` names the setting in errors."""
     node = tree
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+            raise ConfigError(f"{what or key}: {part!r} is not a section")
         node = child
     node[parts[-1]] = value

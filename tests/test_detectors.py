@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dgnet_edge.apps.camera.live.detectors import (
     HogDetector,
-    Letterbox,
+    Fit,
     MotionDetector,
     letterbox,
     open_detector,
@@ -100,14 +100,14 @@ def end2end_output(n=300):
 def test_letterbox_keeps_aspect_pads_114_and_inverts():
     image = np.full((H, W, 3), 7, np.uint8)
     canvas, fit = letterbox(image, (320, 320))
-    assert canvas.shape == (320, 320, 3) and fit == Letterbox(0.5, 0, 40)
+    assert canvas.shape == (320, 320, 3) and fit == Fit(0.5, 0.5, 0, 40)
     assert (canvas[:40] == 114).all() and (canvas[280:] == 114).all() and (canvas[40:280] == 7).all()
     boxes = np.array([[140, 120, 180, 200], [-10, 0, 400, 330]], np.float32)
     back = fit.to_frame(boxes, W, H)
     np.testing.assert_allclose(back, [FRAME_BOX, [0, 0, W, H]])  # the second one is clipped to the frame
 
     canvas, fit = letterbox(image, (320, 320), stride=32)  # dynamic models: pad only to the stride
-    assert canvas.shape == (256, 320, 3) and fit == Letterbox(0.5, 0, 8)
+    assert canvas.shape == (256, 320, 3) and fit == Fit(0.5, 0.5, 0, 8)
     canvas, fit = letterbox(np.zeros((100, 50, 3), np.uint8), (64, 64))
     assert canvas.shape == (64, 64, 3) and fit.left == 16 and fit.top == 0
 

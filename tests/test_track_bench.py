@@ -69,7 +69,7 @@ def test_appearance_tracker_embeds_only_part_of_the_detections(bench):
     assert len(rows) > 0
     assert timing.embed_calls == len(calls) <= timing.frames
     assert 0 < timing.embedded == sum(calls) < timing.detections
-    assert timing.tracker_s > 0 and timing.embed_s > 0
+    assert timing.tracking_s > 0 and timing.embedding_s > 0
 
 
 def test_same_detections_with_and_without_appearance_differ_only_in_ids(bench):

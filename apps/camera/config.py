@@ -238,20 +238,11 @@ def config_from_tree(tree: Dict[str, Any], source: str = "the camera config") ->
         raise ConfigError(f"{source}: {e}") from None
 
 
-def set_key(tree: Dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted ``key`` (``tracker.max_lost_s``) in ``tree``."""
-    section, _, name = key.rpartition(".")
-    node = tree
-    for part in section.split(".") if section else []:
-        node = node.setdefault(part, {})
-    node[name] = value
-
-
 def load_camera_config(path: Optional[Path] = None, values: Sequence[Tuple[str, Any]] = (),
                        overrides: Sequence[str] = ()) -> CameraConfig:
     """The defaults, then the YAML file at ``path`` (with its ``_base_`` chain), then ``values``
     (dotted key, value: the command's options that were given), then ``overrides`` (``KEY=VALUE``)."""
-    from dgnet_edge.yaml_tree import apply_override, load_tree
+    from dgnet_edge.yaml_tree import apply_override, load_tree, set_key
 
     tree = load_tree(path) if path is not None else {}
     for key, value in values:

@@ -62,6 +62,19 @@ class CameraStats:
     tracking_s: float = 0.0  # in the tracker's two phases
     embedding_s: float = 0.0  # cropping and embedding the detections the tracker asked for
 
+    def add(self, other: CameraStats) -> CameraStats:
+        return CameraStats(*(getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)))
+
+    @property
+    def tracker_fps(self) -> float:
+        return self.frames / self.tracking_s if self.tracking_s > 0 else float("inf")
+
+    @property
+    def total_fps(self) -> float:
+        """Frames per second of tracking and embedding."""
+        total = self.tracking_s + self.embedding_s
+        return self.frames / total if total > 0 else float("inf")
+
 
 @dataclass
 class RunStats:
@@ -89,12 +102,10 @@ class RunStats:
 class _Camera:
     """Per-camera state of the loop."""
 
-    def __init__(self, index: int, source: Source, tracker: Tracker):
-        self.index = index
+    def __init__(self, source: Source, tracker: Tracker):
         self.source = source
         self.tracker = tracker
         self.stats = CameraStats()
-        self.tracks: list[Track] = []
         self.last_frame: Frame | None = None
         self.fps = 0.0
         self._last_frame_at: float | None = None
@@ -142,7 +153,7 @@ class CameraApp:
         params = tracker_params or TrackerParams()
         if features is None and params.appearance:
             params = dataclasses.replace(params, appearance=False)
-        self.cameras = {s.name: _Camera(i + 1, s, Tracker(params, fps=s.fps or 15.0)) for i, s in enumerate(sources)}
+        self.cameras = {s.name: _Camera(s, Tracker(params, fps=s.fps or 15.0)) for s in sources}
         self.detector = detector
         self.features = features
         self.resolver = resolver
@@ -226,7 +237,6 @@ class CameraApp:
         result.ended = cam.tracker.removed
         if self.resolver is not None:  # the tracks that ended are gone from result.tracks: they leave
             result.identities, result.events = self.resolver.update(frame.camera, frame.time, result.tracks, frame.image)
-        cam.tracks = result.tracks
         cam.last_frame = frame
         cam.stats.frames += 1
         cam.stats.detections += len(dets)

@@ -49,23 +49,24 @@ class Detector:
 
 # -- fitting frames to the model input ----------------------------------------------------------
 @dataclass(frozen=True)
-class Letterbox:
-    """How a frame was fitted into the model input: ``scale``, then ``left``/``top`` padding."""
+class Fit:
+    """How a frame was fitted into the model input: scaled by ``scale_x`` and ``scale_y``, then
+    padded by ``left`` and ``top``."""
 
-    scale: float
-    left: int
-    top: int
+    scale_x: float
+    scale_y: float
+    left: int = 0
+    top: int = 0
 
     def to_frame(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """Boxes (x1, y1, x2, y2) in model-input pixels back to frame pixels, clipped to the frame."""
         out = boxes.astype(np.float32, copy=True)
-        out[:, [0, 2]] -= self.left
-        out[:, [1, 3]] -= self.top
-        out /= self.scale
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.left) / self.scale_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.top) / self.scale_y
         return clip_boxes(out, width, height)
 
 
-def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None = None, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None = None, pad_value: int = 114) -> tuple[np.ndarray, Fit]:
     """Resize keeping the aspect ratio to fit ``size`` (height, width) and pad with ``pad_value``.
 
     With ``stride`` (models with a dynamic input size) the canvas is the smallest multiple of
@@ -82,31 +83,16 @@ def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None = Non
     left, top = (width - nw) // 2, (height - nh) // 2
     canvas = np.full((height, width, 3), pad_value, np.uint8)
     canvas[top:top + nh, left:left + nw] = resized
-    return canvas, Letterbox(scale, left, top)
+    return canvas, Fit(scale, scale, left, top)
 
 
-@dataclass(frozen=True)
-class Stretch:
-    """How a frame was resized to the model input without keeping its aspect ratio."""
-
-    scale_x: float
-    scale_y: float
-
-    def to_frame(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-        """Boxes (x1, y1, x2, y2) in model-input pixels back to frame pixels, clipped to the frame."""
-        out = boxes.astype(np.float32, copy=True)
-        out[:, [0, 2]] /= self.scale_x
-        out[:, [1, 3]] /= self.scale_y
-        return clip_boxes(out, width, height)
-
-
-def stretch(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Stretch]:
+def stretch(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Fit]:
     """Resize to exactly ``size`` (height, width), as models trained on stretched images expect."""
     cv2 = import_cv2()
     h0, w0 = image.shape[:2]
     height, width = size
     resized = image if (h0, w0) == (height, width) else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    return resized, Stretch(width / w0, height / h0)
+    return resized, Fit(width / w0, height / h0)
 
 
 # -- yolo ----------------------------------------------------------------------------------------

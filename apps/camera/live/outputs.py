@@ -209,13 +209,8 @@ class MotSink(Sink):
             rows.sort(key=lambda r: (r[0], r[1]))  # stable: of two rows of one identity in a frame, the one written live
             rows = [r for k, r in enumerate(rows) if k == 0 or r[:2] != rows[k - 1][:2]]
             table = np.array(rows, np.float64).reshape(-1, 7)
-            mot = MotRows(
-                frame=table[:, 0].astype(np.int32), ids=table[:, 1].astype(np.int64),
-                boxes=table[:, 2:6].astype(np.float32), scores=table[:, 6].astype(np.float32),
-                visibility=np.full(len(table), -1, np.float32),
-            )
             path = self.folder / f"{camera}.txt"
-            write_mot(path, mot)
+            write_mot(path, MotRows.of(table[:, 0], table[:, 1], table[:, 2:6], table[:, 6], np.full(len(table), -1)))
             written.append(path)
         return written
 

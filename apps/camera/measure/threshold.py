@@ -12,10 +12,9 @@ score against everyone else (distractors included, junk left out). At threshold 
 - wrong identity: ``other >= t`` and ``other > own`` — enrolled, but given someone else's identity.
 
 The chosen threshold maximises TPR - FMR (Youden's J), in the middle of the range of scores
-where it is highest. The app meets both cases about as often —
-each person is unknown at first sight and known afterwards — and both errors cost about the same
-to the user: a false match joins two people, a miss splits one into two identities (fixed with
-``dgnet-edge gallery merge``). Pair-level rates (all same-identity cross-camera pairs against all
+where it is highest. The app meets both cases about as often — each person is unknown at first
+sight and known afterwards — and both errors cost about the same to the user: a false match joins
+two people, a miss splits one into two identities (fixed with ``dgnet-edge gallery merge``). Pair-level rates (all same-identity cross-camera pairs against all
 different-identity pairs) are recorded beside it as a measure of how separable the features are.
 
 The result lives in the export folder as ``reid_threshold.json``, beside ``manifest.json``.

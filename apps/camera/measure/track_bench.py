@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dgnet_edge.apps.camera.live.app import CameraApp, Features, crop_features
+from dgnet_edge.apps.camera.live.app import CameraApp, CameraStats, Features, crop_features
 from dgnet_edge.apps.camera.live.detections import Detections
 from dgnet_edge.apps.camera.live.detectors import open_detector
 from dgnet_edge.apps.camera.live.outputs import Sink
@@ -93,30 +93,6 @@ class FrameImages:
             self._capture.release()
 
 
-@dataclass
-class Timing:
-    """Where one tracker's time went on one camera."""
-
-    frames: int = 0
-    tracker_s: float = 0.0  # in the tracker's two phases, embedding excluded
-    embed_s: float = 0.0  # cropping and embedding the detections the tracker asked for
-    embed_calls: int = 0
-    embedded: int = 0  # detections embedded
-    detections: int = 0
-
-    def add(self, other: Timing) -> Timing:
-        return Timing(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
-
-    @property
-    def tracker_fps(self) -> float:
-        return self.frames / self.tracker_s if self.tracker_s > 0 else float("inf")
-
-    @property
-    def total_fps(self) -> float:
-        total = self.tracker_s + self.embed_s
-        return self.frames / total if total > 0 else float("inf")
-
-
 class _Rows(Sink):
     """The camera app's rows as the tracker sees them: each confirmed track matched to a detection,
     under its per-camera track id, from the frame it is confirmed on."""
@@ -137,7 +113,7 @@ class _Rows(Sink):
 
 
 def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = None,
-                 features: Features | None = None) -> tuple[MotRows, Timing]:
+                 features: Features | None = None) -> tuple[MotRows, CameraStats]:
     """Run one tracker over one camera's public detections; the results and the time it took.
 
     ``appearance`` and ``iou`` run the camera app itself without a gallery (every frame of the
@@ -158,9 +134,7 @@ def track_camera(camera: BenchCamera, kind: str, params: TrackerParams | None = 
             stats = app.run().cameras[source.name]
         finally:
             detector.close()
-    timing = Timing(frames=stats.frames, tracker_s=stats.tracking_s, embed_s=stats.embedding_s,
-                    embed_calls=stats.embed_calls, embedded=stats.embedded, detections=stats.detections)
-    return _rows(rows.frames, rows.ids, rows.boxes, rows.scores), timing
+    return _rows(rows.frames, rows.ids, rows.boxes, rows.scores), stats
 
 
 def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], scores: list[float]) -> MotRows:
@@ -168,7 +142,7 @@ def _rows(frames: list[int], ids: list[int], boxes_xyxy: list[np.ndarray], score
     return MotRows.of(np.asarray(frames), np.asarray(ids), xywh, np.asarray(scores))
 
 
-def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, Timing]:
+def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, CameraStats]:
     try:
         import supervision as sv
     except ImportError:
@@ -180,7 +154,7 @@ def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # deprecated in 0.28, still the ByteTrack it ships
         tracker = sv.ByteTrack(frame_rate=round(camera.fps))
-    timing = Timing()
+    timing = CameraStats()
     out_frames, out_ids, out_boxes, out_scores = [], [], [], []
     for index in range(1, camera.frames + 1):
         rows = dets_rows.at(index)
@@ -188,7 +162,7 @@ def _track_bytetrack(camera: BenchCamera, dets_rows: MotRows) -> tuple[MotRows, 
         t0 = time.perf_counter()
         result = tracker.update_with_detections(sv.Detections(xyxy=dets.boxes.astype(np.float64), confidence=dets.scores,
                                                               class_id=np.zeros(len(dets), int)))
-        timing.tracker_s += time.perf_counter() - t0
+        timing.tracking_s += time.perf_counter() - t0
         timing.frames += 1
         timing.detections += len(dets)
         out_frames += [index] * len(result)
@@ -220,7 +194,7 @@ class BenchRun:
 
     kind: str
     folder: Path
-    timing: dict[str, Timing]
+    timing: dict[str, CameraStats]
     result: TrackingResult
 
     @property
@@ -229,8 +203,8 @@ class BenchRun:
         return {key: mean_metric(self.result, key) for key in ("idf1", "hota", "mota", "id_switches")}
 
     @property
-    def total(self) -> Timing:
-        total = Timing()
+    def total(self) -> CameraStats:
+        total = CameraStats()
         for t in self.timing.values():
             total = total.add(t)
         return total

@@ -28,10 +28,8 @@ writes only when a track takes an identity, every few seconds per track for temp
 sightings, so most frames commit nothing.
 
 Times: identities' ``created``/``updated`` are the wall clock; template and sighting times are the
-source's clock (a camera's frame times).
-
-Matching uses an in-memory matrix of every template, kept in step with this object's writes and
-reloaded when another connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
+source's clock (a camera's frame times). The in-memory matching cache is reloaded when another
+connection (say, ``dgnet-edge gallery rename`` while the app runs) commits.
 
 Faults: a file that is damaged or not ours (a ``meta`` row or a table missing, a feature of the
 wrong size), read-only, or whose write lock another program holds for :data:`BUSY_TIMEOUT_S` is a
@@ -155,10 +153,8 @@ def _schema_columns() -> dict[str, tuple[str, ...]]:
 
 
 class Gallery(GalleryBase):
-    """Identities, templates and sightings in an SQLite file, with vectorised matching in memory.
-
-    One object per thread or process (an SQLite connection is not shared between threads); several
-    may have the same file open, and each sees the others' commits.
+    """The gallery in an SQLite file: one object per thread or process (an SQLite connection is not
+    shared between threads); several may have the same file open, and each sees the others' commits.
 
     Args:
         path: the gallery file; created when missing if ``feature_dim`` is given.
@@ -229,8 +225,6 @@ class Gallery(GalleryBase):
                 "can read it; make it writable to change it")
 
     def unreadable(self, what: str) -> GalleryError:
-        """The error for a file that is damaged or not ours (``what``: how), also for the modules that
-        keep a table in the file."""
         return GalleryError(f"{self.path} is not a readable gallery ({what}): give another --gallery path")
 
     def _fault(self, e: sqlite3.Error) -> GalleryError | None:
@@ -244,8 +238,7 @@ class Gallery(GalleryBase):
         return None
 
     def _error(self, e: sqlite3.Error) -> GalleryError:
-        """The one-line error for an SQLite failure while opening: anything not a lock or read-only
-        file is the file's fault."""
+        """While opening, anything not a lock or a read-only file is the file's fault."""
         return self._fault(e) or self.unreadable(str(e))
 
     # -- schema ------------------------------------------------------------------------------------
@@ -311,8 +304,8 @@ class Gallery(GalleryBase):
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The SQLite connection, for a module that keeps its own table in the file (the structure
-        bank); from this object's thread only, writes inside :meth:`transaction`."""
+        """The SQLite connection, for copying the file's rows (``gallery migrate``); from this
+        object's thread only, writes inside :meth:`transaction`."""
         return self._db
 
     def _read_data_version(self) -> int:
@@ -420,8 +413,6 @@ class Gallery(GalleryBase):
         kind: str = "real",
         source: str,
     ) -> int | None:
-        """Add a template to ``identity`` (dropping the least diverse one when full); the id kept, or None
-        when the new one was itself the least diverse and so not kept."""
         if kind not in KINDS:
             raise ValueError(f"template kind must be one of {', '.join(KINDS)}, got {kind!r}")
         feature = self._check_features(feature)[0]
@@ -478,8 +469,6 @@ class Gallery(GalleryBase):
             self._matrix = None
 
     def merge(self, keep: int, other: int) -> None:
-        """Move ``other``'s templates and sightings to ``keep`` and delete ``other``; ``keep`` takes
-        ``other``'s name if it has none. Templates are then bounded again."""
         if keep == other:
             raise GalleryError(f"cannot merge identity {keep} with itself: give two different ids")
         with self._write() as db:
@@ -498,7 +487,6 @@ class Gallery(GalleryBase):
                 self._prune(keep, kind)
 
     def open_sighting(self, identity: int, camera: str, track: int, time: float) -> int:
-        """Start a sighting (a track holding ``identity`` in ``camera``); its id."""
         with self._write() as db:
             self._require(identity)
             sighting = db.execute("INSERT INTO sightings (identity, camera, track, first, last) VALUES (?, ?, ?, ?, ?)",
@@ -507,7 +495,6 @@ class Gallery(GalleryBase):
         return sighting
 
     def extend_sightings(self, last_times: dict[int, float]) -> None:
-        """Move the end of several sightings (id -> last time) in one transaction."""
         if not last_times:
             return
         with self._write() as db:
@@ -516,7 +503,6 @@ class Gallery(GalleryBase):
 
     @contextmanager
     def snapshot(self) -> Iterator[Gallery]:
-        """A block whose reads all see the file as of one moment, even while another process writes."""
         self._db.execute("BEGIN")
         try:
             yield self
@@ -583,14 +569,12 @@ class Gallery(GalleryBase):
         return [Template(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in rows]
 
     def template_features(self, identity: int) -> np.ndarray:
-        """(T, D) features of ``identity``'s templates, in template id order."""
         self._require(identity)
         rows = self._db.execute("SELECT feature FROM templates WHERE identity = ? ORDER BY id", (identity,)).fetchall()
         return np.stack([np.frombuffer(r[0], np.float32) for r in rows]) if rows else np.zeros((0, self.feature_dim),
                                                                                                 np.float32)
 
     def thumbnail(self, template: int) -> bytes | None:
-        """The JPEG bytes of a template's source crop (None when it was stored without one)."""
         row = None
         if abs(template) <= SQLITE_MAX_INT:
             row = self._db.execute("SELECT thumbnail FROM templates WHERE id = ?", (template,)).fetchone()
@@ -618,10 +602,4 @@ class Gallery(GalleryBase):
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 

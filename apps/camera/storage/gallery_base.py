@@ -4,11 +4,6 @@ synthesis, export and ``dgnet-edge gallery`` use, and the pieces the backends sh
 Two backends sit behind :class:`GalleryBase`: an SQLite file on one box (:mod:`.gallery`) and a
 PostgreSQL database shared by many devices (:mod:`.gallery_postgres`); :func:`.open_gallery.open_gallery`
 picks one from a path or a ``postgresql://`` URL.
-
-Shared here: the records (:class:`Identity`, :class:`Template`, :class:`Sighting`), thumbnail
-encoding, name checks, the choice of which template to drop when an identity has too many, and the
-in-memory matching cache: per identity, its templates' kinds and features, stacked into one matrix
-on demand, so that scoring N features against every identity is one matrix product.
 """
 
 from __future__ import annotations
@@ -149,11 +144,12 @@ def least_diverse(features: np.ndarray, pinned: Sequence[bool], keep: int) -> li
 
 
 class GalleryBase(ABC):
-    """Identities, their templates and sightings, with vectorised matching against an in-memory cache.
+    """Identities, their templates and sightings, matched against an in-memory cache.
 
     A backend fills ``_templates`` (identity -> {template id: (kind, feature)}) and ``_names``
     (identity -> name) when it opens, keeps them in step with its own writes, and brings them up to
-    date with other writers' in :meth:`_refresh`.
+    date with other writers' in :meth:`_refresh`. The templates are stacked into one matrix on
+    demand, so that scoring N features against every identity is one matrix product.
 
     ``spec`` is what opens it again (:func:`.open_gallery.open_gallery`: a file path, or a URL);
     ``location`` names it in messages (the path, or the URL without its password).
@@ -239,8 +235,7 @@ class GalleryBase(ABC):
     def label(self, identity: int) -> str:
         """The identity's name, or ``#id`` when it has none (from memory: cheap enough for every frame)."""
         self._refresh()
-        name = self._names.get(identity)
-        return name or f"#{identity}"
+        return self._names.get(identity) or f"#{identity}"
 
     # -- writes ------------------------------------------------------------------------------------
     @abstractmethod

@@ -1,20 +1,19 @@
 """Synthesis at enrolment: a new person rendered in the structures the cameras saw, as extra templates.
 
-When someone is enrolled, DG-Net's decoder renders their appearance code in K structure codes of the
-bank (:mod:`~dgnet_edge.apps.camera.storage.structure_bank`), chosen across cameras; the embedder embeds the
-rendered views, each keeps what it carries (:func:`carried_features`) and they join the gallery as
-``synthetic`` templates (source
-``synthetic:<camera>:<structure id>``), so that the person is recognised in poses and cameras not
-seen at enrolment. In matching the views never score on their own: they pull the person's prototype
-(:func:`~.gallery_base.scoring_rows`).
+When someone is enrolled, DG-Net's decoder renders their appearance code in K structure codes of
+the bank (:mod:`~dgnet_edge.apps.camera.storage.structure_bank`), chosen across cameras; the
+embedder embeds the rendered views, each keeps what it carries (:func:`carried_features`) and they
+join the gallery as ``synthetic`` templates (source ``synthetic:<camera>:<structure id>``), so that
+the person is recognised in poses and cameras not seen at enrolment. In matching the views never
+score on their own: they pull the person's prototype (:func:`~.gallery_base.scoring_rows`).
 
 In the camera app this runs off the frame loop: :class:`EnrolmentSynthesis` feeds the bank from the
-loop (a few crops per camera per second, one structure-encoder call) and hands each new identity to a
-:class:`SynthesisWorker` thread with its own gallery connection (SQLite connections belong to one
-thread; WAL lets both use the file; a PostgreSQL gallery gets a second connection), so the video does not
-stall while the views render; the loop's gallery picks the new templates up at its next match (it
-reloads when another connection commits).
-``dgnet-edge gallery enrol --synthesise`` calls :meth:`Synthesiser.enrol` directly.
+loop (a few crops per camera per second, one structure-encoder call) and hands each new identity to
+a :class:`SynthesisWorker` thread with its own gallery connection (SQLite connections belong to one
+thread; WAL lets both use the file; a PostgreSQL gallery gets a second connection), so the video
+does not stall while the views render; the loop's gallery picks the new templates up at its next
+match (it reloads when another connection commits). ``dgnet-edge gallery enrol --synthesise`` calls
+:meth:`Synthesiser.enrol` directly.
 """
 
 from __future__ import annotations

@@ -1,51 +1,29 @@
 """Giving tracks identities from the gallery, across cameras, and keeping the gallery up to date.
 
-The app's frame loop, per camera and frame::
-
-    resolver = IdentityResolver(gallery, threshold)
-    ...
-    identities, events = resolver.update(frame.camera, frame.time, tracks, frame.image)
-    ...
-    events += resolver.close()          # at the end: every open track leaves
-
-A track missing from ``tracks`` (the tracker returns every live one, lost ones too) has left.
-``enrol_track`` names the person on a track (the app's enrol key).
-
-``update`` returns the identities of the camera's tracks (track id -> gallery identity; the
-resolver is the one place that holds them) and the events (:mod:`..record`): ``NewIdentity``
-(with the crop the gallery keeps as its thumbnail), ``Reidentified`` (with the score and the
-identity's last sighting), ``Enter``, ``Leave`` and ``Merged``.
+Per camera and frame, ``resolver.update(camera, time, tracks, image)`` returns the identities of
+the camera's tracks (track id -> gallery identity; the resolver is the one place that holds them)
+and the events (:mod:`..record`). A track missing from ``tracks`` (the tracker returns every live
+one, lost ones too) has left; :meth:`IdentityResolver.close` ends every open track at the end of a
+run; :meth:`IdentityResolver.enrol_track` names the person on a track (the app's enrol key).
 
 How a track gets its identity: a confirmed track with a fresh feature and no identity is pending.
-Pending tracks of one camera are matched to gallery identities together by an optimal one-to-one
-assignment on the scores (an identity held by another track of that camera that is not lost is not
-on offer, so one person is never two tracks at once in one view). A pending track takes its
-assigned identity once the score reaches ``threshold + confident_margin``, or after
-``decide_after`` frames at or over ``threshold``; after ``decide_after`` frames with no identity over
-the threshold it becomes a new identity. An identity taken from a lost track of the same camera
-(the tracker lost the person and started a new track) leaves that lost track.
-
-While a track holds an identity, its feature becomes a template at most every
-``template_interval_s``, and only when it still matches its identity (score >= threshold) and is
-not a near-copy of a template there already (score <= 1 - ``novelty``). Sightings are opened when
-a track takes an identity and their end is written every ``sighting_flush_s`` and at leave.
+A camera's pending tracks are matched to gallery identities together by an optimal one-to-one
+assignment on the scores; an identity held by another track of that camera that is not lost is not
+on offer, so one person is never two tracks at once in one view. An identity taken from a lost
+track of the same camera (the tracker lost the person and started a new track) leaves that lost
+track. :class:`IdentityParams` says when a pending track decides, and when its feature becomes a
+template.
 
 Identities gone from the gallery: another process (``dgnet-edge gallery merge`` or ``delete``, or
-another device sharing the gallery) may remove an identity a track holds. The resolver learns it
-when it next considers the track's feature as a template (every ``template_interval_s``): the
-identity is missing from the gallery's scores. A merge moves the identity's templates and sightings
-to the identity kept, so the track's open sighting now belongs to that one: the track follows it
-and a ``Merged`` event says so (one per track that held the merged identity; none when no track
-held it). After a delete the sighting is gone too, and the track is pending again.
+another device sharing the gallery) may remove an identity a track holds; the resolver learns it
+when it next considers the track's feature as a template. A merge moves the identity's sightings to
+the identity kept, so the track follows its open sighting there (a ``Merged`` event per track that
+held the merged identity). After a delete the track is pending again.
 
 Static things are not people: the cameras are fixed, so a detector's false positive on a sign, a
-poster or a coat on a hook is a box that never moves. A track makes a new identity only once its box
-centre has moved at least ``enrol_min_motion`` box heights from where the track was first seen (or
-its height changed by that fraction: walking towards the camera), and
-a track that has not moved takes a gallery identity only on a confident score (a known person
-standing still), never by waiting. A track that has not moved after ``static_after_s`` is static and
-takes no identity at all while it stays put. It is still tracked, and a person who stood still and
-then walks away is decided like anyone else when they move.
+poster or a coat on a hook is a box that never moves. Such a track never makes a new identity, nor
+takes one by waiting (``enrol_min_motion``, ``static_after_s``). It is still tracked, and a person
+who stood still and then walks away is decided like anyone else when they move.
 """
 
 from __future__ import annotations
@@ -119,11 +97,14 @@ class IdentityParams:
     """How the resolver decides identities (the camera config's ``identities`` section).
 
     Attributes:
-        decide_after: frames with a fresh feature a pending track may wait for a confident score.
+        decide_after: frames with a fresh feature a pending track may wait for a confident score;
+            then it takes its assigned identity at or over ``threshold``, or, with none, becomes
+            a new identity.
         confident_margin: a score this far over ``threshold`` decides at once.
-        template_interval_s: least time between two templates from one track.
+        template_interval_s: least time between two templates from one track (a track's feature
+            becomes a template only while it still matches its identity).
         novelty: a feature within this of an identity's score 1 is a near-copy, not a template.
-        sighting_flush_s: how often the end of open sightings is written.
+        sighting_flush_s: how often the end of open sightings is written (and at leave).
         enrol_min_motion: a track makes a new identity, or takes an identity by waiting
             (``decide_after``), only once its box centre has moved this many box heights from where
             it was first seen, or its height has changed by this fraction (a walking person covers

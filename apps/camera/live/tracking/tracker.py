@@ -6,30 +6,20 @@ static, so there is no camera-motion compensation)::
     wanted = tracker.predict(detections)     # indices of the detections that need features
     tracks = tracker.update(features)        # features of those detections, (len(wanted), D)
 
-1. :meth:`Tracker.predict` moves every track's box one frame ahead (:mod:`.kalman`) and says which
-   detections need appearance features (the caller embeds them in one batch): those no confirmed or lost track clearly claims (they start or
-   extend a tentative track, or may bring a lost track back), those that two tracks or two
-   detections compete for, those that fit their one track poorly (IoU below ``sure_iou``), and,
-   every ``refresh_every`` frames, the one detection of a confirmed track whose feature is due
-   for a refresh. Slivers (narrower than ``min_feature_aspect`` of their height) are never
-   embedded.
-2. :meth:`Tracker.update` matches; four optimal assignments (:func:`.matching.assign`), each over what the previous ones left:
-   a. high-score detections to confirmed and lost tracks. A pair's cost is ``1 - IoU``, or,
-      when both sides have a feature, ``(1 - w) (1 - IoU) + w * cosine distance``; appearance
-      only links boxes that overlap, and a detection seen clearly (not covered by another)
-      whose feature is too far from the track's never takes it, however well the boxes overlap:
-      that is one person walking into the place of another;
+1. :meth:`Tracker.predict` moves every track one frame ahead (:mod:`.kalman`) and asks for the
+   features of the detections whose match is in doubt (:meth:`Tracker._needs_feature`), so the
+   caller embeds only those, in one batch.
+2. :meth:`Tracker.update` matches by four optimal assignments (:func:`.matching.assign`), each over
+   what the previous ones left:
+   a. high-score detections to confirmed and lost tracks, by overlap and, where both sides have a
+      feature, appearance (:meth:`Tracker._cost`);
    b. low-score detections to the tracks followed until the last frame, by IoU alone
       (ByteTrack's second stage: a partly hidden person scores low);
    c. re-id: tracks still unmatched to high-score detections by appearance alone, inside the
-      Kalman gate (squared Mahalanobis distance of centre and height, around the prediction or
-      around where the person was last seen, since people stop and turn back while hidden), so
-      that appearance never joins boxes far apart;
+      Kalman gate, so that appearance never joins boxes far apart;
    d. tentative tracks to the high-score detections left, as in (a).
    Unmatched high-score detections start tentative tracks. A track's state changes on the track
-   (:class:`TrackState`, as in deep_sort): a tentative track is confirmed after ``confirm_hits``
-   consecutive matches and ends at its first miss; a confirmed track that misses is lost; after
-   ``max_lost_s`` without a match it ends and is reported in :attr:`Tracker.removed`.
+   (:class:`TrackState`, as in deep_sort); ended tracks are reported in :attr:`Tracker.removed`.
 
 A track's feature is the L2-normalised exponential moving average of its detections' features,
 left unchanged when the detection is largely covered by another one (its crop then shows two
@@ -71,9 +61,10 @@ class TrackerParams:
             those below (down to ``min_score``) only keep confirmed tracks alive.
         min_score: detections scoring less are ignored.
         new_track_score: the least score of a detection that starts a track.
-        confirm_hits: consecutive matches that confirm a tentative track.
-        max_cost: the highest cost a matched pair may have (see the module docstring); with IoU
-            alone a pair needs IoU >= 1 - max_cost.
+        confirm_hits: consecutive matches that confirm a tentative track (which ends at its
+            first miss).
+        max_cost: the highest cost a matched pair may have: ``1 - IoU``, or, when both sides have
+            a feature, ``(1 - w) (1 - IoU) + w * cosine distance``.
         low_score_iou: the least IoU that matches a low-score detection to a confirmed track.
         appearance: use appearance features at all; False gives the IoU + Kalman tracker.
         appearance_weight: weight ``w`` of the cosine distance in a pair's cost.
@@ -83,9 +74,10 @@ class TrackerParams:
             is matched by appearance alone (inside the Kalman gate).
         min_feature_aspect: detections narrower than this times their height (people cut by the
             frame's edge or an occluder) are never embedded: their crops show too little of them.
-        gate_chi2: Kalman gate, squared Mahalanobis distance on centre and height, inside which
-            re-id by appearance alone may link a track and a detection (7.81 = 95 % of
-            chi-square, 3 dof).
+        gate_chi2: Kalman gate, squared Mahalanobis distance on centre and height around the
+            prediction or where the person was last seen (people stop and turn back while
+            hidden), inside which re-id by appearance alone may link a track and a detection
+            (7.81 = 95 % of chi-square, 3 dof).
         ambiguity_iou: a track and a detection compete when their IoU exceeds this; a detection
             that two tracks compete for, or whose track competes for two, is embedded. Overlap
             and appearance together link only pairs that compete.
@@ -96,7 +88,8 @@ class TrackerParams:
         feature_momentum: weight of the old feature in the moving average.
         max_covered: a detection covered by another one over more than this fraction of its area
             does not update its track's feature.
-        max_lost_s: seconds a lost track is kept for re-association before it ends.
+        max_lost_s: seconds a lost track (a confirmed one that missed) is kept for
+            re-association before it ends.
     """
 
     high_score: float = 0.5
@@ -124,9 +117,9 @@ class Track:
     """One person followed on one camera.
 
     ``box`` is the matched detection's box, or the predicted box when unmatched this frame;
-    ``det_index`` indexes this frame's detections, -1 when unmatched. ``age`` counts frames since the
-    track started, ``hits`` its matches, ``time_since_update`` frames since its last match. Who the
-    person is across cameras is not the track's business: the identity resolver keeps it.
+    ``det_index`` indexes this frame's detections, -1 when unmatched; ``hits`` counts its matches,
+    ``time_since_update`` frames since its last match. Who the person is across cameras is not the
+    track's business: the identity resolver keeps it.
     """
 
     track_id: int
@@ -135,7 +128,6 @@ class Track:
     score: float
     feature: np.ndarray | None = None
     hits: int = 1
-    age: int = 1
     time_since_update: int = 0
     det_index: int = -1
     mean: np.ndarray = field(default=None, repr=False)
@@ -149,7 +141,6 @@ class Track:
     def predicted(self, mean: np.ndarray, covariance: np.ndarray, box: np.ndarray) -> None:
         """The Kalman prediction for this frame: the track is unmatched until :meth:`matched`."""
         self.mean, self.covariance, self.box = mean, covariance, box
-        self.age += 1
         self.time_since_update += 1
         self.frames_since_feature += 1
         self.det_index = -1
@@ -348,7 +339,12 @@ class Tracker:
 
     def _needs_feature(self, candidates: np.ndarray, iou: np.ndarray, in_gate: np.ndarray, scores: np.ndarray,
                        clear: np.ndarray) -> np.ndarray:
-        """Which of the ``candidates`` (high-score, whole-person detections) to embed this frame."""
+        """Which of the ``candidates`` (high-score, whole-person detections) to embed this frame: those
+        no confirmed or lost track clearly claims (they start or extend a tentative track, or may
+        bring a lost track back), those that two tracks or two detections compete for, those that
+        fit their one track poorly (IoU below ``sure_iou``), and, every ``refresh_every`` frames,
+        the one detection of a confirmed track whose feature is due. Slivers (narrower than
+        ``min_feature_aspect`` of their height) are never embedded."""
         p = self.params
         tracks = self.tracks
         if len(candidates) == 0:
@@ -393,8 +389,9 @@ class Tracker:
               clear: np.ndarray) -> np.ndarray:
         """(len(rows), len(cols)) overlap costs, with appearance where both sides have it; inf forbids.
 
-        A clear view of someone else (appearance too far) forbids a pair however well the boxes
-        overlap; a crop that another detection covers only weighs in through the cost.
+        Appearance only links boxes that overlap. A clear view of someone else (appearance too far)
+        forbids a pair however well the boxes overlap: that is one person walking into the place of
+        another. A crop that another detection covers only weighs in through the cost.
         """
         p = self.params
         pair_iou = iou[np.ix_(rows, cols)]
