@@ -12,18 +12,28 @@ import time
 
 import numpy as np
 import pytest
+from dgnet_edge.apps.camera.measure.gallery_scale import (
+    PATHS,
+    IndexParams,
+    PgvectorError,
+    ScaleRow,
+    exact_top1,
+    measure_path,
+    measure_path_rows,
+    open_matcher,
+    parse_sizes,
+    synthetic_gallery,
+    top1_agreement,
+)
 from test_bad_input import one_line_error, run_cli
 
-from dgnet_edge.apps.camera.measure.gallery_scale import (PATHS, IndexParams, PgvectorError, ScaleRow, exact_top1, measure_path,
-                                                          open_matcher, parse_sizes, synthetic_gallery,
-                                                          top1_agreement)
 from dgnet_edge.errors import UsageError
 
 SIZE, DIM = 2000, 64
 IN_PROCESS = [p for p in PATHS if p != "pgvector"]
 FLOAT_PATHS = ("exact", "faiss-hnsw", "usearch-f16", "pgvector")  # no quantisation: a template's nearest is itself
 COLUMNS = {"path", "templates", "completed", "build_s", "added", "median_ms", "p95_ms", "timed_queries", "rss_mb",
-           "server_mb", "recall_at_1", "identity_agreement", "detail"}
+           "server_mb", "recall_at_1", "identity_agreement", "ef_search", "detail"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +52,6 @@ def postgres():
     try:
         import pgserver  # noqa: F401
         import psycopg  # noqa: F401
-
         from dgnet_edge.apps.camera.measure.gallery_scale import local_postgres
 
         folder = tempfile.TemporaryDirectory(prefix="dgnet-edge-test-pg-")  # not under pytest's 0700 root: the server runs as its own user
@@ -124,6 +133,17 @@ def test_recall_is_measured_against_exact_search(path, params, problem, truth):
     assert row.identity_agreement >= row.recall_at_1
 
 
+@pytest.mark.parametrize("path", ["faiss-hnsw", "usearch-f16", "exact"])
+def test_one_index_is_searched_with_each_candidate_list_asked_for(path, problem, truth):
+    rows = measure_path_rows(path, problem, truth, IndexParams(hnsw_m=2, ef_construction=2, ef_search=1), build_cap_s=120,
+                             more_ef_search=[64])
+    if path == "exact":  # no candidate list: one row
+        assert [r.ef_search for r in rows] == [None] and rows[0].recall_at_1 == 1.0
+        return
+    assert [r.ef_search for r in rows] == [1, 64] and len({r.build_s for r in rows}) == 1  # one build
+    assert rows[1].recall_at_1 > rows[0].recall_at_1  # the longer list finds what the starved one missed
+
+
 def test_top1_agreement_counts_templates_and_identities():
     identity = np.array([0, 0, 1, 1, 2])
     truth = np.array([0, 2, 4, 1])
@@ -135,9 +155,10 @@ def test_pgvector_row_counts_the_server_side(postgres, problem, truth):
     row = measure_path("pgvector", problem, truth, IndexParams(), build_cap_s=120, database=postgres)
     assert row.completed and row.identity_agreement >= 0.97
     assert row.server_mb > SIZE * DIM * 4 / 2**20  # the table's vectors alone, and the index beside them
-    starved = measure_path("pgvector", problem, truth, IndexParams(hnsw_m=2, ef_construction=4, ef_search=1),
-                           build_cap_s=120, database=postgres)
-    assert starved.recall_at_1 < row.recall_at_1
+    starved, fed = measure_path_rows("pgvector", problem, truth, IndexParams(hnsw_m=2, ef_construction=4, ef_search=1),
+                                     build_cap_s=120, database=postgres, more_ef_search=[200])
+    assert starved.recall_at_1 < row.recall_at_1 and (starved.ef_search, fed.ef_search) == (1, 200)
+    assert fed.recall_at_1 > starved.recall_at_1  # hnsw.ef_search set on the same index
 
 
 def test_pgvector_unreachable_server_is_a_one_line_error(problem):
@@ -181,7 +202,9 @@ def test_bench_gallery_table_has_every_column(capsys):
                                            (["--sizes", "10,abc"], "--sizes: 'abc' is not a number"),
                                            (["--sizes", "1.5"], "--sizes: '1.5' is not a whole number"),
                                            (["--paths", "exact,annoy"], "--paths: unknown 'annoy'"),
-                                           (["--paths", ","], "--paths: unknown empty list")])
+                                           (["--paths", ","], "--paths: unknown empty list"),
+                                           (["--ef-search", "128,0"], "--ef-search: '0' is not a whole number from 1 to 1000"),
+                                           (["--ef-search", "2000"], "--ef-search: '2000' is not a whole number from 1 to 1000")])
 def test_bad_options_are_usage_errors(args, message, capsys):
     code, _, err = run_cli(["bench", "gallery", "--no-progress", *args], capsys)
     assert code == 2

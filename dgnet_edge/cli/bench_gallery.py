@@ -30,7 +30,8 @@ def gallery(
     per_identity: Annotated[int, typer.Option("--templates-per-identity", min=1, help="Templates of each synthetic identity.")] = 8,
     hnsw_m: Annotated[int, typer.Option("--hnsw-m", min=2, help="HNSW links per node (faiss, usearch, pgvector).")] = GALLERY_HNSW_M,
     ef_construction: Annotated[int, typer.Option("--ef-construction", min=1, help="HNSW candidate list while building.")] = GALLERY_HNSW_EF_CONSTRUCTION,
-    ef_search: Annotated[int, typer.Option("--ef-search", min=1, help="HNSW candidate list while searching.")] = GALLERY_HNSW_EF_SEARCH,
+    ef_search: Annotated[str, typer.Option("--ef-search", help="HNSW candidate list while searching; several, comma-separated "
+                                           "(e.g. 128,400,1000), each measured on the same index.")] = str(GALLERY_HNSW_EF_SEARCH),
     nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF-PQ lists searched per query.")] = 16,
     build_cap: Annotated[float, float_option("--build-cap", min=1.0, help="Seconds a build may take before it is reported as not completed.")] = 1200.0,
     database: Annotated[Optional[str], typer.Option("--database", help="PostgreSQL URL (with pgvector) for the pgvector path; default: a local pgserver.")] = None,
@@ -39,13 +40,12 @@ def gallery(
     json_output: JsonOpt = False,
 ) -> None:
     """Build time, per-query latency, resident memory and recall@1 of each matching path at each gallery size."""
-    from dgnet_edge.apps.camera.measure.gallery_scale import (IndexParams, format_report, format_row, measure_gallery_scale, parse_paths,
-                                                              parse_sizes)
+    from dgnet_edge.apps.camera.measure.gallery_scale import IndexParams, format_report, format_row, measure_gallery_scale, parse_ef_search, parse_paths, parse_sizes
 
-    size_list, path_list = parse_sizes(sizes), parse_paths(paths)
-    params = IndexParams(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search, nprobe=nprobe)
+    size_list, path_list, ef_list = parse_sizes(sizes), parse_paths(paths), parse_ef_search(ef_search)
+    params = IndexParams(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_list[0], nprobe=nprobe)
     report = measure_gallery_scale(size_list, path_list, dim=dim, queries=queries, templates_per_identity=per_identity,
-                                   params=params, build_cap_s=build_cap, database=database, seed=seed,
+                                   params=params, build_cap_s=build_cap, database=database, seed=seed, more_ef_search=ef_list[1:],
                                    on_stage=(lambda stage: err.print(stage)) if progress else None,
                                    on_row=(lambda row: err.print(format_row(row, queries), markup=False, highlight=False)) if progress else None)
     if json_output:

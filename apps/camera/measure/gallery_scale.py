@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
-
 from dgnet_edge.apps.camera.defaults import GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M
 from dgnet_edge.apps.report.memory import current_rss_bytes
+
 from dgnet_edge.boxes import l2_normalise
 from dgnet_edge.errors import BackendUnavailableError, DgnetEdgeError, UsageError
 
@@ -84,6 +84,7 @@ class ScaleRow:
     server_mb: Optional[float] = None  # pgvector: the table and index on the server
     recall_at_1: Optional[float] = None  # share of queries whose top template is the exact one
     identity_agreement: Optional[float] = None  # share whose top template's identity is the exact one's
+    ef_search: Optional[int] = None  # HNSW paths: the candidate list the queries ran with
     detail: str = ""
 
 
@@ -158,6 +159,10 @@ class Matcher:
     def search_batch(self, queries: np.ndarray) -> np.ndarray:
         return np.array([self.search(q) for q in queries], np.int64)
 
+    def set_ef_search(self, ef: int) -> bool:
+        """Search with candidate list ``ef`` from now on; False for a path that has none (not HNSW)."""
+        return False
+
     def server_bytes(self) -> Optional[int]:
         return None
 
@@ -214,6 +219,10 @@ class FaissHnswMatcher(Matcher):
 
     def search_batch(self, queries: np.ndarray) -> np.ndarray:
         return self.index.search(queries, 1)[1][:, 0].astype(np.int64)
+
+    def set_ef_search(self, ef: int) -> bool:
+        self.index.hnsw.efSearch = ef
+        return True
 
 
 class FaissIvfPqMatcher(Matcher):
@@ -278,6 +287,10 @@ class UsearchMatcher(Matcher):
     def search_batch(self, queries: np.ndarray) -> np.ndarray:
         return self.index.search(queries, 1).keys[:, 0].astype(np.int64)
 
+    def set_ef_search(self, ef: int) -> bool:
+        self.index.expansion_search = ef
+        return True
+
 
 class PgvectorMatcher(Matcher):
     """Templates in a PostgreSQL table with an HNSW index (pgvector, inner-product ops).
@@ -334,6 +347,10 @@ class PgvectorMatcher(Matcher):
         row = self.db.execute(f"SELECT id FROM {self.table} ORDER BY embedding <#> %s::vector LIMIT 1", (text,),
                               prepare=True).fetchone()
         return int(row[0])
+
+    def set_ef_search(self, ef: int) -> bool:
+        self.db.execute(f"SET hnsw.ef_search = {int(ef)}")
+        return True
 
     def server_bytes(self) -> Optional[int]:
         return int(self.db.execute("SELECT pg_total_relation_size(%s)", (self.table,)).fetchone()[0])
@@ -413,6 +430,14 @@ def open_matcher(path: str, templates: int, dim: int, params: IndexParams, datab
 def measure_path(path: str, problem: GalleryProblem, truth: np.ndarray, params: IndexParams, build_cap_s: float,
                  database: Optional[str] = None, timing_budget_s: float = TIMING_BUDGET_S) -> ScaleRow:
     """Build one path on the problem's templates (stopping at ``build_cap_s``), then time and score its queries."""
+    return measure_path_rows(path, problem, truth, params, build_cap_s, database, timing_budget_s)[0]
+
+
+def measure_path_rows(path: str, problem: GalleryProblem, truth: np.ndarray, params: IndexParams, build_cap_s: float,
+                      database: Optional[str] = None, timing_budget_s: float = TIMING_BUDGET_S,
+                      more_ef_search: Sequence[int] = ()) -> List[ScaleRow]:
+    """:func:`measure_path`, then for an HNSW path one more row for each of ``more_ef_search`` on the
+    same index (a build at 10^6 templates takes the better part of an hour here)."""
     templates, dim = problem.templates.shape
     _release_memory()
     rss_before = current_rss_bytes()
@@ -433,19 +458,25 @@ def measure_path(path: str, problem: GalleryProblem, truth: np.ndarray, params: 
         rss_after = current_rss_bytes()
         rss_mb = (rss_after - rss_before) / 2**20 if rss_before is not None and rss_after is not None else None
         if not completed:
-            return ScaleRow(path, templates, False, build_s, added, rss_mb=rss_mb,
-                            detail=f"build stopped at the {build_cap_s:.0f} s cap with {added} of {templates} templates added"
-                                   + (f" (in {loaded_s:.0f} s; the index unfinished)" if added == templates else ""))
+            return [ScaleRow(path, templates, False, build_s, added, rss_mb=rss_mb,
+                             detail=f"build stopped at the {build_cap_s:.0f} s cap with {added} of {templates} templates added"
+                                    + (f" (in {loaded_s:.0f} s; the index unfinished)" if added == templates else ""))]
         server = matcher.server_bytes()
-        found, seconds = _run_queries(matcher, problem.queries, timing_budget_s)
+        hnsw = matcher.set_ef_search(params.ef_search)
+        rows = []
+        for ef in [params.ef_search, *(more_ef_search if hnsw else ())]:
+            matcher.set_ef_search(ef)
+            found, seconds = _run_queries(matcher, problem.queries, timing_budget_s)
+            rows.append(ScaleRow(path, templates, True, build_s, added,
+                                 median_ms=statistics.median(seconds) * 1000,
+                                 p95_ms=float(np.percentile(seconds, 95)) * 1000,
+                                 timed_queries=len(seconds), rss_mb=rss_mb,
+                                 server_mb=server / 2**20 if server is not None else None,
+                                 ef_search=ef if hnsw else None,
+                                 **top1_agreement(found, truth, problem.identity)))
     finally:
         matcher.close()
-    return ScaleRow(path, templates, True, build_s, added,
-                    median_ms=statistics.median(seconds) * 1000,
-                    p95_ms=float(np.percentile(seconds, 95)) * 1000,
-                    timed_queries=len(seconds), rss_mb=rss_mb,
-                    server_mb=server / 2**20 if server is not None else None,
-                    **top1_agreement(found, truth, problem.identity))
+    return rows
 
 
 def top1_agreement(found: np.ndarray, truth: np.ndarray, identity: np.ndarray) -> dict:
@@ -483,10 +514,12 @@ def _release_memory() -> None:
 def measure_gallery_scale(sizes: Sequence[int] = SIZES, paths: Sequence[str] = PATHS, dim: int = FEATURE_DIM,
                           queries: int = 1000, templates_per_identity: int = 8, params: IndexParams = IndexParams(),
                           build_cap_s: float = 1200.0, database: Optional[str] = None, seed: int = 0,
+                          more_ef_search: Sequence[int] = (),
                           on_row: Optional[Callable[[ScaleRow], None]] = None,
                           on_stage: Optional[Callable[[str], None]] = None) -> ScaleReport:
     """Every path at every size. ``database``: a PostgreSQL URL for pgvector; None starts a local
-    server (``pgserver``) in a temporary folder for the run."""
+    server (``pgserver``) in a temporary folder for the run. ``more_ef_search``: HNSW paths are also
+    searched with these candidate lists, on the same index."""
     for path in paths:
         if path not in PATHS:
             raise UsageError(f"unknown matching path {path!r}: choose from {', '.join(PATHS)}")
@@ -502,10 +535,10 @@ def measure_gallery_scale(sizes: Sequence[int] = SIZES, paths: Sequence[str] = P
             for path in paths:
                 if on_stage:
                     on_stage(f"{size} templates: {path}")
-                row = measure_path(path, problem, truth, params, build_cap_s, url)
-                report.rows.append(row)
-                if on_row:
-                    on_row(row)
+                for row in measure_path_rows(path, problem, truth, params, build_cap_s, url, more_ef_search=more_ef_search):
+                    report.rows.append(row)
+                    if on_row:
+                        on_row(row)
             del problem
     return report
 
@@ -547,6 +580,8 @@ def format_row(r: ScaleRow, queries: Optional[int] = None) -> str:
         return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
     note = r.detail if not r.completed else (f"timed {r.timed_queries} of {queries}" if queries and r.timed_queries < queries else "")
+    if r.ef_search is not None:
+        note = f"ef_search {r.ef_search}" + (f"; {note}" if note else "")
     return (f"{r.path:<12} {r.templates:>10} {r.build_s:9.1f} {num(r.median_ms, 10, 3)} {num(r.p95_ms, 8, 3)} "
             f"{num(r.rss_mb, 8, 0)} {num(r.server_mb, 10, 0)} {num(r.recall_at_1, 9, 3)} {num(r.identity_agreement, 9, 3)}  {note}").rstrip()
 
@@ -563,6 +598,17 @@ def parse_sizes(text: str) -> List[int]:
             raise UsageError(f"--sizes: {part.strip()!r} is not a whole number of templates >= 1")
         sizes.append(int(value))
     return sizes
+
+
+def parse_ef_search(text: str) -> List[int]:
+    """'128,400' -> [128, 400]; UsageError on anything not a whole number in pgvector's range 1..1000."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= 1000:
+            raise UsageError(f"--ef-search: {part!r} is not a whole number from 1 to 1000 (give e.g. 128 or 128,400,1000)")
+        values.append(int(part))
+    return values
 
 
 def parse_paths(text: str) -> List[str]:
