@@ -233,10 +233,6 @@ class SynthesisWorker:
             self._wake.notify()
         return True
 
-    def pending(self) -> int:
-        with self._wake:
-            return len(self._jobs)
-
     def close(self, timeout: float | None = None) -> None:
         """Finish the queued enrolments, then stop the thread (idempotent)."""
         with self._wake:
