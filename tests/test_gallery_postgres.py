@@ -158,6 +158,19 @@ def test_pgvector_search_in_the_database_agrees_with_the_matrix(url):
 
 
 # -- many writers ----------------------------------------------------------------------------------
+def test_a_large_gallery_is_searched_with_the_longer_hnsw_list(url, monkeypatch):
+    from dgnet_edge.apps.camera.storage import gallery_postgres
+
+    rng = np.random.default_rng(12)
+    with PostgresGallery(url, D) as g:
+        g.enrol(unit(rng))
+        g.enrol(unit(rng))
+        assert g.connection.execute("SHOW hnsw.ef_search").fetchone()[0] == "128"
+    monkeypatch.setattr(gallery_postgres, "GALLERY_LARGE_TEMPLATES", 1)  # 2 templates: a large gallery now
+    with PostgresGallery(url, D) as g:
+        assert g.ef_search == 1000 and g.connection.execute("SHOW hnsw.ef_search").fetchone()[0] == "1000"
+
+
 def test_an_enrolment_joins_the_identity_another_connection_just_made_for_the_person(spec):
     rng = np.random.default_rng(10)
     person, stranger = unit(rng), unit(rng)

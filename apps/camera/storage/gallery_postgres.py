@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from dgnet_edge.apps.camera.defaults import (
-    EXACT_MATCH_MAX_TEMPLATES, GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_M,
+    EXACT_MATCH_MAX_TEMPLATES, GALLERY_HNSW_EF_CONSTRUCTION, GALLERY_HNSW_EF_SEARCH, GALLERY_HNSW_EF_SEARCH_LARGE, GALLERY_HNSW_M,
+    GALLERY_LARGE_TEMPLATES,
 )
 from dgnet_edge.apps.camera.storage.open_gallery import redact
 from dgnet_edge.apps.camera.storage.spool import WriteSpool
@@ -162,6 +163,11 @@ def connect(url: str, location: str, timeout_s: float = CONNECT_TIMEOUT_S) -> An
         raise GalleryError(f"cannot reach the gallery database {location}: {_first_line(e)}") from None
 
 
+def ef_search_for(templates: int) -> int:
+    """The HNSW search list for a gallery of ``templates`` (measured: apps/camera/defaults.py)."""
+    return GALLERY_HNSW_EF_SEARCH if templates <= GALLERY_LARGE_TEMPLATES else GALLERY_HNSW_EF_SEARCH_LARGE
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0].strip() if text else type(e).__name__
@@ -242,12 +248,14 @@ class PostgresGallery(GalleryBase):
         try:
             self.feature_dim, self.vector = self._open_schema(feature_dim)
             self._backend_pid = self._conn.info.backend_pid
-            if self.vector:
-                self._conn.execute(f"SET hnsw.ef_search = {GALLERY_HNSW_EF_SEARCH}")
             if len(self._outbox):
                 self._replay()
                 log.warning("gallery %s: %d write batches queued by an earlier run replayed", self.location, self.replayed)
-            self._search_in_db = self.vector and self._count("templates") > search_in_db_above
+            templates = self._count("templates")
+            self._search_in_db = self.vector and templates > search_in_db_above
+            self.ef_search = ef_search_for(templates)
+            if self.vector:
+                self._conn.execute(f"SET hnsw.ef_search = {self.ef_search}")
             if queue_writes:
                 self._top_up_ids()  # ids in hand, should the database go away
             if listen and not read_only:
@@ -481,7 +489,7 @@ class PostgresGallery(GalleryBase):
         try:
             self._backend_pid = conn.info.backend_pid
             if self.vector:
-                conn.execute(f"SET hnsw.ef_search = {GALLERY_HNSW_EF_SEARCH}")
+                conn.execute(f"SET hnsw.ef_search = {self.ef_search}")
             self._replay()
             self._load_cache()
             self._top_up_ids()
