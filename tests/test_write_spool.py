@@ -39,6 +39,9 @@ def test_one_process_at_a_time_and_bad_input_is_refused(tmp_path):
         WriteSpool(path)
     held.close()
     WriteSpool(path).close()  # free again
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GalleryError, match="cannot write there .*gallery.spool"):
+        WriteSpool(tmp_path / "file" / "frames.sqlite3")  # its folder is a file
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"not a database" * 100)
     with pytest.raises(GalleryError, match="write spool .*bad.sqlite3"):

@@ -73,8 +73,12 @@ class WriteSpool:
         self.path = path
         self._lock_file = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file = open(path.with_name(path.name + ".lock"), "a")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_file = open(path.with_name(path.name + ".lock"), "a")
+            except OSError as e:
+                raise GalleryError(f"write spool {path}: cannot write there ({e.strerror or e}): give the camera "
+                                   "config's gallery.spool a folder this user may write") from None
             if fcntl is not None:
                 try:
                     fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
