@@ -190,6 +190,7 @@ class Gallery(GalleryBase):
         self.synthetic_weight = check_synthetic_weight(synthetic_weight)
         self.read_only = read_only
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] | None = None  # loaded once open
+        self._rows = {}
         exists = self.path.exists()
         if exists:
             _check_file(self.path)

@@ -165,6 +165,9 @@ class GalleryBase(ABC):
         self._templates: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
         self._names: dict[int, str | None] = {}
         self._matrix: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # identity -> (its (kind, feature) entries, its scoring rows): rows are made again only for an
+        # identity whose entries changed, not for the whole gallery after every write
+        self._rows: dict[int, tuple[tuple, np.ndarray]] = {}
 
     @abstractmethod
     def _refresh(self) -> None:
@@ -174,16 +177,24 @@ class GalleryBase(ABC):
         """(R, D) scoring rows (:func:`scoring_rows`) sorted by identity, the identity ids and row starts."""
         if self._matrix is None:
             ids, blocks, starts, count = [], [], [], 0
+            rows_by_identity = {}
             for identity in sorted(self._templates):
-                templates = list(self._templates[identity].values())
+                templates = self._templates[identity]
                 if not templates:
                     continue
-                rows = scoring_rows([k for k, _ in templates], np.stack([f for _, f in templates]), self.synthetic_weight)
+                entries = tuple(templates.values())
+                known = self._rows.get(identity)
+                if known is None or len(known[0]) != len(entries) or any(a is not b for a, b in zip(known[0], entries)):
+                    kinds, features = zip(*entries)
+                    known = (entries, scoring_rows(kinds, np.stack(features), self.synthetic_weight))
+                rows_by_identity[identity] = known
+                rows = known[1]
                 if len(rows):
                     ids.append(identity)
                     starts.append(count)
                     blocks.append(rows)
                     count += len(rows)
+            self._rows = rows_by_identity
             matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.feature_dim), np.float32)
             self._matrix = (matrix, np.asarray(ids, np.int64), np.asarray(starts, np.int64))
         return self._matrix
